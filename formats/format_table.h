@@ -1,0 +1,34 @@
+// The input/output format table. One row per format: {name, extensions, sniff, open}. Every
+// command opens models through open_model(), so a new format is one row plus a formats/<fmt>/ dir.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/weight_store.h"
+
+namespace dsq::formats {
+
+struct OpenOptions {
+  bool verify_checksums = true;  // dsq files: check each tensor's checksum when it is loaded
+};
+
+struct FormatInfo {
+  std::string_view name;                     // "hf", "safetensors", "gguf", "llama2c", "dsq"
+  std::vector<std::string_view> extensions;  // ".gguf"; empty for directories
+  // True when `path` looks like this format (magic bytes, or directory contents).
+  bool (*sniff)(const std::string& path);
+  // Open into a WeightStore with canonical names and a validated config. Throws dsq::Error.
+  WeightStore (*open)(const std::string& path, const OpenOptions& opts);
+};
+
+const std::vector<FormatInfo>& format_table();
+
+// Which format `path` is in; throws FormatError listing the supported formats when none match.
+const FormatInfo& detect_format(const std::string& path);
+
+// Open any supported model: HF directory, .safetensors file, .gguf, llama2.c .bin or .dsq.
+WeightStore open_model(const std::string& path, const OpenOptions& opts = {});
+
+}  // namespace dsq::formats

@@ -1,0 +1,136 @@
+#include "lib/core/dtype.h"
+
+#include <array>
+
+#include "lib/core/error.h"
+
+namespace dsq {
+
+namespace {
+struct DTypeRow {
+  DType type;
+  std::string_view name;
+  size_t size;
+  bool is_float;
+};
+constexpr std::array<DTypeRow, 10> kDTypes = {{
+    {DType::kF32, "f32", 4, true},
+    {DType::kF16, "f16", 2, true},
+    {DType::kBF16, "bf16", 2, true},
+    {DType::kI8, "i8", 1, false},
+    {DType::kU8, "u8", 1, false},
+    {DType::kI32, "i32", 4, false},
+    {DType::kU32, "u32", 4, false},
+    {DType::kI64, "i64", 8, false},
+    {DType::kF64, "f64", 8, true},
+    {DType::kQInt, "qint", 0, false},
+}};
+
+const DTypeRow& row(DType t) {
+  for (const auto& r : kDTypes)
+    if (r.type == t) return r;
+  DSQ_ASSERT(false, "unknown dtype %d", static_cast<int>(t));
+}
+
+inline uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+}  // namespace
+
+std::string_view dtype_name(DType t) { return row(t).name; }
+std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const auto& r : kDTypes)
+    if (r.name == name) return r.type;
+  return std::nullopt;
+}
+size_t dtype_size(DType t) { return row(t).size; }
+bool dtype_is_float(DType t) { return row(t).is_float; }
+
+uint16_t f32_to_f16(float f) {
+  const uint32_t x = bits_of(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7fffffffu;
+  if (absx >= 0x7f800000u) {  // Inf or NaN
+    if (absx == 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u);
+    return static_cast<uint16_t>(sign | 0x7e00u | ((absx >> 13) & 0x3ffu));
+  }
+  if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: Inf
+  if (absx < 0x38800000u) {  // below the smallest normal f16 (2^-14): subnormal or zero
+    if (absx < 0x33000000u) return static_cast<uint16_t>(sign);  // < 2^-25 rounds to 0 (ties too)
+    const uint32_t e = absx >> 23;
+    const uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126u - e;  // result = mant >> (shift) in units of 2^-24
+    const uint32_t q = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1u);
+    uint32_t r = q + ((rem > half || (rem == half && (q & 1u))) ? 1u : 0u);
+    return static_cast<uint16_t>(sign | r);
+  }
+  // Normal range: rebias exponent and round the 13 dropped mantissa bits to nearest even.
+  uint32_t h = ((absx >> 13) - ((127u - 15u) << 10));
+  const uint32_t rem = absx & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // carry may roll into exponent: fine
+  return static_cast<uint16_t>(sign | h);
+}
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1fu;
+  const uint32_t m = h & 0x3ffu;
+  if (e == 0) {
+    if (m == 0) return float_of(sign);
+    // subnormal: m * 2^-24, exact in f32
+    float v = static_cast<float>(m) * 5.9604644775390625e-08f;
+    return sign ? -v : v;
+  }
+  if (e == 31) return float_of(sign | 0x7f800000u | (m << 13));
+  return float_of(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+uint16_t f32_to_bf16(float f) {
+  const uint32_t x = bits_of(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  const uint32_t lsb = (x >> 16) & 1u;
+  return static_cast<uint16_t>((x + 0x7fffu + lsb) >> 16);
+}
+
+namespace {
+float load_float(DType t, const void* p, size_t i) {
+  switch (t) {
+    case DType::kF32: return static_cast<const float*>(p)[i];
+    case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kF64: return static_cast<float>(static_cast<const double*>(p)[i]);
+    default: DSQ_ASSERT(false, "load_float: not a float dtype");
+  }
+}
+void store_float(DType t, void* p, size_t i, float v) {
+  switch (t) {
+    case DType::kF32: static_cast<float*>(p)[i] = v; return;
+    case DType::kF16: static_cast<uint16_t*>(p)[i] = f32_to_f16(v); return;
+    case DType::kBF16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(v); return;
+    case DType::kF64: static_cast<double*>(p)[i] = v; return;
+    default: DSQ_ASSERT(false, "store_float: not a float dtype");
+  }
+}
+}  // namespace
+
+void convert_elements(DType from, const void* src, DType to, void* dst, size_t n) {
+  DSQ_ASSERT(dtype_is_float(from) && dtype_is_float(to), "convert_elements needs float dtypes");
+  if (from == to) {
+    std::memcpy(dst, src, n * dtype_size(from));
+    return;
+  }
+  const long long nn = static_cast<long long>(n);
+#pragma omp parallel for schedule(static) if (nn > (1 << 16))
+  for (long long i = 0; i < nn; ++i) store_float(to, dst, i, load_float(from, src, i));
+}
+
+}  // namespace dsq

@@ -1,0 +1,30 @@
+// Dense linear algebra behind one header. Only lib/core/linalg/*.cpp include BLAS or Eigen.
+// All matrices are row-major.
+#pragma once
+
+#include <cstdint>
+
+namespace dsq::linalg {
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T. Row-major, leading dims in elements.
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc);
+void dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+           int64_t ldc);
+
+// H[n,n] += alpha * X^T X for X[rows, n] (f32 input, f64 accumulator): calibration Hessians.
+void syrk_accumulate(const float* x, int64_t rows, int64_t n, double alpha, double* h);
+
+// In-place Cholesky of a symmetric positive definite matrix a[n,n] (row-major); on success the
+// upper triangle holds U with A = U^T U and the strict lower triangle is zeroed. Returns false
+// when the matrix is not positive definite (a is then unspecified).
+bool cholesky_upper(double* a, int64_t n);
+// In-place inverse of a symmetric positive definite matrix; returns false when not SPD.
+bool spd_inverse(double* a, int64_t n);
+
+// The machine's BLAS thread count follows dsq::set_num_threads.
+void set_blas_threads(int n);
+
+}  // namespace dsq::linalg

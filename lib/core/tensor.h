@@ -1,0 +1,72 @@
+// Tensors: a dtype, a shape and bytes that are either owned or borrowed from a mapping.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lib/core/dtype.h"
+#include "lib/core/quant_layout.h"
+
+namespace dsq {
+
+using Shape = std::vector<int64_t>;
+
+// Product of dims; throws ShapeError naming `what` when a dim is negative or the product
+// overflows int64.
+int64_t shape_numel(const Shape& s, const std::string& what = "tensor");
+std::string shape_str(const Shape& s);  // "[64, 172]"
+
+// Bytes a tensor of this dtype/shape occupies (kQInt needs the QuantDesc and a 2-D shape).
+size_t tensor_nbytes(DType t, const Shape& s, const QuantDesc* q = nullptr);
+
+// A tensor. Copying a Tensor shares its bytes (like a shared_ptr); use clone() for a deep copy.
+// Data is either owned (allocated, 64-byte aligned) or borrowed from a mapping kept alive by
+// `keepalive` (e.g. an mmap of the source file: reading never copies).
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocate zero-initialised storage.
+  Tensor(DType dtype, Shape shape, const QuantDesc* q = nullptr);
+  // Borrow `nbytes` at `data`, kept alive by `keepalive`.
+  static Tensor borrow(DType dtype, Shape shape, const void* data, size_t nbytes,
+                       std::shared_ptr<const void> keepalive, const QuantDesc* q = nullptr);
+  static Tensor from_f32(Shape shape, std::span<const float> values);
+
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim(size_t i) const { return shape_.at(i); }
+  size_t ndim() const { return shape_.size(); }
+  int64_t numel() const { return numel_; }
+  size_t nbytes() const { return nbytes_; }
+  bool empty() const { return data_ == nullptr && nbytes_ == 0; }
+  const QuantDesc& quant() const { return quant_; }  // meaningful for kQInt only
+
+  const std::byte* bytes() const { return static_cast<const std::byte*>(data_); }
+  // Mutable access; only valid for owned tensors (asserts otherwise).
+  std::byte* mutable_bytes();
+
+  template <class T> const T* data() const { return static_cast<const T*>(data_); }
+  template <class T> T* mutable_data() { return reinterpret_cast<T*>(mutable_bytes()); }
+
+  bool owned() const { return owned_; }
+  Tensor clone() const;
+  // Float conversion (f32/f16/bf16/f64 -> any float dtype). Returns *this when dtype matches.
+  Tensor to(DType t) const;
+  // Same bytes, new shape of equal element count.
+  Tensor reshape(Shape s) const;
+
+ private:
+  DType dtype_ = DType::kF32;
+  Shape shape_;
+  QuantDesc quant_{};
+  int64_t numel_ = 0;
+  size_t nbytes_ = 0;
+  const void* data_ = nullptr;
+  bool owned_ = false;
+  std::shared_ptr<const void> holder_;  // owns or keeps the mapping alive
+};
+
+}  // namespace dsq

@@ -1,0 +1,61 @@
+// dsq: the command-line entry point. Registers subcommands from a table and maps errors to exit
+// codes: 0 success, 1 input error (or a failed check), 2 usage error.
+#include <cstdio>
+#include <exception>
+
+#include "lib/core/error.h"
+#include "lib/core/log.h"
+#include "lib/core/parallel.h"
+#include "tools/commands.h"
+
+namespace {
+
+const dsq::tools::Command* const kCommands[] = {
+    // Each cmd_<name>.cpp adds its row here.
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dsq: offline model preparation for LLMs (convert, quantize, prune, eval)", "dsq"};
+  app.set_version_flag("--version", std::string("dsq ") + DSQ_VERSION);
+  app.require_subcommand(1);
+  bool quiet = false, verbose = false;
+  int threads = 0;
+  app.add_flag("-q,--quiet", quiet, "No progress bars or info lines")->configurable(false);
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  app.add_option("-t,--threads", threads, "Threads for OpenMP and BLAS (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.fallthrough();
+
+  const dsq::tools::Command* chosen = nullptr;
+  for (const auto* c : kCommands) {
+    CLI::App* sub = app.add_subcommand(c->name, c->help);
+    c->add_options(*sub);
+    sub->callback([c, &chosen] { chosen = c; });
+  }
+
+  std::string cmd_name = "dsq";
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (chosen) cmd_name = std::string("dsq ") + chosen->name;
+  dsq::set_quiet(quiet);
+  if (verbose) dsq::set_log_level(dsq::LogLevel::kDebug);
+  dsq::set_num_threads(threads);
+  try {
+    return chosen ? chosen->run() : 2;
+  } catch (const dsq::UsageError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), e.what());
+    return 2;
+  } catch (const dsq::Error& e) {
+    std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), e.what());
+    return 1;
+  }
+}
