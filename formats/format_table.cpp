@@ -1,5 +1,6 @@
 #include "formats/format_table.h"
 
+#include "formats/gguf/gguf.h"
 #include "lib/core/error.h"
 
 namespace dsq::formats {
@@ -7,6 +8,7 @@ namespace dsq::formats {
 const std::vector<FormatInfo>& format_table() {
   static const std::vector<FormatInfo> table = {
       // Rows are added by each formats/<fmt>/ reader: {name, extensions, sniff, open}.
+      {"gguf", {".gguf"}, sniff_gguf, read_gguf},
   };
   return table;
 }

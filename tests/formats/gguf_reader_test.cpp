@@ -1,6 +1,7 @@
 // GGUF parsing on real files: vocabulary-only files and the stories260K model.
 #include <gtest/gtest.h>
 
+#include "formats/format_table.h"
 #include "formats/gguf/gguf.h"
 #include "tests/test_util.h"
 
@@ -59,6 +60,32 @@ TEST(GgufFile, ParsesStories260K) {
   EXPECT_EQ(k->ne, (std::vector<int64_t>{64, 32}));
   EXPECT_EQ(k->type, GgmlType::kF32);
   EXPECT_EQ(k->nbytes, 64u * 32u * 4u);
+}
+
+TEST(GgufReader, LoadsStories260KAsCanonicalTiedLlama) {
+  DSQ_REQUIRE_SHARED(shared);
+  const std::string path = shared + "/models/stories260K/stories260K.gguf";
+  const WeightStore ws = open_model(path);
+  EXPECT_EQ(ws.metadata.at("source_format"), "gguf");
+  EXPECT_EQ(ws.metadata.at("tokenizer").at("kind"), "gguf");
+  EXPECT_TRUE(ws.config.tied_embeddings);
+  EXPECT_FALSE(ws.has("output.weight"));
+  EXPECT_EQ(ws.size(), 47u);
+  EXPECT_EQ(ws.parameter_count(), 260032);
+  // Unpermuted tensors are zero-copy views into the mapping.
+  const Tensor v = ws.get("blk.0.attn_v.weight");
+  EXPECT_FALSE(v.owned());
+  EXPECT_EQ(v.shape(), (Shape{32, 64}));
+  // q rows are permuted from Meta order: canonical row r of head h is Meta row 2*(r%4) + r/4.
+  const GgufFile f = GgufFile::open(path);
+  const auto* raw = reinterpret_cast<const float*>(f.tensor_data(*f.find_tensor("blk.0.attn_q.weight")));
+  const Tensor q = ws.get("blk.0.attn_q.weight");
+  EXPECT_TRUE(q.owned());
+  for (int64_t h = 0; h < 8; ++h)
+    for (int64_t r = 0; r < 8; ++r)
+      for (int64_t col = 0; col < 64; ++col)
+        ASSERT_EQ(q.data<float>()[(h * 8 + r) * 64 + col],
+                  raw[(h * 8 + 2 * (r % 4) + r / 4) * 64 + col]);
 }
 
 }  // namespace
