@@ -1,0 +1,106 @@
+// Internal: the scalar reference row codecs, templated on the scheme (instantiated by the table in
+// quant_types.cpp). Not a public header: use kQuantTraits.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "lib/core/dtype.h"
+#include "lib/quant/rtn.h"
+
+namespace dsq::quant::detail {
+
+template <int Bits, bool Sym>
+constexpr QuantDesc kDesc{static_cast<uint8_t>(Bits), 0, Sym};
+
+inline GroupParams load_params(QRowView q, int64_t g, int bits) {
+  GroupParams p;
+  p.scale = f16_to_f32(q.scales[g]);
+  p.zero = q.zeros ? q.zeros[g] : static_cast<uint8_t>(1u << (bits - 1));
+  return p;
+}
+
+// Pack n codes (each < 2^bits) starting at a byte boundary of dst. Writes ceil(n*bits/8) bytes;
+// bits past the last code in the final byte are written as zero.
+inline void pack_codes(const uint8_t* q, int64_t n, int bits, uint8_t* dst) {
+  if (bits == 8) {
+    std::memcpy(dst, q, static_cast<size_t>(n));
+    return;
+  }
+  uint64_t acc = 0;
+  int nacc = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    acc |= static_cast<uint64_t>(q[i]) << nacc;
+    nacc += bits;
+    while (nacc >= 8) {
+      *dst++ = static_cast<uint8_t>(acc);
+      acc >>= 8;
+      nacc -= 8;
+    }
+  }
+  if (nacc > 0) *dst = static_cast<uint8_t>(acc);
+}
+
+// Store one group's params and codes into a packed row. The fast byte path is used when the group
+// starts on a byte boundary and either ends on one or is the row's last group.
+inline void store_group(QRowRef out, int64_t g, int64_t c0, int64_t n, int64_t cols, int bits,
+                        GroupParams p, const uint8_t* codes) {
+  out.scales[g] = f32_to_f16(p.scale);
+  if (out.zeros) out.zeros[g] = p.zero;
+  const bool aligned = (c0 * bits) % 8 == 0 && ((n * bits) % 8 == 0 || c0 + n == cols);
+  if (aligned) {
+    pack_codes(codes, n, bits, out.codes + c0 * bits / 8);
+  } else {
+    for (int64_t i = 0; i < n; ++i) quant_code_set(out.codes, c0 + i, bits, codes[i]);
+  }
+}
+
+template <int Bits, bool Sym>
+void quantize_row_impl(const float* w, const float* importance, bool mse_clip, int64_t cols,
+                       int64_t group, QRowRef out) {
+  uint8_t codes[256];
+  for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
+    const int64_t n = cols - c0 < group ? cols - c0 : group;
+    const GroupParams p = fit_group(w + c0, n, kDesc<Bits, Sym>, importance ? importance + c0 : nullptr,
+                                    mse_clip);
+    // Chunks of 256 codes keep the buffer on the stack for per-channel groups (256*Bits % 8 == 0).
+    for (int64_t k0 = 0; k0 < n; k0 += 256) {
+      const int64_t k = n - k0 < 256 ? n - k0 : 256;
+      for (int64_t i = 0; i < k; ++i)
+        codes[i] = static_cast<uint8_t>(quantize_value(w[c0 + k0 + i], p, Bits));
+      store_group(out, g, c0 + k0, k, cols, Bits, p, codes);
+    }
+  }
+}
+
+template <int Bits, bool Sym>
+void quantize_row_ref(const float* w, int64_t cols, int64_t group, QRowRef out) {
+  quantize_row_impl<Bits, Sym>(w, nullptr, false, cols, group, out);
+}
+
+template <int Bits, bool Sym>
+void quantize_row_weighted(const float* w, const float* importance, int64_t cols, int64_t group,
+                           QRowRef out) {
+  quantize_row_impl<Bits, Sym>(w, importance, true, cols, group, out);
+}
+
+template <int Bits, bool Sym>
+void dequantize_row_ref(QRowView q, int64_t cols, int64_t group, float* out) {
+  for (int64_t c = 0; c < cols; ++c) {
+    const GroupParams p = load_params(q, c / group, Bits);
+    out[c] = dequantize_value(quant_code_at(q.codes, c, Bits), p);
+  }
+}
+
+// f64 accumulation in column order: the accuracy reference for the optimised dot.
+template <int Bits, bool Sym>
+float dot_ref(QRowView q, int64_t cols, int64_t group, const float* x) {
+  double acc = 0.0;
+  for (int64_t c = 0; c < cols; ++c) {
+    const GroupParams p = load_params(q, c / group, Bits);
+    acc += static_cast<double>(dequantize_value(quant_code_at(q.codes, c, Bits), p)) * x[c];
+  }
+  return static_cast<float>(acc);
+}
+
+}  // namespace dsq::quant::detail

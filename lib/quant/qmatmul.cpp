@@ -1,0 +1,63 @@
+#include "lib/quant/qmatmul.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "lib/core/error.h"
+#include "lib/core/linalg.h"
+#include "lib/quant/rtn.h"
+
+namespace dsq::quant {
+namespace {
+
+// Weight rows dequantized per tile for m > 1: about 1 MiB of f32 (stays in L2/L3), at least 16.
+int64_t tile_rows(int64_t n_in) {
+  const int64_t t = (int64_t{1} << 18) / std::max<int64_t>(n_in, 1);
+  return std::clamp<int64_t>(t, 16, 1024);
+}
+
+const QuantTraits& check_qint(const Tensor& w, const char* what) {
+  DSQ_ASSERT(w.dtype() == DType::kQInt && w.ndim() == 2, "%s: weight is not a 2-D qint tensor", what);
+  return quant_traits(w.quant());
+}
+
+void dequantize_range(const QuantTraits& tr, const Tensor& w, int64_t r0, int64_t r1, float* out) {
+  const int64_t n_in = w.dim(1);
+  const int64_t G = quant_layout(w.quant(), w.dim(0), n_in).group;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = r0; r < r1; ++r) tr.dequantize_row(qrow(w, r), n_in, G, out + (r - r0) * n_in);
+}
+
+}  // namespace
+
+void dequantize_rows(const Tensor& w, int64_t r0, int64_t r1, float* out) {
+  const QuantTraits& tr = check_qint(w, "dequantize_rows");
+  DSQ_ASSERT(0 <= r0 && r0 <= r1 && r1 <= w.dim(0), "dequantize_rows: bad range [%lld, %lld)",
+             static_cast<long long>(r0), static_cast<long long>(r1));
+  dequantize_range(tr, w, r0, r1, out);
+}
+
+void qmatmul(const Tensor& w, const float* x, int64_t m, float* y) {
+  const QuantTraits& tr = check_qint(w, "qmatmul");
+  const int64_t n_out = w.dim(0), n_in = w.dim(1);
+  if (m <= 0 || n_out == 0) return;
+  const int64_t G = quant_layout(w.quant(), n_out, n_in).group;
+  if (m == 1) {
+    // GEMV: fused decode + dot per output row; each row's sum has a fixed order.
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n_out; ++r) y[r] = tr.dot(qrow(w, r), n_in, G, x);
+    return;
+  }
+  // GEMM: dequantize a tile of weight rows, then y[:, tile] = x * tile^T through BLAS. Tile
+  // boundaries depend only on the shape, so results do not depend on the thread count.
+  const int64_t T = std::min(tile_rows(n_in), n_out);
+  std::vector<float> tile(static_cast<size_t>(T * n_in));
+  for (int64_t r0 = 0; r0 < n_out; r0 += T) {
+    const int64_t r1 = std::min(r0 + T, n_out);
+    dequantize_range(tr, w, r0, r1, tile.data());
+    linalg::sgemm(false, true, m, r1 - r0, n_in, 1.0f, x, n_in, tile.data(), n_in, 0.0f, y + r0,
+                  n_out);
+  }
+}
+
+}  // namespace dsq::quant

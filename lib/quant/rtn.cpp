@@ -1,0 +1,250 @@
+#include "lib/quant/rtn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "lib/core/dtype.h"
+#include "lib/core/error.h"
+#include "lib/core/parallel.h"
+
+namespace dsq::quant {
+namespace {
+
+constexpr double kF16Max = 65504.0;
+
+// The smallest f16 value >= s (s >= 0), saturating at the largest finite f16.
+float f16_round_up(double s) {
+  if (!(s > 0.0)) return 0.0f;
+  if (s >= kF16Max) return static_cast<float>(kF16Max);
+  uint16_t h = f32_to_f16(static_cast<float>(s));
+  if (static_cast<double>(f16_to_f32(h)) < s) ++h;  // positive finite: next representable up
+  return f16_to_f32(h);
+}
+
+}  // namespace
+
+GroupParams params_for_range(float lo, float hi, const QuantDesc& d) {
+  const int bits = d.bits;
+  const double l = std::min(static_cast<double>(lo), 0.0);
+  const double h = std::max(static_cast<double>(hi), 0.0);
+  GroupParams p;
+  if (d.sym) {
+    const double qmax = static_cast<double>((1 << (bits - 1)) - 1);
+    p.scale = f16_round_up(std::max(-l, h) / qmax);
+    p.zero = static_cast<uint8_t>(1u << (bits - 1));
+  } else {
+    const double maxq = static_cast<double>((1 << bits) - 1);
+    p.scale = f16_round_up((h - l) / maxq);
+    if (p.scale > 0.0f) {
+      const double z = std::nearbyint(-l / p.scale);
+      p.zero = static_cast<uint8_t>(std::clamp(z, 0.0, maxq));
+    }
+  }
+  return p;
+}
+
+double group_sq_error(const float* w, int64_t n, GroupParams p, int bits, const float* importance) {
+  double err = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double e = static_cast<double>(w[i]) - dequantize_value(quantize_value(w[i], p, bits), p);
+    err += (importance ? static_cast<double>(importance[i]) : 1.0) * e * e;
+  }
+  return err;
+}
+
+GroupParams fit_group(const float* w, int64_t n, const QuantDesc& d, const float* importance,
+                      bool mse_clip) {
+  float lo = 0.0f, hi = 0.0f;  // the range always contains 0
+  for (int64_t i = 0; i < n; ++i) {
+    if (w[i] < lo) lo = w[i];
+    if (w[i] > hi) hi = w[i];
+  }
+  GroupParams best = params_for_range(lo, hi, d);
+  if (!mse_clip || best.scale == 0.0f) return best;
+  double best_err = group_sq_error(w, n, best, d.bits, importance);
+  for (int i = 1; i < kClipGrid; ++i) {
+    const float shrink = 1.0f - static_cast<float>(i) / 100.0f;
+    const GroupParams p = params_for_range(shrink * lo, shrink * hi, d);
+    const double err = group_sq_error(w, n, p, d.bits, importance);
+    if (err < best_err) {
+      best_err = err;
+      best = p;
+    }
+  }
+  return best;
+}
+
+QuantMatrix::QuantMatrix(Tensor& t) {
+  DSQ_ASSERT(t.dtype() == DType::kQInt && t.ndim() == 2, "QuantMatrix needs a 2-D qint tensor");
+  d_ = t.quant();
+  L_ = quant_layout(d_, t.dim(0), t.dim(1));
+  std::byte* base = t.mutable_bytes();
+  codes_ = reinterpret_cast<uint8_t*>(base + L_.codes_offset);
+  scales_ = reinterpret_cast<uint16_t*>(base + L_.scales_offset);
+  zeros_ = d_.sym ? nullptr : reinterpret_cast<uint8_t*>(base + L_.zeros_offset);
+}
+
+void QuantMatrix::set_params(int64_t r, int64_t g, GroupParams p) {
+  const uint16_t h = f32_to_f16(p.scale);
+  DSQ_ASSERT(f16_to_f32(h) == p.scale, "group scale %g is not f16-exact", static_cast<double>(p.scale));
+  scales_[r * L_.n_groups + g] = h;
+  if (zeros_) zeros_[r * L_.n_groups + g] = p.zero;
+}
+
+GroupParams QuantMatrix::params(int64_t r, int64_t g) const {
+  GroupParams p;
+  p.scale = f16_to_f32(scales_[r * L_.n_groups + g]);
+  p.zero = zeros_ ? zeros_[r * L_.n_groups + g] : static_cast<uint8_t>(1u << (d_.bits - 1));
+  return p;
+}
+
+float QuantMatrix::quantize_store(int64_t r, int64_t c, float w) {
+  const GroupParams p = params(r, group_of(c));
+  const uint32_t q = quantize_value(w, p, d_.bits);
+  set_code(r, c, q);
+  return dequantize_value(q, p);
+}
+
+QRowRef QuantMatrix::row(int64_t r) {
+  return QRowRef{codes_ + r * L_.row_code_bytes, scales_ + r * L_.n_groups,
+                 zeros_ ? zeros_ + r * L_.n_groups : nullptr};
+}
+
+QRowView QuantMatrix::row(int64_t r) const {
+  return QRowView{codes_ + r * L_.row_code_bytes, scales_ + r * L_.n_groups,
+                  zeros_ ? zeros_ + r * L_.n_groups : nullptr};
+}
+
+QRowView qrow(const Tensor& t, int64_t r) {
+  DSQ_DASSERT(t.dtype() == DType::kQInt && t.ndim() == 2, "qrow needs a 2-D qint tensor");
+  const QuantDesc& d = t.quant();
+  const QuantLayout L = quant_layout(d, t.dim(0), t.dim(1));
+  const auto* base = reinterpret_cast<const uint8_t*>(t.bytes());
+  return QRowView{base + L.codes_offset + r * L.row_code_bytes,
+                  reinterpret_cast<const uint16_t*>(base + L.scales_offset) + r * L.n_groups,
+                  d.sym ? nullptr : base + L.zeros_offset + r * L.n_groups};
+}
+
+Tensor make_quant_tensor(int64_t rows, int64_t cols, const QuantDesc& d) {
+  quant_traits(d);  // throws ConfigError for an unsupported width
+  return Tensor(DType::kQInt, Shape{rows, cols}, &d);
+}
+
+double QuantErrorStats::sqnr_db() const {
+  if (err_sq <= 0.0) return norm_sq > 0.0 ? INFINITY : 0.0;
+  return 10.0 * std::log10(norm_sq / err_sq);
+}
+
+namespace {
+
+// Per-row squared error and norm (f64), summed in row order afterwards: thread-count independent.
+struct RowErrors {
+  std::vector<double> err, nrm;
+  explicit RowErrors(int64_t rows) : err(static_cast<size_t>(rows)), nrm(err.size()) {}
+  void set(int64_t r, const float* w, const float* deq, int64_t cols) {
+    double e = 0.0, n = 0.0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double x = w[c], dx = x - static_cast<double>(deq[c]);
+      e += dx * dx;
+      n += x * x;
+    }
+    err[static_cast<size_t>(r)] = e;
+    nrm[static_cast<size_t>(r)] = n;
+  }
+  QuantErrorStats total() const {
+    QuantErrorStats s;
+    for (size_t r = 0; r < err.size(); ++r) {
+      s.err_sq += err[r];
+      s.norm_sq += nrm[r];
+    }
+    return s;
+  }
+};
+
+// Quantize rows of a float source that `fetch(r, buf)` converts to f32 one row at a time.
+template <class Fetch>
+Tensor quantize_rows(int64_t rows, int64_t cols, const QuantDesc& d, const RtnOptions& opts,
+                     QuantErrorStats* stats, Fetch fetch) {
+  const QuantTraits& tr = quant_traits(d);
+  Tensor out = make_quant_tensor(rows, cols, d);
+  QuantMatrix qm(out);
+  const int64_t G = qm.group();
+  const bool weighted = opts.mse_clip;
+  RowErrors row_err(stats ? rows : 0);
+  ParallelErrors errors;
+#pragma omp parallel
+  {
+    std::vector<float> buf(static_cast<size_t>(cols)), deq(stats ? static_cast<size_t>(cols) : 0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      errors.run([&] {
+        const float* w = fetch(r, buf.data());
+        if (weighted) {
+          tr.quantize_weighted(w, opts.importance, cols, G, qm.row(r));
+        } else {
+          tr.quantize_ref(w, cols, G, qm.row(r));
+        }
+        if (stats) {
+          tr.dequantize_row(static_cast<const QuantMatrix&>(qm).row(r), cols, G, deq.data());
+          row_err.set(r, w, deq.data(), cols);
+        }
+      });
+    }
+  }
+  errors.rethrow();
+  if (stats) *stats = row_err.total();
+  return out;
+}
+
+void require_2d_float(const Tensor& w, const char* what) {
+  if (w.ndim() != 2) throw ShapeError(strprintf("%s: expected a 2-D tensor, got %s", what, shape_str(w.shape()).c_str()));
+  if (!dtype_is_float(w.dtype()))
+    throw FormatError(strprintf("%s: expected a float tensor, got %s", what,
+                                std::string(dtype_name(w.dtype())).c_str()));
+}
+
+}  // namespace
+
+Tensor quantize_matrix_rtn(const float* w, int64_t rows, int64_t cols, const QuantDesc& d,
+                           const RtnOptions& opts, QuantErrorStats* stats) {
+  return quantize_rows(rows, cols, d, opts, stats,
+                       [&](int64_t r, float*) { return w + r * cols; });
+}
+
+Tensor quantize_tensor_rtn(const Tensor& w, const QuantDesc& d, const RtnOptions& opts,
+                           QuantErrorStats* stats) {
+  require_2d_float(w, "quantize");
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  if (w.dtype() == DType::kF32) return quantize_matrix_rtn(w.data<float>(), rows, cols, d, opts, stats);
+  const size_t es = dtype_size(w.dtype());
+  return quantize_rows(rows, cols, d, opts, stats, [&](int64_t r, float* buf) {
+    convert_elements(w.dtype(), w.bytes() + static_cast<size_t>(r * cols) * es, DType::kF32, buf,
+                     static_cast<size_t>(cols));
+    return static_cast<const float*>(buf);
+  });
+}
+
+QuantErrorStats quant_error(const Tensor& w, const Tensor& q) {
+  require_2d_float(w, "quant_error");
+  DSQ_ASSERT(q.dtype() == DType::kQInt && q.shape() == w.shape(), "quant_error: shape mismatch");
+  const QuantTraits& tr = quant_traits(q.quant());
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  const QuantLayout L = quant_layout(q.quant(), rows, cols);
+  const size_t es = dtype_size(w.dtype());
+  RowErrors row_err(rows);
+#pragma omp parallel
+  {
+    std::vector<float> src(static_cast<size_t>(cols)), deq(src.size());
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      convert_elements(w.dtype(), w.bytes() + static_cast<size_t>(r * cols) * es, DType::kF32,
+                       src.data(), src.size());
+      tr.dequantize_row(qrow(q, r), cols, L.group, deq.data());
+      row_err.set(r, src.data(), deq.data(), cols);
+    }
+  }
+  return row_err.total();
+}
+
+}  // namespace dsq::quant
