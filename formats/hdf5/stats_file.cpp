@@ -1,0 +1,104 @@
+#include "formats/hdf5/stats_file.h"
+
+#include "lib/core/error.h"
+
+namespace dsq::formats::hdf5 {
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= s.size() && !s.empty()) {
+    const size_t next = s.find(',', pos);
+    out.push_back(s.substr(pos, next == std::string::npos ? std::string::npos : next - pos));
+    if (next == std::string::npos) break;
+    pos = next + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string stats_object(int64_t layer, const std::string& group) {
+  return "blk." + std::to_string(layer) + "/" + group;
+}
+
+void write_stats_header(Writer& w, const StatsHeader& h) {
+  w.set_attr("/", "dsq_stats_version", kStatsVersion);
+  w.set_attr("/", "kind", h.kind);
+  w.set_attr("/", "n_layers", h.n_layers);
+  w.set_attr("/", "model", h.model);
+  w.set_attr("/", "recipe", h.recipe.dump());
+}
+
+void write_input_stats(Writer& w, const InputStats& s) {
+  const int64_t n = s.n_in;
+  DSQ_ASSERT(static_cast<int64_t>(s.hessian.size()) == n * n &&
+                 static_cast<int64_t>(s.abs_mean.size()) == n &&
+                 static_cast<int64_t>(s.abs_max.size()) == n,
+             "inconsistent InputStats for %s", s.group.c_str());
+  const std::string obj = stats_object(s.layer, s.group);
+  w.write_f64(obj + "/hessian", {n, n}, s.hessian.data());
+  w.write_f64(obj + "/abs_mean", {n}, s.abs_mean.data());
+  w.write_f64(obj + "/abs_max", {n}, s.abs_max.data());
+  w.set_attr(obj, "linears", join(s.linears));
+  w.set_attr(obj, "n_in", n);
+  w.set_attr(obj, "n_tokens", s.n_tokens);
+}
+
+StatsHeader read_stats_header(const Reader& r) {
+  const auto version = r.attr_int("/", "dsq_stats_version");
+  if (!version) {
+    throw FormatError("'" + r.path() +
+                      "': not a dsq statistics file (no 'dsq_stats_version' attribute)");
+  }
+  if (*version != kStatsVersion) {
+    throw FormatError("'" + r.path() + "': statistics version " + std::to_string(*version) +
+                      " is not supported (expected " + std::to_string(kStatsVersion) + ")");
+  }
+  StatsHeader h;
+  h.kind = r.attr_string("/", "kind").value_or("");
+  h.n_layers = r.attr_int("/", "n_layers").value_or(-1);
+  h.model = r.attr_string("/", "model").value_or("");
+  const std::string recipe = r.attr_string("/", "recipe").value_or("{}");
+  h.recipe = nlohmann::json::parse(recipe, nullptr, false);
+  if (h.recipe.is_discarded() || !h.recipe.is_object())
+    throw FormatError("'" + r.path() + "': attribute 'recipe' is not a JSON object");
+  if (h.n_layers < 0) throw FormatError("'" + r.path() + "': missing attribute 'n_layers'");
+  return h;
+}
+
+InputStats read_input_stats(const Reader& r, int64_t layer, const std::string& group,
+                            int64_t n_in) {
+  const std::string obj = stats_object(layer, group);
+  if (!r.is_group(obj)) {
+    throw FormatError("'" + r.path() + "': no statistics for '" + obj +
+                      "' (collected for another model?)");
+  }
+  InputStats s;
+  s.layer = layer;
+  s.group = group;
+  s.linears = split(r.attr_string(obj, "linears").value_or(""));
+  s.n_in = r.attr_int(obj, "n_in").value_or(-1);
+  s.n_tokens = r.attr_int(obj, "n_tokens").value_or(-1);
+  if (s.n_in != n_in) {
+    throw ShapeError("'" + r.path() + "': '" + obj + "': n_in is " + std::to_string(s.n_in) +
+                     ", the model needs " + std::to_string(n_in));
+  }
+  if (s.n_tokens <= 0) {
+    throw FormatError("'" + r.path() + "': '" + obj + "': n_tokens must be positive, found " +
+                      std::to_string(s.n_tokens));
+  }
+  s.hessian = r.read_f64(obj + "/hessian", Shape{n_in, n_in});
+  s.abs_mean = r.read_f64(obj + "/abs_mean", Shape{n_in});
+  s.abs_max = r.read_f64(obj + "/abs_max", Shape{n_in});
+  return s;
+}
+
+}  // namespace dsq::formats::hdf5
