@@ -10,6 +10,9 @@
 namespace dsq::quant {
 namespace {
 
+// Below this many weights a parallel region costs more than it saves.
+constexpr int64_t kParallelMinWeights = int64_t{1} << 16;
+
 // Weight rows dequantized per tile for m > 1: about 1 MiB of f32 (stays in L2/L3), at least 16.
 int64_t tile_rows(int64_t n_in) {
   const int64_t t = (int64_t{1} << 18) / std::max<int64_t>(n_in, 1);
@@ -24,7 +27,7 @@ const QuantTraits& check_qint(const Tensor& w, const char* what) {
 void dequantize_range(const QuantTraits& tr, const Tensor& w, int64_t r0, int64_t r1, float* out) {
   const int64_t n_in = w.dim(1);
   const int64_t G = quant_layout(w.quant(), w.dim(0), n_in).group;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((r1 - r0) * n_in >= kParallelMinWeights)
   for (int64_t r = r0; r < r1; ++r) tr.dequantize_row(qrow(w, r), n_in, G, out + (r - r0) * n_in);
 }
 
@@ -44,7 +47,7 @@ void qmatmul(const Tensor& w, const float* x, int64_t m, float* y) {
   const int64_t G = quant_layout(w.quant(), n_out, n_in).group;
   if (m == 1) {
     // GEMV: fused decode + dot per output row; each row's sum has a fixed order.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n_out * n_in >= kParallelMinWeights)
     for (int64_t r = 0; r < n_out; ++r) y[r] = tr.dot(qrow(w, r), n_in, G, x);
     return;
   }

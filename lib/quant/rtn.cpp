@@ -173,7 +173,8 @@ Tensor quantize_rows(int64_t rows, int64_t cols, const QuantDesc& d, const RtnOp
   const bool weighted = opts.mse_clip;
   RowErrors row_err(stats ? rows : 0);
   ParallelErrors errors;
-#pragma omp parallel
+  // Small matrices stay on one thread: a parallel region costs more than it saves.
+#pragma omp parallel if (rows * cols >= (int64_t{1} << 15))
   {
     std::vector<float> buf(static_cast<size_t>(cols)), deq(stats ? static_cast<size_t>(cols) : 0);
 #pragma omp for schedule(static)
@@ -233,7 +234,7 @@ QuantErrorStats quant_error(const Tensor& w, const Tensor& q) {
   const QuantLayout L = quant_layout(q.quant(), rows, cols);
   const size_t es = dtype_size(w.dtype());
   RowErrors row_err(rows);
-#pragma omp parallel
+#pragma omp parallel if (rows * cols >= (int64_t{1} << 15))
   {
     std::vector<float> src(static_cast<size_t>(cols)), deq(src.size());
 #pragma omp for schedule(static)

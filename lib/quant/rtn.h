@@ -43,13 +43,15 @@ GroupParams fit_group(const float* w, int64_t n, const QuantDesc& d, const float
 // symmetric schemes only max(|lo|, |hi|) matters. Used by clip searches (AWQ) that pick the range.
 GroupParams params_for_range(float lo, float hi, const QuantDesc& d);
 
-// code = clamp(round(w / scale) + zero, 0, 2^bits - 1); scale 0 gives code = zero.
+// code = clamp(round(w / scale) + zero, 0, 2^bits - 1) (round half to even); scale 0 gives
+// code = zero; NaN gives 0 (callers reject non-finite weights before quantizing).
 inline uint32_t quantize_value(float w, GroupParams p, int bits) {
   const int maxq = (1 << bits) - 1;
   int q = p.zero;
   if (p.scale > 0.0f) {
     const float r = __builtin_nearbyintf(w / p.scale) + static_cast<float>(p.zero);
-    q = r < 0.0f ? 0 : (r > static_cast<float>(maxq) ? maxq : static_cast<int>(r));
+    // Written so that NaN maps to 0 without an undefined float->int conversion.
+    q = !(r >= 0.0f) ? 0 : (r >= static_cast<float>(maxq) ? maxq : static_cast<int>(r));
   }
   return static_cast<uint32_t>(q);
 }
