@@ -1,6 +1,10 @@
 #include "formats/format_table.h"
 
+#include "formats/dsq/dsq_reader.h"
 #include "formats/gguf/gguf.h"
+#include "formats/hf/hf.h"
+#include "formats/llama2c/llama2c.h"
+#include "formats/safetensors/safetensors.h"
 #include "lib/core/error.h"
 
 namespace dsq::formats {
@@ -8,7 +12,12 @@ namespace dsq::formats {
 const std::vector<FormatInfo>& format_table() {
   static const std::vector<FormatInfo> table = {
       // Rows are added by each formats/<fmt>/ reader: {name, extensions, sniff, open}.
+      {"dsq", {".dsq"}, sniff_dsq, open_dsq},
       {"gguf", {".gguf"}, sniff_gguf, read_gguf},
+      {"safetensors", {".safetensors"}, sniff_safetensors, read_safetensors_model},
+      {"hf", {}, sniff_hf_dir, read_hf_dir},
+      // Last: llama2.c files have no magic (sniffed by header plausibility and exact size).
+      {"llama2c", {".bin"}, sniff_llama2c, read_llama2c},
   };
   return table;
 }

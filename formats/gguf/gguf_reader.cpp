@@ -1,4 +1,6 @@
 // read_gguf: a GGUF model as a canonical WeightStore.
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "formats/gguf/gguf.h"
@@ -56,6 +58,15 @@ class Meta {
     auto it = f_.metadata().find(key);
     if (it == f_.metadata().end()) return std::nullopt;
     if (!it->is_number()) fail(key, "expected a number");
+    const auto t = f_.metadata_type(key);
+    if (t && t->type == GgufValueType::kF32) {
+      // An f32 is the storage of a decimal hyperparameter (1e-5 is stored as 9.99999975e-06):
+      // recover the decimal through the shortest representation that round-trips the float,
+      // so GGUF configs equal those read from config.json.
+      char buf[32];
+      const auto r = std::to_chars(buf, buf + sizeof(buf), it->get<float>());
+      return std::strtod(std::string(buf, r.ptr).c_str(), nullptr);
+    }
     return it->get<double>();
   }
   [[noreturn]] void fail(const std::string& key, const std::string& what) const {
