@@ -24,6 +24,12 @@ bool cholesky_upper(double* a, int64_t n);
 // In-place inverse of a symmetric positive definite matrix; returns false when not SPD.
 bool spd_inverse(double* a, int64_t n);
 
+// For a symmetric positive definite a[n,n] (row-major), overwrite a with the upper-triangular U
+// such that A^{-1} = U^T U (the upper Cholesky factor of the inverse, as GPTQ needs), strict
+// lower triangle zeroed. Computed as the reversed-order Cholesky of A followed by a triangular
+// inverse (2/3 n^3 flops, LAPACK). Returns false when A is not positive definite.
+bool cholesky_inverse_upper(double* a, int64_t n);
+
 // The machine's BLAS thread count follows dsq::set_num_threads.
 void set_blas_threads(int n);
 
