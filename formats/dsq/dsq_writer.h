@@ -1,0 +1,84 @@
+// Writing .dsq files (docs/FORMAT.md). The writer streams: each add() validates one tensor and
+// appends it to `<out>.tmp` at once, so a model larger than RAM can be produced tensor by tensor;
+// finish() appends the index and renames the file into place. Without finish() (an exception
+// on the way), the destructor removes the temporary file: no half-written output survives.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "lib/core/weight_store.h"
+
+namespace dsq::formats {
+
+struct DsqWriteReport {
+  int64_t tensors = 0;
+  int64_t parameters = 0;      // elements (kQInt counted by logical shape)
+  uint64_t raw_bytes = 0;      // tensor bytes before compression
+  uint64_t stored_bytes = 0;   // tensor bytes on disk
+  uint64_t file_bytes = 0;     // the whole .dsq
+  int64_t compressed = 0;      // tensors stored with zstd
+};
+
+class DsqWriter {
+ public:
+  // `header`: a JSON object (config, tokenizer, provenance, recipe, metadata...). The writer adds
+  // "format", "format_version" and "tensors" (per-tensor attrs and quant scheme names).
+  // zstd_level 0 stores tensors uncompressed; 1..22 compresses each tensor with zstd (a tensor
+  // whose compressed form is not smaller is stored uncompressed). Throws IoError on open.
+  DsqWriter(std::string out_path, nlohmann::json header, int zstd_level = 0);
+  ~DsqWriter();
+  DsqWriter(const DsqWriter&) = delete;
+  DsqWriter& operator=(const DsqWriter&) = delete;
+
+  // Validates (unique non-empty name; byte count matches dtype x shape or the quant layout; no
+  // NaN/Inf in float tensors or quant scales; zero points < 2^bits) and writes the tensor now.
+  // Throws FormatError "'<out>': tensor '<name>': ..." (nothing is committed on error).
+  void add(const std::string& name, const Tensor& t,
+           const nlohmann::json& attrs = nlohmann::json::object());
+  // The header may still be amended before finish().
+  nlohmann::json& header() { return header_; }
+  // Writes the index, syncs, renames `<out>.tmp` to `<out>`.
+  DsqWriteReport finish();
+
+ private:
+  void write_all(const void* p, size_t n);
+  void pad_to_alignment();
+  std::string path_, tmp_path_;
+  nlohmann::json header_;
+  nlohmann::json tensor_extras_ = nlohmann::json::object();
+  int zstd_level_;
+  int fd_ = -1;
+  uint64_t pos_ = 0;
+  bool finished_ = false;
+  std::string records_;  // TensorRecord bytes
+  std::string names_;    // name pool
+  std::vector<std::string> seen_;  // sorted names, for duplicate detection
+  DsqWriteReport report_;
+};
+
+struct DsqWriteOptions {
+  int zstd_level = 0;                  // 0 = uncompressed
+  // Cast float tensors: tensors with 2+ dims become `cast`; 1-D tensors (norms, biases) become
+  // f32 (they are tiny and precision-sensitive). kQInt and integer tensors are kept as they are.
+  std::optional<DType> cast;
+  nlohmann::json recipe = nullptr;     // stored as header "recipe" (null: keep ws.metadata recipe)
+  bool embed_tokenizer = true;         // embed tokenizer files referenced by ws (see FORMAT.md)
+  bool progress = true;                // progress bar (silent unless a TTY)
+};
+
+// The dtype write_dsq stores for a tensor of `dtype` and `ndim` dims under `cast`.
+DType dsq_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast);
+
+// The header write_dsq stores for `ws`: config, tokenizer (files embedded as base64 when asked),
+// provenance (sources with sha256, dsq version, the previous provenance as "parent"), recipe.
+nlohmann::json dsq_header_for(const WeightStore& ws, const DsqWriteOptions& opts);
+
+// Streams every tensor of `ws` (in ws.names() order) through a DsqWriter.
+DsqWriteReport write_dsq(const WeightStore& ws, const std::string& path,
+                         const DsqWriteOptions& opts = {});
+
+}  // namespace dsq::formats
