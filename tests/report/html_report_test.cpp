@@ -1,0 +1,245 @@
+// The HTML report: run detection and labels, merging, and a page that is well-formed, offline,
+// escaped, and has one chart series per run.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "lib/core/error.h"
+#include "lib/report/html_report.h"
+#include "lib/report/report_io.h"
+#include "tests/report/report_fixtures.h"
+#include "tests/report/xml_check.h"
+#include "tests/test_util.h"
+
+namespace dsq::report {
+namespace {
+
+using nlohmann::json;
+using testing::XmlNode;
+using testing::XmlParser;
+
+const char* const kMethods[] = {"rtn", "gptq", "awq"};
+
+std::vector<report::Run> three_runs() {
+  std::vector<report::Run> runs;
+  for (const char* m : kMethods) {
+    report::Run r;
+    r.label = m;
+    merge_report(r, testing::quantize_fixture(m), std::string(m) + ".quant.json");
+    merge_report(r, testing::eval_fixture_for(m), std::string(m) + ".eval.json");
+    runs.push_back(std::move(r));
+  }
+  return runs;
+}
+
+// The <svg> elements whose aria-label contains `title`.
+std::vector<const XmlNode*> charts(const XmlNode& root, const std::string& title) {
+  std::vector<const XmlNode*> out;
+  for (const XmlNode* s : root.all("svg"))
+    if (s->attr("aria-label").find(title) != std::string::npos) out.push_back(s);
+  return out;
+}
+
+TEST(HtmlReport, RunLabels) {
+  EXPECT_EQ(run_label({{"label", "mine"}, {"method", "rtn"}}, "x.json"), "mine");
+  EXPECT_EQ(run_label({{"method", "gptq"}, {"bits", 4}, {"group", 128}}, "x.json"), "gptq w4g128");
+  EXPECT_EQ(run_label({{"recipe", {{"method", "awq"}, {"bits", 3}}}}, "x.json"), "awq w3");
+  EXPECT_EQ(run_label({{"perplexity", 3.8}}, "/tmp/out/rtn-w4.eval.json"), "rtn-w4");
+  EXPECT_EQ(run_label({{"perplexity", 3.8}}, ".hidden"), ".hidden");
+}
+
+TEST(HtmlReport, MergesEvalAndQuantizeReports) {
+  const auto runs = three_runs();
+  const report::Run& r = runs[0];
+  EXPECT_EQ(r.method, "rtn");
+  EXPECT_EQ(r.bits, 4);
+  EXPECT_EQ(r.group, 32);
+  EXPECT_EQ(r.tensors.size(), 35u);
+  EXPECT_EQ(r.layers.size(), 5u);
+  EXPECT_EQ(r.tensors[8].layer, 1);
+  EXPECT_EQ(r.tensors[8].kind, "attn_k");
+  EXPECT_EQ(r.layers[3].index, 3);
+  EXPECT_DOUBLE_EQ(r.kld_mean, 1.8 * 0.02);
+  EXPECT_DOUBLE_EQ(r.bits_per_weight, 4.5);
+  EXPECT_EQ(r.sources.size(), 2u);
+
+  // SQNR is derived from the relative error when a quantize report has no sqnr_db; the ppl ratio
+  // from the two perplexities.
+  report::Run d;
+  merge_report(d,
+               {{"tensors", json::array({{{"name", "output.weight"}, {"rel_error", 0.001}}})},
+                {"perplexity", 4.0},
+                {"ref_perplexity", 3.2},
+                {"layers", json::array({{{"layer", "blk.7"}, {"rel_l2", 0.1}}})}},
+               "d.json");
+  EXPECT_NEAR(d.tensors[0].sqnr_db, 30.0, 1e-9);
+  EXPECT_EQ(d.tensors[0].layer, -1);
+  EXPECT_DOUBLE_EQ(d.ppl_ratio, 1.25);
+  EXPECT_EQ(d.layers[0].index, 7);
+  EXPECT_TRUE(std::isnan(d.kld_mean));
+
+  report::Run bad;
+  try {
+    merge_report(bad, {{"hello", 1}}, "other.json");
+    FAIL();
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'other.json': not a dsq eval, check or quantize report"),
+              std::string::npos);
+  }
+}
+
+TEST(HtmlReport, LoadRunsMergesEqualLabels) {
+  testing::TempDir tmp;
+  std::vector<RunInput> inputs;
+  for (const char* m : kMethods) {
+    const std::string q = tmp.file(std::string(m) + ".quant.json");
+    const std::string e = tmp.file(std::string(m) + ".eval.json");
+    write_file_atomic(q, testing::quantize_fixture(m).dump());
+    write_file_atomic(e, testing::eval_fixture_for(m).dump());
+    inputs.push_back({q, ""});  // label from "method": "rtn w4g32"
+    inputs.push_back({e, std::string(m) + " w4g32"});
+  }
+  const auto runs = load_runs(inputs);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[1].label, "gptq w4g32");
+  EXPECT_EQ(runs[1].sources.size(), 2u);
+  EXPECT_FALSE(runs[1].tensors.empty());
+  EXPECT_FALSE(runs[1].layers.empty());
+  EXPECT_THROW(load_runs({{tmp.file("nope.json"), ""}}), IoError);
+}
+
+TEST(HtmlReport, PageIsWellFormedOfflineAndComparesRuns) {
+  const auto runs = three_runs();
+  const std::string html = render_report_html(runs, {});
+  std::unique_ptr<XmlNode> root;
+  ASSERT_NO_THROW(root = XmlParser::parse(html));
+  EXPECT_EQ(root->name, "html");
+  // Offline: no script, no external resource; the only URLs are XML namespaces.
+  EXPECT_TRUE(root->all("script").empty());
+  EXPECT_TRUE(root->all("link").empty());
+  EXPECT_TRUE(root->all("img").empty());
+  size_t at = 0, urls = 0;
+  while ((at = html.find("http", at)) != std::string::npos) {
+    const bool ns = html.compare(at, 26, "http://www.w3.org/2000/svg") == 0 ||
+                    html.compare(at, 28, "http://www.w3.org/1999/xhtml") == 0;
+    urls += ns ? 0 : 1;
+    ++at;
+  }
+  EXPECT_EQ(urls, 0u);
+
+  // Comparison table: one row per run, best KLD (GPTQ) highlighted.
+  const XmlNode* table = nullptr;
+  for (const XmlNode* t : root->all("table"))
+    if (t->attr("class") == "cmp") {
+      table = t;
+      break;
+    }
+  ASSERT_NE(table, nullptr);
+  const auto rows = table->child("tbody")->all("tr");
+  ASSERT_EQ(rows.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(rows[i]->children[0]->text, kMethods[i]);
+  size_t best_in_gptq = 0, best_in_rtn = 0;
+  for (const XmlNode* td : rows[1]->all("td")) best_in_gptq += td->attr("class") == "num best";
+  for (const XmlNode* td : rows[0]->all("td")) best_in_rtn += td->attr("class") == "num best";
+  EXPECT_GE(best_in_gptq, 6u);  // PPL, ratio, KLD mean/p99/max, top-1 (+ ties)
+  EXPECT_EQ(best_in_rtn, 3u);   // bpw, size and tok/s tie across the three runs
+
+  // Every chart that compares runs has one series group per run, labelled with the run.
+  for (const char* title : {"KL divergence vs bits per weight", "Perplexity vs bits per weight",
+                            "Relative L2 error", "Cosine similarity", "SQNR of each",
+                            "Bits per weight of each", "Mean SQNR by tensor kind"}) {
+    SCOPED_TRACE(title);
+    const auto found = charts(*root, title);
+    ASSERT_EQ(found.size(), 1u);
+    std::vector<std::string> series;
+    for (const XmlNode* g : found[0]->all("g"))
+      if (g->attr("class") == "series") series.push_back(g->attr("data-series"));
+    EXPECT_EQ(series, std::vector<std::string>({"rtn", "gptq", "awq"}));
+  }
+  // One SQNR heat map per run, with a cell per (block, kind).
+  for (const char* m : kMethods) {
+    const auto hm = charts(*root, std::string(m) + ": SQNR by block and tensor");
+    ASSERT_EQ(hm.size(), 1u);
+    size_t cells = 0;
+    for (const XmlNode* g : hm[0]->all("g"))
+      if (g->attr("class") == "cells") cells = g->all("rect").size();
+    EXPECT_EQ(cells, 35u);
+  }
+  // Deterministic bytes.
+  EXPECT_EQ(render_report_html(runs, {}), html);
+}
+
+TEST(HtmlReport, ScatterPointsFollowTheData) {
+  const auto root = XmlParser::parse(render_report_html(three_runs(), {}));
+  const XmlNode* kld = charts(*root, "KL divergence vs bits per weight").at(0);
+  // One marker per run; worse KLD (RTN 1.8x, AWQ 1.3x, GPTQ 1x) sits higher (smaller y).
+  std::map<std::string, double> y;
+  for (const XmlNode* g : kld->all("g")) {
+    if (g->attr("class") != "series") continue;
+    const auto circles = g->all("circle"), rects = g->all("rect"), paths = g->all("path");
+    double cy = NAN;
+    if (!circles.empty()) cy = std::stod(circles[0]->attr("cy"));
+    else if (!rects.empty()) cy = std::stod(rects[0]->attr("y")) + 3.6;
+    else {
+      // Triangle marker: "M<x> <y-4.8>L..." after the error-bar path.
+      const std::string d = paths.back()->attr("d");
+      cy = std::stod(d.substr(d.find(' ') + 1)) + 4.8;
+    }
+    y[g->attr("data-series")] = cy;
+  }
+  ASSERT_EQ(y.size(), 3u);
+  EXPECT_LT(y["rtn"], y["awq"]);
+  EXPECT_LT(y["awq"], y["gptq"]);
+}
+
+TEST(HtmlReport, EscapesHostileLabelsAndSkipsEmptySections) {
+  report::Run r;
+  r.label = "<script>alert('x')</script> & \"co\"";
+  merge_report(r, {{"perplexity", 5.0}, {"ref_perplexity", 4.0}}, "evil<>.json");
+  const std::string html = render_report_html({r}, {"report <1>"});
+  EXPECT_EQ(html.find("<script>"), std::string::npos);
+  const auto root = XmlParser::parse(html);
+  EXPECT_EQ(root->child("head")->child("title")->text, "report <1>");
+  EXPECT_NE(html.find("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;co&quot;"),
+            std::string::npos);
+  // No layer, tensor or budget data: those sections are left out; no bpw, so no trade-off chart.
+  std::vector<std::string> ids;
+  for (const XmlNode* s : root->all("section")) ids.push_back(s->attr("id"));
+  EXPECT_EQ(ids, std::vector<std::string>({"summary", "sources"}));
+}
+
+TEST(HtmlReport, CheckReportsShowTheGate) {
+  json j = testing::eval_fixture_for("rtn");
+  j["check"] = {{"budget", "b.json"},
+                {"passed", false},
+                {"failed", 1},
+                {"limits", json::array({{{"name", "max_kld_mean"},
+                                         {"op", "<="},
+                                         {"budget", 0.01},
+                                         {"measured", 0.036},
+                                         {"passed", false},
+                                         {"message", "kld_mean = 0.036 > budget 0.01"}},
+                                        {{"name", "min_top1_agreement"},
+                                         {"op", ">="},
+                                         {"budget", 0.9},
+                                         {"measured", 0.93},
+                                         {"passed", true}}})}};
+  report::Run r;
+  r.label = "rtn";
+  merge_report(r, j, "rtn.check.json");
+  ASSERT_TRUE(r.has_check);
+  EXPECT_FALSE(r.check_passed);
+  ASSERT_EQ(r.check.size(), 2u);
+  const auto root = XmlParser::parse(render_report_html({r}, {}));
+  const XmlNode* budget = nullptr;
+  for (const XmlNode* s : root->all("section"))
+    if (s->attr("id") == "budget") budget = s;
+  ASSERT_NE(budget, nullptr);
+  const auto rows = budget->child("table")->child("tbody")->all("tr");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]->children[4]->child("span")->text, "FAIL");
+  EXPECT_EQ(rows[1]->children[4]->child("span")->text, "pass");
+}
+
+}  // namespace
+}  // namespace dsq::report
