@@ -10,6 +10,28 @@ namespace dsq::linalg {
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
            int64_t ldc);
+// sgemm computed as fixed tiles of C (tile sizes depend only on m and n), each by a
+// single-threaded BLAS call on its own OpenMP thread: bit-identical for any thread count, which
+// plain sgemm does not guarantee (OpenBLAS's own threading changes which edge kernels, and so
+// which accumulation order, each element gets). Used by the inference engine.
+void sgemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                 int64_t ldc);
+
+// While alive, BLAS runs single-threaded (for BLAS calls made from inside OpenMP parallel
+// regions); the destructor restores the previous BLAS thread count. Not reentrant across threads:
+// create it on the orchestrating thread only.
+class SerialBlasScope {
+ public:
+  SerialBlasScope();
+  ~SerialBlasScope();
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+
+ private:
+  int saved_;
+};
+
 void dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
            const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
            int64_t ldc);

@@ -1,0 +1,45 @@
+// A linear layer y = x W^T + b over any WeightStore weight: f32 runs in place (borrowed, no copy),
+// f16/bf16 are converted to f32 once at load, DType::kQInt runs through dsq::quant::qmatmul
+// (never dequantised as a whole). This is the one seam where weight formats meet the engine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lib/core/tensor.h"
+#include "lib/core/weight_store.h"
+
+namespace dsq::model {
+
+class Linear {
+ public:
+  Linear() = default;
+  // Loads `weight_name` ([n_out, n_in]) and, when `bias_name` is non-empty, the f32-convertible
+  // bias [n_out]. Throws FormatError/ShapeError naming the source file and tensor.
+  static Linear load(const WeightStore& ws, const std::string& weight_name,
+                     const std::string& bias_name = "");
+  // From tensors already in memory (weight f32/f16/bf16/kQInt [n_out, n_in], bias empty or [n_out]).
+  // `source` names the file in error messages.
+  static Linear from_tensors(std::string name, Tensor weight, Tensor bias = {},
+                             const std::string& source = "<memory>");
+
+  // y[m, n_out] = x[m, n_in] W^T + b (y overwritten). Deterministic for any thread count.
+  void forward(const float* x, int64_t m, float* y) const;
+
+  int64_t n_out() const { return n_out_; }
+  int64_t n_in() const { return n_in_; }
+  bool empty() const { return weight_.empty(); }
+  bool quantized() const { return weight_.dtype() == DType::kQInt; }
+  const Tensor& weight() const { return weight_; }  // f32 or kQInt
+  const Tensor& bias() const { return bias_; }      // empty or f32 [n_out]
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;  // canonical weight name, for messages
+  Tensor weight_;
+  Tensor bias_;
+  int64_t n_out_ = 0, n_in_ = 0;
+};
+
+}  // namespace dsq::model
