@@ -30,15 +30,40 @@ Tensor load_norm(const WeightStore& ws, const std::string& name) {
   return ws.get_f32(name);
 }
 
+std::string bias_name(int64_t layer, const char* short_name) {
+  return "blk." + std::to_string(layer) + "." + short_name + ".bias";
+}
+
+// `bias`: the family requires one; otherwise an optional bias (structured pruning's bias
+// compensation on attn_output / ffn_down) is used when the store has it.
 Linear load_linear(const WeightStore& ws, int64_t layer, const char* short_name, bool bias) {
   const std::string name = linear_name(layer, short_name);
   check_shape(ws, name);
-  std::string bias_name;
-  if (bias) {
-    bias_name = "blk." + std::to_string(layer) + "." + short_name + ".bias";
-    check_shape(ws, bias_name);
-  }
-  return Linear::load(ws, name, bias_name);
+  std::string bname = bias_name(layer, short_name);
+  if (bias || ws.has(bname))
+    check_shape(ws, bname);
+  else
+    bname.clear();
+  return Linear::load(ws, name, bname);
+}
+
+// The bias left of a sub-block that pruning removed entirely (0 heads or 0 d_ff): a constant
+// added to the residual stream. Empty when absent.
+Tensor load_orphan_bias(const WeightStore& ws, int64_t layer, const char* short_name) {
+  const std::string name = bias_name(layer, short_name);
+  if (!ws.has(name)) return {};
+  const auto& e = ws.entry(name);
+  if (e.shape != Shape{ws.config.d_model})
+    throw ShapeError("'" + e.source + "': tensor '" + name + "' has shape " + shape_str(e.shape) +
+                     ", expected [" + std::to_string(ws.config.d_model) + "]");
+  return ws.get_f32(name);
+}
+
+void add_row_bias(float* h, const Tensor& bias, int64_t rows) {
+  const int64_t d = bias.numel();
+  const float* b = bias.data<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < d; ++i) h[r * d + i] += b[i];
 }
 
 // Runs one linear with its observer hooks.
@@ -71,12 +96,16 @@ BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
     w.attn_k = load_linear(ws, layer, "attn_k", c.qkv_bias);
     w.attn_v = load_linear(ws, layer, "attn_v", c.qkv_bias);
     w.attn_output = load_linear(ws, layer, "attn_output", false);
+  } else {
+    w.attn_bias_only = load_orphan_bias(ws, layer, "attn_output");
   }
   if (w.has_ffn()) {
     w.ffn_norm = load_norm(ws, p + "ffn_norm.weight");
     w.ffn_gate = load_linear(ws, layer, "ffn_gate", false);
     w.ffn_up = load_linear(ws, layer, "ffn_up", false);
     w.ffn_down = load_linear(ws, layer, "ffn_down", false);
+  } else {
+    w.ffn_bias_only = load_orphan_bias(ws, layer, "ffn_down");
   }
   return w;
 }
@@ -194,6 +223,8 @@ void block_forward(const BlockWeights& w, const ModelConfig& c, float* h, int64_
     }
     run_linear(w.attn_output, att.data(), rows, o.data(), obs, l, "attn_output");
     add_inplace(h, o.data(), rows * d);
+  } else if (!w.attn_bias_only.empty()) {
+    add_row_bias(h, w.attn_bias_only, rows);
   }
   if (w.has_ffn()) {
     const int64_t ff = w.dims.d_ff;
@@ -209,6 +240,8 @@ void block_forward(const BlockWeights& w, const ModelConfig& c, float* h, int64_
     }
     run_linear(w.ffn_down, g.data(), rows, o.data(), obs, l, "ffn_down");
     add_inplace(h, o.data(), rows * d);
+  } else if (!w.ffn_bias_only.empty()) {
+    add_row_bias(h, w.ffn_bias_only, rows);
   }
   if (obs) obs->on_block_output(l, ActView{h, rows, d});
 }

@@ -25,6 +25,10 @@ struct BlockWeights {
   Tensor ffn_norm;   // f32 [d_model] (empty when the FFN is skipped)
   Linear attn_q, attn_k, attn_v, attn_output;  // [n_heads*hd, d], [n_kv*hd, d] x2, [d, n_heads*hd]
   Linear ffn_gate, ffn_up, ffn_down;           // [d_ff, d] x2, [d, d_ff]
+  // attn_output.bias / ffn_down.bias (optional, from pruning's bias compensation) ride on the
+  // linears above; when pruning removed the whole sub-block, its bias alone is kept here
+  // (f32 [d_model], added to every row) and the sub-block is otherwise skipped.
+  Tensor attn_bias_only, ffn_bias_only;
 
   bool has_attn() const { return dims.n_heads > 0; }
   bool has_ffn() const { return dims.d_ff > 0; }

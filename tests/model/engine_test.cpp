@@ -71,7 +71,15 @@ TEST(Engine, MatchesNaiveReferenceNonUniformWidths) {
   c.n_layers = 4;
   // Pruned-style widths: fewer heads, a whole attention removed, an FFN removed.
   c.layers = {{4, 2, 96}, {2, 1, 40}, {0, 0, 64}, {2, 2, 0}};
-  expect_matches_naive(make_synthetic_model(c, 3), 21);
+  WeightStore ws = make_synthetic_model(c, 3);
+  expect_matches_naive(ws, 21);
+  // Bias compensation of pruned channels: output biases, also on fully removed sub-blocks.
+  std::vector<float> b(64);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = 0.01f * static_cast<float>(i % 7) - 0.03f;
+  for (const char* n : {"blk.1.attn_output.bias", "blk.2.attn_output.bias", "blk.0.ffn_down.bias",
+                        "blk.3.ffn_down.bias"})
+    ws.add_tensor(n, Tensor::from_f32({64}, b));
+  expect_matches_naive(ws, 21);
 }
 
 TEST(Engine, BatchedEqualsOneWindowAtATime) {

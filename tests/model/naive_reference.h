@@ -92,6 +92,10 @@ inline std::vector<double> naive_forward(const WeightStore& ws, const std::vecto
       auto o = matmul(att, T, f32(p + "attn_output.weight"), d, nq, nullptr);
       for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
     }
+    if (ws.has(p + "attn_output.bias")) {  // optional (pruning's bias compensation)
+      const auto b = f32(p + "attn_output.bias");
+      for (size_t i = 0; i < h.size(); ++i) h[i] += b[i % static_cast<size_t>(d)];
+    }
     if (w.d_ff > 0) {
       auto x = rmsnorm(h, f32(p + "ffn_norm.weight"));
       auto g = matmul(x, T, f32(p + "ffn_gate.weight"), w.d_ff, d, nullptr);
@@ -99,6 +103,10 @@ inline std::vector<double> naive_forward(const WeightStore& ws, const std::vecto
       for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
       auto o = matmul(g, T, f32(p + "ffn_down.weight"), d, w.d_ff, nullptr);
       for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
+    }
+    if (ws.has(p + "ffn_down.bias")) {
+      const auto b = f32(p + "ffn_down.bias");
+      for (size_t i = 0; i < h.size(); ++i) h[i] += b[i % static_cast<size_t>(d)];
     }
   }
   auto x = rmsnorm(h, f32("output_norm.weight"));
