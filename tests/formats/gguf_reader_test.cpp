@@ -3,6 +3,8 @@
 
 #include "formats/format_table.h"
 #include "formats/gguf/gguf.h"
+#include "lib/core/error.h"
+#include "tests/formats/reader_fixtures.h"
 #include "tests/test_util.h"
 
 namespace dsq::formats {
@@ -86,6 +88,97 @@ TEST(GgufReader, LoadsStories260KAsCanonicalTiedLlama) {
       for (int64_t col = 0; col < 64; ++col)
         ASSERT_EQ(q.data<float>()[(h * 8 + r) * 64 + col],
                   raw[(h * 8 + 2 * (r % 4) + r / 4) * 64 + col]);
+}
+
+using namespace fixtures;
+
+// Q8_0: d = 0.5, q_j = j - 16 (and -128 at j = 0) -> x_j = 0.5 * q_j.
+TEST(GgufDequant, Q8_0MatchesClosedForm) {
+  std::string blk;
+  put(blk, f32_to_f16(0.5f));
+  for (int j = 0; j < 32; ++j) put(blk, static_cast<int8_t>(j == 0 ? -128 : j - 16));
+  std::vector<float> out(32);
+  dequantize_q8_0(reinterpret_cast<const std::byte*>(blk.data()), out.data(), 32);
+  EXPECT_EQ(out[0], -64.0f);
+  for (int j = 1; j < 32; ++j) EXPECT_EQ(out[j], 0.5f * (j - 16)) << j;
+}
+
+// Q4_0: d = 0.25, byte j = (15 - j) << 4 | j -> x_j = 0.25 (j - 8), x_{j+16} = 0.25 (7 - j).
+TEST(GgufDequant, Q4_0MatchesClosedForm) {
+  std::string blk;
+  put(blk, f32_to_f16(0.25f));
+  for (int j = 0; j < 16; ++j) put(blk, static_cast<uint8_t>((15 - j) << 4 | j));
+  std::vector<float> out(32);
+  dequantize_q4_0(reinterpret_cast<const std::byte*>(blk.data()), out.data(), 32);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(out[j], 0.25f * (j - 8)) << j;
+    EXPECT_EQ(out[j + 16], 0.25f * (7 - j)) << j;
+  }
+}
+
+void expect_weights(const WeightStore& ws, const std::vector<SynthTensor>& want) {
+  ASSERT_EQ(ws.size(), want.size());
+  for (const auto& t : want) {
+    SCOPED_TRACE(t.canonical);
+    const Tensor x = ws.get_f32(t.canonical);
+    ASSERT_EQ(x.shape(), t.shape);
+    EXPECT_EQ(std::memcmp(x.data<float>(), t.values.data(), t.values.size() * 4), 0);
+  }
+}
+
+// Vectors f32; the four permuted matrices (q/k of layers 0 and 1) one of each type; the other
+// matrices cycling through the types.
+uint32_t mixed_type(const SynthTensor& t) {
+  static const uint32_t kCycle[] = {kGgmlF16, kGgmlBF16, kGgmlQ8_0, kGgmlF32};
+  if (t.shape.size() == 1) return kGgmlF32;
+  if (t.row->permute != RopePermute::kNone)
+    return kCycle[t.layer * 2 + (t.row->permute == RopePermute::kQ ? 0 : 1)];
+  return kCycle[t.canonical.size() % 4];
+}
+
+// Meta-ordered q/k in every dtype (f16/bf16 permuted as 2-byte rows, q8_0 after dequant) come
+// back in canonical order with the exact values; untied classifier kept.
+TEST(GgufReader, SyntheticLlamaAllTypesV2AndV3) {
+  testing::TempDir tmp;
+  const ModelConfig c = tiny_config("llama", /*tied=*/false);
+  const auto want = synth_weights(c);
+  for (uint32_t version : {2u, 3u}) {
+    SCOPED_TRACE(version);
+    GgufBuilder b = gguf_model(c, want, mixed_type);
+    const std::string path = tmp.file("m" + std::to_string(version) + ".gguf");
+    write_file(path, b.build(version));
+    const WeightStore ws = open_model(path);
+    EXPECT_EQ(ws.config, c) << nlohmann::json(ws.config).dump();
+    expect_weights(ws, want);
+    for (const auto& t : want) {
+      const uint32_t ty = mixed_type(t);
+      const DType d = ty == kGgmlF16 ? DType::kF16 : ty == kGgmlBF16 ? DType::kBF16 : DType::kF32;
+      EXPECT_EQ(ws.entry(t.canonical).dtype, d) << t.canonical;
+    }
+  }
+}
+
+TEST(GgufReader, Qwen2KeepsNeoxOrderAndBiases) {
+  testing::TempDir tmp;
+  const ModelConfig c = tiny_config("qwen2", /*tied=*/true);
+  const auto want = synth_weights(c);
+  GgufBuilder b = gguf_model(c, want, [](const SynthTensor&) { return kGgmlF32; });
+  write_file(tmp.file("q.gguf"), b.build());
+  const WeightStore ws = open_model(tmp.file("q.gguf"));
+  EXPECT_EQ(ws.config, c);
+  expect_weights(ws, want);
+}
+
+TEST(GgufReader, VocabOnlyFileIsNotAModel) {
+  DSQ_REQUIRE_SHARED(shared);
+  const std::string path = shared + "/data/tokenizer-tests/ggml-vocab-llama-spm.gguf";
+  try {
+    open_model(path);
+    FAIL() << "opened a vocab-only file as a model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'" + path + "': no tensors"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
