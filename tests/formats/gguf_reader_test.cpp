@@ -145,7 +145,7 @@ TEST(GgufReader, SyntheticLlamaAllTypesV2AndV3) {
   for (uint32_t version : {2u, 3u}) {
     SCOPED_TRACE(version);
     GgufBuilder b = gguf_model(c, want, mixed_type);
-    const std::string path = tmp.file("m" + std::to_string(version) + ".gguf");
+    const std::string path = tmp.file(strprintf("m%u.gguf", version));
     write_file(path, b.build(version));
     const WeightStore ws = open_model(path);
     EXPECT_EQ(ws.config, c) << nlohmann::json(ws.config).dump();

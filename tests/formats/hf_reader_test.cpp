@@ -50,8 +50,7 @@ std::vector<StTensor> write_hf(const std::string& dir, const ModelConfig& c,
     std::vector<StTensor> part;
     for (size_t i = static_cast<size_t>(s); i < ts.size(); i += static_cast<size_t>(shards))
       part.push_back(ts[i]);
-    const std::string name = "model-0000" + std::to_string(s + 1) + "-of-0000" +
-                             std::to_string(shards) + ".safetensors";
+    const std::string name = strprintf("model-%05d-of-%05d.safetensors", s + 1, shards);
     for (const auto& t : part) weight_map[t.name] = name;
     std::string data;
     write_file(dir + "/" + name, st_file(st_header(part, &data).dump(), data));

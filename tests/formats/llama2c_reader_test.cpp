@@ -32,8 +32,8 @@ TEST(Llama2cReader, V0SharedAndUnsharedAndV1) {
     const ModelConfig c = tiny_config("llama", tied);
     const auto want = synth_weights(c);
     for (int version : {0, 1}) {
-      SCOPED_TRACE(std::to_string(tied) + " v" + std::to_string(version));
-      const std::string path = tmp.file("m" + std::to_string(version) + ".bin");
+      SCOPED_TRACE(strprintf("tied %d v%d", tied, version));
+      const std::string path = tmp.file(strprintf("m%d.bin", version));
       write_file(path, llama2c_file(c, want, version));
       EXPECT_EQ(detect_format(path).name, "llama2c");
       const WeightStore ws = open_model(path);

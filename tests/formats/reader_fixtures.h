@@ -14,6 +14,7 @@
 
 #include "lib/core/arch.h"
 #include "lib/core/dtype.h"
+#include "lib/core/error.h"
 #include "lib/core/tensor.h"
 
 namespace dsq::formats::fixtures {
@@ -301,7 +302,7 @@ GgufBuilder gguf_model(const ModelConfig& c, const std::vector<SynthTensor>& ws,
   b.kv_f32(p + "attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
   b.kv_f32(p + "rope.freq_base", static_cast<float>(c.rope_theta));
   std::vector<std::string> tokens;
-  for (int64_t i = 0; i < c.vocab_size; ++i) tokens.push_back("t" + std::to_string(i));
+  for (int64_t i = 0; i < c.vocab_size; ++i) tokens.push_back(strprintf("t%lld", static_cast<long long>(i)));
   b.kv_str_array("tokenizer.ggml.tokens", tokens);
   b.kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(c.bos_id));
   b.kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(c.eos_id));
