@@ -39,6 +39,12 @@ void dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double a
 // H[n,n] += alpha * X^T X for X[rows, n] (f32 input, f64 accumulator): calibration Hessians.
 void syrk_accumulate(const float* x, int64_t rows, int64_t n, double alpha, double* h);
 
+// H[n,n] += alpha * X^T X for X[rows, n] like syrk_accumulate, but each call's products are
+// f32 (one single-threaded BLAS call per fixed tile of the upper triangle, so the result is
+// bit-identical for any thread count, at twice the f64 rate); the f64 H sums the calls. Pass
+// chunks of at most a few thousand rows: the f32 error of a chunk grows with its length.
+void gram_accumulate_f32(const float* x, int64_t rows, int64_t n, double alpha, double* h);
+
 // In-place Cholesky of a symmetric positive definite matrix a[n,n] (row-major); on success the
 // upper triangle holds U with A = U^T U and the strict lower triangle is zeroed. Returns false
 // when the matrix is not positive definite (a is then unspecified).

@@ -54,7 +54,7 @@ double hessian_quadratic(const float* a, int64_t rows, int64_t cols, const float
   std::vector<double> per_row(static_cast<size_t>(rows));
   for (int64_t r0 = 0; r0 < rows; r0 += kChunk) {
     const int64_t m = std::min(kChunk, rows - r0);
-    linalg::sgemm(false, false, m, cols, cols, 1.0f, a + r0 * cols, cols, h, cols, 0.0f,
+    linalg::sgemm_tiled(false, false, m, cols, cols, 1.0f, a + r0 * cols, cols, h, cols, 0.0f,
                   ah.data(), cols);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
@@ -144,7 +144,7 @@ Tensor gptq_quantize(const float* w_in, int64_t rows, int64_t cols, const double
       }
     }
     if (i2 < cols) {  // W[:, i2:] -= E[:, i1:i2] U[i1:i2, i2:]
-      linalg::sgemm(false, false, rows, cols - i2, nb, -1.0f, err.data(), B,
+      linalg::sgemm_tiled(false, false, rows, cols - i2, nb, -1.0f, err.data(), B,
                     &u[static_cast<size_t>(i1 * cols + i2)], cols, 1.0f, &w[static_cast<size_t>(i2)],
                     cols);
     }
