@@ -242,6 +242,7 @@ std::optional<Shape> expected_shape(const ModelConfig& c, const std::string& nam
   if (bias) {
     if (s == "attn_q") return Shape{q};
     if (s == "attn_k" || s == "attn_v") return Shape{kv};
+    if (s == "attn_output" || s == "ffn_down") return Shape{d};  // pruning's bias compensation
     return std::nullopt;
   }
   if (s == "attn_norm" || s == "ffn_norm") return Shape{d};

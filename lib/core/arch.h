@@ -17,6 +17,8 @@
 //   blk.{L}.ffn_gate.weight      [d_ff, d_model]
 //   blk.{L}.ffn_up.weight        [d_ff, d_model]
 //   blk.{L}.ffn_down.weight      [d_model, d_ff]
+//   blk.{L}.attn_output.bias     [d_model]  optional in every family: written only by structured
+//   blk.{L}.ffn_down.bias        [d_model]  pruning's bias compensation (lib/compress/prune.h)
 // RoPE convention: q/k rows are in the Hugging Face "rotate_half" order (within each head, rotary
 // pairs are (i, i + head_dim/2)). Readers of Meta-ordered sources (GGUF llama, llama2.c) permute
 // q/k rows into this order, so the engine implements one RoPE.
