@@ -19,5 +19,6 @@ struct Command {
 // Defined in each cmd_<name>.cpp.
 extern const Command kConvertCommand;
 extern const Command kInspectCommand;
+extern const Command kQuantizeCommand;
 
 }  // namespace dsq::tools

@@ -12,6 +12,7 @@ namespace {
 
 const dsq::tools::Command* const kCommands[] = {
     // Each cmd_<name>.cpp adds its row here.
+    &dsq::tools::kQuantizeCommand,
 };
 
 }  // namespace

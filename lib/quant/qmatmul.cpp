@@ -13,7 +13,7 @@ namespace {
 // Below this many weights a parallel region costs more than it saves.
 constexpr int64_t kParallelMinWeights = int64_t{1} << 16;
 
-// Weight rows dequantized per tile for m > 1: about 1 MiB of f32 (stays in L2/L3), at least 16.
+// Weight rows dequantized per tile for m > 1: about 1 MiB of f32 per thread, at least 16.
 int64_t tile_rows(int64_t n_in) {
   const int64_t t = (int64_t{1} << 18) / std::max<int64_t>(n_in, 1);
   return std::clamp<int64_t>(t, 16, 1024);
@@ -51,15 +51,24 @@ void qmatmul(const Tensor& w, const float* x, int64_t m, float* y) {
     for (int64_t r = 0; r < n_out; ++r) y[r] = tr.dot(qrow(w, r), n_in, G, x);
     return;
   }
-  // GEMM: dequantize a tile of weight rows, then y[:, tile] = x * tile^T through BLAS. Tile
-  // boundaries depend only on the shape, so results do not depend on the thread count.
+  // GEMM: each tile of T weight rows is dequantized into a per-thread f32 buffer and multiplied
+  // by a single-threaded BLAS call (y[:, tile] = x * tile^T). T depends only on the shape, and
+  // every tile is computed by one serial call, so the result is bit-identical for any thread
+  // count (OpenBLAS's own threading would change the accumulation order of edge elements).
   const int64_t T = std::min(tile_rows(n_in), n_out);
-  std::vector<float> tile(static_cast<size_t>(T * n_in));
-  for (int64_t r0 = 0; r0 < n_out; r0 += T) {
-    const int64_t r1 = std::min(r0 + T, n_out);
-    dequantize_range(tr, w, r0, r1, tile.data());
-    linalg::sgemm(false, true, m, r1 - r0, n_in, 1.0f, x, n_in, tile.data(), n_in, 0.0f, y + r0,
-                  n_out);
+  const int64_t n_tiles = (n_out + T - 1) / T;
+  linalg::SerialBlasScope serial_blas;
+#pragma omp parallel if (n_tiles > 1)
+  {
+    std::vector<float> tile(static_cast<size_t>(T * n_in));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < n_tiles; ++t) {
+      const int64_t r0 = t * T, r1 = std::min(r0 + T, n_out);
+      for (int64_t r = r0; r < r1; ++r)
+        tr.dequantize_row(qrow(w, r), n_in, G, tile.data() + (r - r0) * n_in);
+      linalg::sgemm(false, true, m, r1 - r0, n_in, 1.0f, x, n_in, tile.data(), n_in, 0.0f,
+                    y + r0, n_out);
+    }
   }
 }
 

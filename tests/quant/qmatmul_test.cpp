@@ -119,7 +119,7 @@ TEST(QMatmul, ManyTilesAndThreadCountIndependent) {
   const QuantDesc d{4, 128, false};
   const auto w = gaussian(n_out * n_in, 31);
   const Tensor q = quantize_matrix_rtn(w.data(), n_out, n_in, d);
-  for (int64_t m : {1, 9}) {
+  for (int64_t m : {1, 9, 37}) {
     const auto x = gaussian(m * n_in, 32, 1.0f);
     auto run = [&] {
       std::vector<float> y(static_cast<size_t>(m * n_out));
