@@ -95,7 +95,7 @@ class BpeTokenizer final : public Tokenizer {
       if (ia < 0 || ib < 0 || im < 0)
         fail(strprintf("merge %zu '%s %s' uses a token missing from the vocabulary", r, a.c_str(),
                        b.c_str()));
-      merges_.emplace(pair_key(ia, ib), Merge{static_cast<int32_t>(r), im});  // first rank wins
+      merges_.insert(pair_key(ia, ib), Merge{static_cast<int32_t>(r), im});  // first rank wins
     }
     const auto b2u = bytes_to_unicode();
     for (int b = 0; b < 256; ++b) {
@@ -226,8 +226,20 @@ class BpeTokenizer final : public Tokenizer {
       }
       pieces.swap(next);
     }
-    for (const auto& [b, e] : pieces)
-      encode_piece(frag.substr(cps.offset[b], cps.offset[e] - cps.offset[b]), out);
+    // Repeated pre-tokens (words) are merged once per call.
+    std::unordered_map<std::string_view, std::pair<size_t, size_t>, StringHash> cache;
+    for (const auto& [b, e] : pieces) {
+      const std::string_view piece = frag.substr(cps.offset[b], cps.offset[e] - cps.offset[b]);
+      const auto it = cache.find(piece);
+      if (it != cache.end()) {
+        out->insert(out->end(), out->begin() + it->second.first,
+                    out->begin() + it->second.first + it->second.second);
+        continue;
+      }
+      const size_t before = out->size();
+      encode_piece(piece, out);
+      cache.emplace(piece, std::make_pair(before, out->size() - before));
+    }
   }
 
   // Hugging Face's SplitDelimiterBehavior on one piece [b, e) with matches relative to b.
@@ -274,12 +286,12 @@ class BpeTokenizer final : public Tokenizer {
 
   void encode_piece(std::string_view piece, std::vector<int32_t>* out) const {
     if (piece.empty()) return;
-    std::string mapped;
-    if (m_.byte_level) {
-      static const std::array<char32_t, 256> kB2U = bytes_to_unicode();
-      for (const char c : piece) utf8_append(mapped, kB2U[static_cast<uint8_t>(c)]);
-    }
     if (m_.ignore_merges) {
+      std::string mapped;
+      if (m_.byte_level) {
+        static const std::array<char32_t, 256> kB2U = bytes_to_unicode();
+        for (const char c : piece) utf8_append(mapped, kB2U[static_cast<uint8_t>(c)]);
+      }
       const int32_t id = find(m_.byte_level ? std::string_view(mapped) : piece);
       if (id >= 0) {
         out->push_back(id);
@@ -312,8 +324,8 @@ class BpeTokenizer final : public Tokenizer {
     std::priority_queue<Candidate> queue;
     auto consider = [&](int32_t l) {
       if (l < 0 || sym[l].next < 0 || sym[l].id < 0 || sym[sym[l].next].id < 0) return;
-      const auto it = merges_.find(pair_key(sym[l].id, sym[sym[l].next].id));
-      if (it != merges_.end()) queue.push({it->second.rank, l});
+      const Merge* mg = merges_.find(pair_key(sym[l].id, sym[sym[l].next].id));
+      if (mg) queue.push({mg->rank, l});
     };
     for (int32_t i = 0; i + 1 < static_cast<int32_t>(sym.size()); ++i) consider(i);
     while (!queue.empty()) {
@@ -321,10 +333,10 @@ class BpeTokenizer final : public Tokenizer {
       queue.pop();
       Symbol& l = sym[top.left];
       if (l.id < 0 || l.next < 0) continue;
-      const auto it = merges_.find(pair_key(l.id, sym[l.next].id));
-      if (it == merges_.end() || it->second.rank != top.rank) continue;  // stale candidate
+      const Merge* mg = merges_.find(pair_key(l.id, sym[l.next].id));
+      if (!mg || mg->rank != top.rank) continue;  // stale candidate
       Symbol& r = sym[l.next];
-      l.id = it->second.id;
+      l.id = mg->id;
       l.next = r.next;
       if (r.next >= 0) sym[r.next].prev = top.left;
       r.id = -2;  // merged away
@@ -349,7 +361,45 @@ class BpeTokenizer final : public Tokenizer {
 
   BpeModel m_;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_;
-  std::unordered_map<uint64_t, Merge> merges_;
+  // Merge table: open addressing with linear probing on a power-of-two array (the node-based
+  // std::unordered_map was the encoder's hottest spot).
+  class MergeTable {
+   public:
+    void reserve(size_t n) {
+      size_t cap = 16;
+      while (cap < 2 * n) cap *= 2;
+      slots_.assign(cap, Slot{kEmpty, {}});
+    }
+    bool insert(uint64_t key, Merge m) {  // false when present (the first rank wins)
+      for (size_t i = hash(key) & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+        if (slots_[i].key == key) return false;
+        if (slots_[i].key == kEmpty) {
+          slots_[i] = {key, m};
+          return true;
+        }
+      }
+    }
+    const Merge* find(uint64_t key) const {
+      for (size_t i = hash(key) & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+        if (slots_[i].key == key) return &slots_[i].merge;
+        if (slots_[i].key == kEmpty) return nullptr;
+      }
+    }
+
+   private:
+    static constexpr uint64_t kEmpty = ~uint64_t{0};  // ids are < 2^31: never a real key
+    static size_t hash(uint64_t x) {  // splitmix64 finalizer
+      x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+      return static_cast<size_t>(x ^ (x >> 31));
+    }
+    struct Slot {
+      uint64_t key;
+      Merge merge;
+    };
+    std::vector<Slot> slots_;
+  };
+  MergeTable merges_;
   std::unordered_map<char32_t, uint8_t> u2b_;
   SpecialTokenMatcher special_;
   std::array<int32_t, 256> byte_ids_{};

@@ -201,6 +201,9 @@ class SpmTokenizer final : public Tokenizer {
       }
     }
     if (unk_id_ < 0) throw FormatError("'" + m_.source + "': the vocabulary has no unknown piece");
+    split_at_spaces_ = user_defined_.empty();
+    for (const auto& [text, id] : mergeable_)
+      if (text.find(kSpaceSymbol, 1) != std::string_view::npos) split_at_spaces_ = false;
     if (m_.byte_fallback) {
       for (int b = 0; b < 256; ++b)
         if (byte_ids_[b] < 0)
@@ -360,7 +363,36 @@ class SpmTokenizer final : public Tokenizer {
     }
   };
 
+  // Encodes normalized text. When no piece can span a "▁" boundary (no mergeable piece has "▁"
+  // after its first character and there are no user-defined pieces), the text is cut before each
+  // "▁": merges never cross such a cut, and within a segment the merge order is unchanged, so
+  // the ids are identical while repeated words come from a per-call cache.
   void encode_normalized(std::string_view s, std::vector<int32_t>* out) const {
+    bool prev_unk = false;
+    if (!split_at_spaces_) {
+      merge_segment(s, out, &prev_unk);
+      return;
+    }
+    std::unordered_map<std::string_view, std::pair<size_t, size_t>, StringViewHash> cache;
+    for (size_t start = 0; start < s.size();) {
+      size_t end = s.find(kSpaceSymbol, start + 1);
+      if (end == std::string_view::npos) end = s.size();
+      const std::string_view word = s.substr(start, end - start);
+      start = end;
+      const auto it = cache.find(word);
+      if (it != cache.end()) {
+        out->insert(out->end(), out->begin() + it->second.first,
+                    out->begin() + it->second.first + it->second.second);
+        continue;
+      }
+      const size_t before = out->size();
+      merge_segment(word, out, &prev_unk);
+      // Runs of unknown ids depend on the previous word: cache only words without them.
+      if (!prev_unk) cache.emplace(word, std::make_pair(before, out->size() - before));
+    }
+  }
+
+  void merge_segment(std::string_view s, std::vector<int32_t>* out, bool* prev_unk) const {
     if (s.empty()) return;
     std::vector<Symbol> sym;
     sym.reserve(s.size());
@@ -404,9 +436,8 @@ class SpmTokenizer final : public Tokenizer {
       try_pair(l.prev, top.left);
       try_pair(top.left, l.next);
     }
-    bool prev_unk = false;
     for (int32_t i = 0; i >= 0 && static_cast<size_t>(i) < sym.size(); i = sym[i].next)
-      emit(piece_of(sym[i]), rev_merge, out, &prev_unk);
+      emit(piece_of(sym[i]), rev_merge, out, prev_unk);
   }
 
   template <class RevMerge>
@@ -444,6 +475,7 @@ class SpmTokenizer final : public Tokenizer {
   SpecialTokenMatcher special_;       // llama.cpp mode: split out before BPE
   int32_t unk_id_ = -1;
   int32_t byte_ids_[256] = {};
+  bool split_at_spaces_ = false;
   friend std::unique_ptr<Tokenizer> make_spm_tokenizer(SpmModel);
 };
 
