@@ -106,13 +106,10 @@ json read_array(Cursor& c, const std::string& what, int depth, GgufValueType* el
   const uint64_t n = c.read<uint64_t>("metadata key '" + what + "' array length");
   const uint64_t min = min_value_bytes(elem);
   if (n > c.left() / min)
-    c.fail(strprintf("metadata key '%s': array of %llu %s elements needs at least %llu bytes, "
-                     "only %llu left",
+    c.fail(strprintf("metadata key '%s': array of %llu %s elements cannot fit in the %llu bytes "
+                     "left",
                      what.c_str(), static_cast<unsigned long long>(n),
                      std::string(gguf_value_type_name(elem)).c_str(),
-                     static_cast<unsigned long long>(n) > UINT64_MAX / min
-                         ? static_cast<unsigned long long>(UINT64_MAX)
-                         : static_cast<unsigned long long>(n * min),
                      static_cast<unsigned long long>(c.left())));
   json arr = json::array();
   arr.get_ref<json::array_t&>().reserve(static_cast<size_t>(n));

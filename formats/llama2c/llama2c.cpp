@@ -124,6 +124,23 @@ uint64_t expected_bytes(const Header& h) {
   return total;
 }
 
+// "tensor 'blk.1.ffn_up.weight' ends at byte N" (or "freq_cis ...") for the first array not
+// wholly inside a file of `size` bytes.
+std::string first_cut_tensor(const Header& h, uint64_t size) {
+  uint64_t end = h.version == 0 ? kV0HeaderBytes : kV1HeaderBytes;
+  for (const auto& s : layout(h))
+    for (int64_t l = 0; l < (s.per_layer ? h.n_layers : 1); ++l) {
+      end += 4 * static_cast<uint64_t>(dim_value(h, s.rows) * dim_value(h, s.cols));
+      if (end > size)
+        return strprintf("%s ends at byte %llu",
+                         s.canonical.empty()
+                             ? "freq_cis"
+                             : ("tensor '" + expand_name(s.canonical, l) + "'").c_str(),
+                         static_cast<unsigned long long>(end));
+    }
+  return "the last array";
+}
+
 std::string header_str(const Header& h) {
   return strprintf("{dim %d, hidden %d, layers %d, heads %d, kv_heads %d, vocab %d, seq_len %d}",
                    h.dim, h.hidden, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab, h.seq_len);
@@ -183,11 +200,16 @@ WeightStore read_llama2c(const std::string& path, const OpenOptions& /*opts*/) {
     throw FormatError("'" + path + "': header " + header_str(h) +
                       ": dim is not n_heads times an even head size");
   const uint64_t want = expected_bytes(h);
-  if (want != map->size())
-    throw FormatError(strprintf("'%s': header %s implies %llu bytes, the file has %zu%s",
+  if (want < map->size())
+    throw FormatError(strprintf("'%s': header %s implies %llu bytes, the file has %zu (trailing "
+                                "data?)",
                                 path.c_str(), header_str(h).c_str(),
-                                static_cast<unsigned long long>(want), map->size(),
-                                want > map->size() ? " (truncated)" : ""));
+                                static_cast<unsigned long long>(want), map->size()));
+  if (want > map->size())
+    throw FormatError(strprintf("'%s': truncated: %s, the file has %zu (header %s implies %llu)",
+                                path.c_str(), first_cut_tensor(h, map->size()).c_str(),
+                                map->size(), header_str(h).c_str(),
+                                static_cast<unsigned long long>(want)));
 
   ModelConfig c;
   c.arch = "llama";

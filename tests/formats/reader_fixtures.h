@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -22,6 +23,9 @@ namespace dsq::formats::fixtures {
 using json = nlohmann::json;
 
 inline void write_file(const std::string& path, const std::string& bytes) {
+  // Unlink first: ext4 flushes a file truncated and rewritten in place (auto_da_alloc), which
+  // makes sweeps that rewrite one path thousands of times crawl.
+  std::remove(path.c_str());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
