@@ -1,7 +1,11 @@
 #include "lib/model/linear.h"
 
+#include <cmath>
+#include <vector>
+
 #include "lib/core/error.h"
 #include "lib/core/linalg.h"
+#include "lib/model/sparse_gemv.h"
 #include "lib/quant/qmatmul.h"
 
 namespace dsq::model {
@@ -10,8 +14,21 @@ Linear Linear::load(const WeightStore& ws, const std::string& weight_name,
                     const std::string& bias_name) {
   Tensor bias;
   if (!bias_name.empty()) bias = ws.get_f32(bias_name);
-  return from_tensors(weight_name, ws.get(weight_name), std::move(bias),
-                      ws.entry(weight_name).source);
+  const auto& e = ws.entry(weight_name);
+  Linear L = from_tensors(weight_name, ws.get(weight_name), std::move(bias), e.source);
+  if (auto it = e.attrs.find("act_threshold"); it != e.attrs.end()) {
+    if (!it->is_number() || !(it->get<double>() >= 0.0) || !std::isfinite(it->get<double>()))
+      throw FormatError("'" + e.source + "': tensor '" + weight_name +
+                        "': attr act_threshold must be a finite number >= 0, got " + it->dump());
+    L.set_act_threshold(it->get<float>());
+  }
+  return L;
+}
+
+void Linear::set_act_threshold(float t) {
+  DSQ_ASSERT(t >= 0.0f, "negative activation threshold");
+  act_threshold_ = t;
+  weight_t_ = t > 0.0f && !quantized() ? transpose_f32(weight_) : Tensor();
 }
 
 Linear Linear::from_tensors(std::string name, Tensor weight, Tensor bias,
@@ -44,7 +61,15 @@ Linear Linear::from_tensors(std::string name, Tensor weight, Tensor bias,
 void Linear::forward(const float* x, int64_t m, float* y) const {
   DSQ_ASSERT(!empty(), "forward through an empty linear");
   if (m == 0 || n_out_ == 0) return;
-  if (quantized()) {
+  std::vector<float> xs;  // thresholded input
+  if (act_threshold_ > 0.0f) {
+    xs.resize(static_cast<size_t>(m * n_in_));
+    threshold_activations(x, m * n_in_, act_threshold_, xs.data());
+    x = xs.data();
+  }
+  if (m == 1 && !weight_t_.empty()) {
+    sparse_gemv_t(weight_t_.data<float>(), n_in_, n_out_, x, y);
+  } else if (quantized()) {
     quant::qmatmul(weight_, x, m, y);
   } else {
     // y[m, n_out] = x[m, n_in] * W[n_out, n_in]^T

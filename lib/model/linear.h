@@ -25,7 +25,16 @@ class Linear {
                              const std::string& source = "<memory>");
 
   // y[m, n_out] = x[m, n_in] W^T + b (y overwritten). Deterministic for any thread count.
+  // With an activation threshold t > 0, inputs with |x| <= t are zeroed first (TEAL-style
+  // sparsity, sparse_gemv.h) and single-token calls (m == 1) on f32 weights skip the weight
+  // columns of the zeroed entries.
   void forward(const float* x, int64_t m, float* y) const;
+
+  // Activation threshold (0 = dense). Linear::load takes it from the weight entry's attrs
+  // {"act_threshold": t} (written by `dsq sparsify`). Setting t > 0 on an f32 weight keeps a
+  // transposed copy W^T [n_in, n_out] for the sparse single-token kernel.
+  void set_act_threshold(float t);
+  float act_threshold() const { return act_threshold_; }
 
   int64_t n_out() const { return n_out_; }
   int64_t n_in() const { return n_in_; }
@@ -39,6 +48,8 @@ class Linear {
   std::string name_;  // canonical weight name, for messages
   Tensor weight_;
   Tensor bias_;
+  float act_threshold_ = 0.0f;
+  Tensor weight_t_;  // W^T [n_in, n_out] f32, only when act_threshold_ > 0 and W is f32
   int64_t n_out_ = 0, n_in_ = 0;
 };
 

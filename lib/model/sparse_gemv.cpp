@@ -11,7 +11,8 @@
 namespace dsq::model {
 
 int64_t threshold_activations(const float* x, int64_t n, float t, float* out) {
-  int64_t nnz = 0;
+  int64_t nnz = 0;  // an integer sum: exact, so thread-count independent
+#pragma omp parallel for schedule(static) reduction(+ : nnz) if (n > (1 << 16))
   for (int64_t j = 0; j < n; ++j) {
     const bool keep = std::fabs(x[j]) > t;
     out[j] = keep ? x[j] : 0.0f;
