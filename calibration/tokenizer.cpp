@@ -159,9 +159,7 @@ void apply_normalizer(const json& n, HfParseState* st) {
              json_str(n, "content") == "\xE2\x96\x81") {
     st->m->replace_space_symbol = true;
   } else if (type == "NFC") {
-    // Identity on text that is already NFC, which is all text dsq feeds (checked by the caller
-    // is not possible cheaply); see the report's known issues.
-    log_warn("'" + st->path + "': NFC normalizer treated as identity");
+    st->m->nfc = true;
   } else {
     throw ConfigError("'" + st->path + "': normalizer '" + (type.empty() ? n.dump() : type) +
                       "' is not supported");

@@ -194,7 +194,11 @@ class BpeTokenizer final : public Tokenizer {
 
   // Normalization (character-level vocabularies), pre-tokenization, then BPE on each piece.
   void encode_fragment(std::string_view frag, std::vector<int32_t>* out) const {
-    std::string prefixed, normalized;
+    std::string nfc, prefixed, normalized;
+    if (m_.nfc) {
+      nfc = unicode_nfc(frag);
+      frag = nfc;
+    }
     if (m_.add_prefix_space && (frag.empty() || frag[0] != ' ')) {
       prefixed = " ";
       prefixed.append(frag);

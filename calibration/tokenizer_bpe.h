@@ -37,6 +37,7 @@ struct BpeModel {
   bool byte_fallback = false;  // character level: unknown characters become <0xNN> tokens
   bool ignore_merges = false;  // a pre-token that is itself a token is emitted unmerged
   bool add_prefix_space = false;  // ByteLevel: prepend ' ' unless the text starts with one
+  bool nfc = false;               // NFC normalizer (Qwen2)
   // Character-level normalization (Llama-2 tokenizer.json): prepend "▁" to the text and replace
   // ' ' by "▁".
   bool prepend_space_symbol = false;

@@ -42,10 +42,34 @@ struct CodepointText {
 };
 CodepointText utf8_split(std::string_view s);
 
+// Unicode Normalization Form C (canonical decomposition, canonical ordering, canonical
+// composition, with algorithmic Hangul). Malformed bytes are kept as they are. Text without code
+// points >= U+0300 is returned unchanged without any table lookups.
+std::string unicode_nfc(std::string_view s);
+// Canonical combining class (0 for starters).
+uint8_t unicode_combining_class(char32_t cp);
+
 namespace detail {  // defined in the generated unicode_tables.cpp
 extern const uint32_t kCategoryRuns[];  // (first code point << 5) | category, ascending
 extern const size_t kCategoryRunCount;
 extern const char kUnicodeVersion[];
+extern const uint32_t kCombiningClasses[];  // (code point << 8) | ccc, ascending
+extern const size_t kCombiningClassesCount;
+struct DecompositionEntry {
+  char32_t cp;
+  uint16_t first;  // index into kDecompositionData
+  uint16_t length;
+};
+extern const DecompositionEntry kDecompositions[];  // ascending by cp
+extern const size_t kDecompositionsCount;
+extern const char32_t kDecompositionData[];
+extern const size_t kDecompositionDataCount;
+struct CompositionEntry {
+  uint64_t key;  // (first << 21) | second
+  char32_t composite;
+};
+extern const CompositionEntry kCompositions[];  // ascending by key
+extern const size_t kCompositionsCount;
 }  // namespace detail
 
 }  // namespace dsq::calibration

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generate calibration/unicode_tables.cpp: Unicode general categories as compact ranges.
+"""Generate calibration/unicode_tables.cpp: Unicode general categories as compact ranges, plus
+the canonical decomposition / composition / combining-class data that NFC needs.
 
 Usage: python3 scripts/gen_unicode_tables.py > calibration/unicode_tables.cpp
 
@@ -36,7 +37,56 @@ def main():
         out.write("    " + ", ".join("0x%07x" % r for r in runs[i:i + 8]) + ",\n")
     out.write("};\nconst size_t kCategoryRunCount = %d;\n" % len(runs))
     out.write('const char kUnicodeVersion[] = "%s";\n' % unicodedata.unidata_version)
+    write_nfc_tables(out)
     out.write("\n}  // namespace dsq::calibration::detail\n")
+
+
+def is_hangul_syllable(cp):
+    return 0xAC00 <= cp <= 0xD7A3
+
+
+def write_array(out, ctype, name, values, fmt):
+    out.write("const %s %s[] = {\n" % (ctype, name))
+    for i in range(0, len(values), 8):
+        out.write("    " + ", ".join(fmt % v for v in values[i:i + 8]) + ",\n")
+    out.write("};\nconst size_t %sCount = %d;\n" % (name, len(values)))
+
+
+def write_nfc_tables(out):
+    # Canonical combining classes != 0: (code point << 8) | ccc, ascending.
+    ccc = [(cp << 8) | unicodedata.combining(chr(cp))
+           for cp in range(0x110000) if unicodedata.combining(chr(cp))]
+    out.write("\n// (code point << 8) | canonical combining class, for every class != 0.\n")
+    write_array(out, "uint32_t", "kCombiningClasses", ccc, "0x%08x")
+    # Full canonical decompositions (Hangul syllables are algorithmic and left out).
+    starts, data = [], []
+    compose = []
+    for cp in range(0x110000):
+        c = chr(cp)
+        if is_hangul_syllable(cp):
+            continue
+        nfd = unicodedata.normalize("NFD", c)
+        if nfd != c:
+            starts.append((cp, len(data), len(nfd)))
+            data.extend(ord(x) for x in nfd)
+        raw = unicodedata.decomposition(c)
+        if raw and not raw.startswith("<"):
+            parts = [int(x, 16) for x in raw.split()]
+            # Primary composites: two-code-point mappings that NFC recomposes.
+            if len(parts) == 2 and unicodedata.normalize("NFC", "".join(map(chr, parts))) == c:
+                compose.append(((parts[0] << 21) | parts[1], cp))
+    out.write("\n// Full canonical decompositions: {code point, first index in kDecompositionData, length}.\n")
+    out.write("const DecompositionEntry kDecompositions[] = {\n")
+    for i in range(0, len(starts), 4):
+        out.write("    " + ", ".join("{0x%x, %d, %d}" % e for e in starts[i:i + 4]) + ",\n")
+    out.write("};\nconst size_t kDecompositionsCount = %d;\n" % len(starts))
+    write_array(out, "char32_t", "kDecompositionData", data, "0x%x")
+    compose.sort()
+    out.write("\n// Primary composites: key (first << 21) | second, ascending, and the composite.\n")
+    out.write("const CompositionEntry kCompositions[] = {\n")
+    for i in range(0, len(compose), 4):
+        out.write("    " + ", ".join("{0x%xULL, 0x%x}" % e for e in compose[i:i + 4]) + ",\n")
+    out.write("};\nconst size_t kCompositionsCount = %d;\n" % len(compose))
 
 
 if __name__ == "__main__":
