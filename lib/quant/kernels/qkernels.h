@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -59,6 +60,15 @@ inline void decode_codes(const uint8_t* src, int64_t n, uint8_t* dst) {
 
 inline constexpr int64_t kChunk = 256;  // codes decoded at once; 256*bits is a multiple of 8
 
+#ifdef DSQ_QKERNELS_AVX2
+inline float hsum(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+#endif
+
 // sum_i (code[i] - zero) * x[i] over n decoded codes, f32 with 8 lanes (fixed order).
 inline float dot_codes(const uint8_t* q, int64_t n, int zero, const float* x) {
   int64_t i = 0;
@@ -73,11 +83,7 @@ inline float dot_codes(const uint8_t* q, int64_t n, int zero, const float* x) {
     acc0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(x + i), acc0);
     acc1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(x + i + 8), acc1);
   }
-  const __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  s = _mm_cvtss_f32(h);
+  s = hsum(_mm256_add_ps(acc0, acc1));
 #else
   float lane[8] = {};
   for (; i + 8 <= n; i += 8)
@@ -88,6 +94,53 @@ inline float dot_codes(const uint8_t* q, int64_t n, int zero, const float* x) {
   return s;
 }
 
+#ifdef DSQ_QKERNELS_AVX2
+// 8 codes of Bits (2, 3 or 4) bits that start on a byte boundary occupy exactly Bits bytes:
+// broadcast them and shift each lane by its code's bit offset.
+template <int Bits>
+inline __m256i unpack8(const uint8_t* src) {
+  // Assemble exactly Bits bytes in registers (never reads past the 8 codes; a partial memcpy into
+  // a stack word would stall on store forwarding).
+  uint32_t v;
+  if constexpr (Bits == 4) {
+    std::memcpy(&v, src, 4);
+  } else if constexpr (Bits == 3) {
+    uint16_t lo;
+    std::memcpy(&lo, src, 2);
+    v = lo | (static_cast<uint32_t>(src[2]) << 16);
+  } else {
+    uint16_t lo;
+    std::memcpy(&lo, src, 2);
+    v = lo;
+  }
+  const __m256i sh = _mm256_setr_epi32(0, Bits, 2 * Bits, 3 * Bits, 4 * Bits, 5 * Bits, 6 * Bits, 7 * Bits);
+  return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(v)), sh),
+                          _mm256_set1_epi32((1 << Bits) - 1));
+}
+
+#endif
+
+// sum_i (code[c0 + i] - zero) * x[i] for n packed codes whose first one starts on a byte boundary
+// of src (Bits 2, 3, 4): decodes in registers, no intermediate buffer.
+template <int Bits>
+inline float dot_packed(const uint8_t* src, int64_t n, int zero, const float* x) {
+  int64_t i = 0;
+  float s = 0.0f;
+#ifdef DSQ_QKERNELS_AVX2
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const __m256i z = _mm256_set1_epi32(zero);
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(unpack8<Bits>(src + i / 8 * Bits), z));
+    const __m256 a1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(unpack8<Bits>(src + i / 8 * Bits + Bits), z));
+    acc0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  s = hsum(_mm256_add_ps(acc0, acc1));
+#endif
+  for (; i < n; ++i) s += static_cast<float>(static_cast<int>(quant_code_at(src, i, Bits)) - zero) * x[i];
+  return s;
+}
+
 // True when every group starts on a byte boundary, so groups can be decoded in byte-aligned runs.
 template <int Bits>
 inline bool groups_byte_aligned(int64_t group) { return (group * Bits) % 8 == 0; }
@@ -95,21 +148,15 @@ inline bool groups_byte_aligned(int64_t group) { return (group * Bits) % 8 == 0;
 template <int Bits, bool Sym>
 float dot_fast(QRowView q, int64_t cols, int64_t group, const float* x) {
   if (!groups_byte_aligned<Bits>(group)) return dot_ref<Bits, Sym>(q, cols, group, x);
-  alignas(32) uint8_t codes[kChunk];
   float total = 0.0f;
   for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
     const int64_t n = cols - c0 < group ? cols - c0 : group;
     const GroupParams p = load_params(q, g, Bits);
-    float gs = 0.0f;
-    for (int64_t k0 = 0; k0 < n; k0 += kChunk) {
-      const int64_t k = n - k0 < kChunk ? n - k0 : kChunk;
-      const int64_t c = c0 + k0;
-      if constexpr (Bits == 8) {
-        gs += dot_codes(q.codes + c, k, p.zero, x + c);
-      } else {
-        decode_codes<Bits>(q.codes + c * Bits / 8, k, codes);
-        gs += dot_codes(codes, k, p.zero, x + c);
-      }
+    float gs;
+    if constexpr (Bits == 8) {
+      gs = dot_codes(q.codes + c0, n, p.zero, x + c0);
+    } else {
+      gs = dot_packed<Bits>(q.codes + c0 * Bits / 8, n, p.zero, x + c0);
     }
     total += p.scale * gs;
   }
@@ -127,14 +174,25 @@ void dequantize_row_fast(QRowView q, int64_t cols, int64_t group, float* out) {
       const int64_t k = n - k0 < kChunk ? n - k0 : kChunk;
       const int64_t c = c0 + k0;
       const uint8_t* src = codes;
+      float* o = out + c;
+      int64_t i = 0;
       if constexpr (Bits == 8) {
         src = q.codes + c;
       } else {
+#ifdef DSQ_QKERNELS_AVX2
+        const __m256 sc = _mm256_set1_ps(p.scale);
+        const __m256i z = _mm256_set1_epi32(p.zero);
+        const uint8_t* packed = q.codes + c * Bits / 8;
+        for (; i + 8 <= k; i += 8) {
+          const __m256 a = _mm256_cvtepi32_ps(_mm256_sub_epi32(unpack8<Bits>(packed + i / 8 * Bits), z));
+          _mm256_storeu_ps(o + i, _mm256_mul_ps(sc, a));
+        }
+        if (i == k) continue;
+#endif
         decode_codes<Bits>(q.codes + c * Bits / 8, k, codes);
       }
-      float* o = out + c;
       // Same arithmetic as dequantize_value: one exact int->float and one rounding multiply.
-      for (int64_t i = 0; i < k; ++i) o[i] = p.scale * static_cast<float>(static_cast<int>(src[i]) - p.zero);
+      for (; i < k; ++i) o[i] = p.scale * static_cast<float>(static_cast<int>(src[i]) - p.zero);
     }
   }
 }
