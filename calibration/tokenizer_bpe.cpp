@@ -230,19 +230,13 @@ class BpeTokenizer final : public Tokenizer {
       }
       pieces.swap(next);
     }
-    // Repeated pre-tokens (words) are merged once per call.
-    std::unordered_map<std::string_view, std::pair<size_t, size_t>, StringHash> cache;
+    WordIdCache cache;  // repeated pre-tokens (words) are merged once per call
     for (const auto& [b, e] : pieces) {
       const std::string_view piece = frag.substr(cps.offset[b], cps.offset[e] - cps.offset[b]);
-      const auto it = cache.find(piece);
-      if (it != cache.end()) {
-        out->insert(out->end(), out->begin() + it->second.first,
-                    out->begin() + it->second.first + it->second.second);
-        continue;
-      }
+      if (cache.replay(piece, out)) continue;
       const size_t before = out->size();
       encode_piece(piece, out);
-      cache.emplace(piece, std::make_pair(before, out->size() - before));
+      cache.remember(piece, before, *out);
     }
   }
 

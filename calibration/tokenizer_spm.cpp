@@ -373,22 +373,17 @@ class SpmTokenizer final : public Tokenizer {
       merge_segment(s, out, &prev_unk);
       return;
     }
-    std::unordered_map<std::string_view, std::pair<size_t, size_t>, StringViewHash> cache;
+    WordIdCache cache;
     for (size_t start = 0; start < s.size();) {
       size_t end = s.find(kSpaceSymbol, start + 1);
       if (end == std::string_view::npos) end = s.size();
       const std::string_view word = s.substr(start, end - start);
       start = end;
-      const auto it = cache.find(word);
-      if (it != cache.end()) {
-        out->insert(out->end(), out->begin() + it->second.first,
-                    out->begin() + it->second.first + it->second.second);
-        continue;
-      }
+      if (cache.replay(word, out)) continue;
       const size_t before = out->size();
       merge_segment(word, out, &prev_unk);
       // Runs of unknown ids depend on the previous word: cache only words without them.
-      if (!prev_unk) cache.emplace(word, std::make_pair(before, out->size() - before));
+      if (!prev_unk) cache.remember(word, before, *out);
     }
   }
 

@@ -262,32 +262,17 @@ TEST(HfJson, SmallByteLevelBpeVocabulary) {
   for (const auto& [a, b] : merges) vocab[a + b] = id++;
   nlohmann::json merges_json = nlohmann::json::array();
   for (const auto& [a, b] : merges) merges_json.push_back(a + " " + b);
-  using J = nlohmann::json;
-  J model = J::object();
-  model["type"] = "BPE";
-  model["vocab"] = vocab;
-  model["merges"] = merges_json;
-  J added = J::object();
-  added["id"] = id;
-  added["content"] = "<|end|>";
-  added["special"] = true;
-  J split = J::object();
-  split["type"] = "Split";
-  split["pattern"] = J::object();
-  split["pattern"]["Regex"] =
-      "(?i:'s|'t)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-  split["behavior"] = "Isolated";
-  J byte_level = J::object();
-  byte_level["type"] = "ByteLevel";
-  byte_level["add_prefix_space"] = false;
-  byte_level["use_regex"] = false;
-  J j = J::object();
-  j["model"] = model;
-  j["added_tokens"] = J::array({added});
-  j["pre_tokenizer"] = J::object();
-  j["pre_tokenizer"]["type"] = "Sequence";
-  j["pre_tokenizer"]["pretokenizers"] = J::array({split, byte_level});
+  ASSERT_EQ(id, 263);
+  nlohmann::json j = nlohmann::json::parse(R"({
+    "added_tokens": [{"id": 263, "content": "<|end|>", "special": true}],
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+      {"type": "Split", "behavior": "Isolated", "pattern": {"Regex":
+        "(?i:'s|'t)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+      {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]}})");
+  j["model"] = nlohmann::json::object();
+  j["model"]["type"] = "BPE";
+  j["model"]["vocab"] = vocab;
+  j["model"]["merges"] = merges_json;
   write_file(dir.file("tokenizer.json"), j.dump());
   write_file(dir.file("tokenizer_config.json"), R"({"eos_token": "<|end|>"})");
   const auto tok = load_tokenizer_file(dir.file("tokenizer.json"));
