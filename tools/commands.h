@@ -20,5 +20,7 @@ struct Command {
 extern const Command kConvertCommand;
 extern const Command kInspectCommand;
 extern const Command kQuantizeCommand;
+extern const Command kEvalCommand;
+extern const Command kGenerateCommand;
 
 }  // namespace dsq::tools

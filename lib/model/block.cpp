@@ -75,7 +75,7 @@ void run_linear(const Linear& lin, const float* x, int64_t rows, float* y, Obser
 }
 
 void add_inplace(float* h, const float* x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
   for (int64_t i = 0; i < n; ++i) h[i] += x[i];
 }
 
@@ -111,7 +111,7 @@ BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
 }
 
 void rmsnorm(const float* x, const float* w, int64_t rows, int64_t d, double eps, float* y) {
-#pragma omp parallel for schedule(static) if (rows * d > (1 << 15))
+#pragma omp parallel for schedule(static) if (rows * d > (1 << 18))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * d;
     double ss = 0.0;
@@ -135,7 +135,7 @@ void rope_inplace(float* x, int64_t B, int64_t T, int64_t n_heads, int64_t head_
       sn[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(a));
     }
   const int64_t rows = B * T, width = n_heads * head_dim;
-#pragma omp parallel for schedule(static) if (rows * width > (1 << 15))
+#pragma omp parallel for schedule(static) if (rows * width > (1 << 18))
   for (int64_t r = 0; r < rows; ++r) {
     const float* c = cs.data() + (r % T) * half;
     const float* s = sn.data() + (r % T) * half;
@@ -163,7 +163,7 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t ld
   std::vector<Buf> s(static_cast<size_t>(std::min<int64_t>(omp_get_max_threads(), n_heads)));
   for (auto& b : s) b.resize(static_cast<size_t>(scratch));
   linalg::SerialBlasScope serial;
-  const bool par = n_heads * T * (pos0 + T) * head_dim >= (int64_t{1} << 20);
+  const bool par = n_heads * T * (pos0 + T) * head_dim >= (int64_t{1} << 24);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(s.size())) if (par)
   for (int64_t h = 0; h < n_heads; ++h) {
     float* sc = s[static_cast<size_t>(omp_get_thread_num())].data();
@@ -233,7 +233,7 @@ void block_forward(const BlockWeights& w, const ModelConfig& c, float* h, int64_
     run_linear(w.ffn_gate, xn.data(), rows, g.data(), obs, l, "ffn_gate");
     run_linear(w.ffn_up, xn.data(), rows, u.data(), obs, l, "ffn_up");
     const int64_t n = rows * ff;
-#pragma omp parallel for schedule(static) if (n > (1 << 15))
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
     for (int64_t i = 0; i < n; ++i) {
       const float gi = g[static_cast<size_t>(i)];
       g[static_cast<size_t>(i)] = gi / (1.0f + std::exp(-gi)) * u[static_cast<size_t>(i)];

@@ -29,7 +29,8 @@ std::vector<TokenScore> score_windows(const float* logits, const float* ref_logi
   DSQ_ASSERT(static_cast<int64_t>(tokens.size()) == B * T && T >= 2, "score_windows: bad sizes");
   const int64_t per = T - 1, n = B * per;
   std::vector<TokenScore> out(static_cast<size_t>(n));
-#pragma omp parallel
+  // Each row costs ~vocab exps in f64: fan out only when that adds up to milliseconds.
+#pragma omp parallel if (n * vocab * (ref_logits ? 2 : 1) >= (int64_t{1} << 20))
   {
     std::vector<double> lp(static_cast<size_t>(vocab)), lr(static_cast<size_t>(vocab));
 #pragma omp for schedule(static)
@@ -107,7 +108,7 @@ void DriftMeter::on_block_output(int64_t layer, ActView h) {
   const auto& ref = ref_.output(layer);
   if (static_cast<int64_t>(ref.size()) != h.rows * h.cols) return;  // no matching reference
   std::vector<double> rel(static_cast<size_t>(h.rows)), cs(static_cast<size_t>(h.rows));
-#pragma omp parallel for schedule(static) if (h.rows * h.cols > (1 << 15))
+#pragma omp parallel for schedule(static) if (h.rows * h.cols > (1 << 18))
   for (int64_t r = 0; r < h.rows; ++r) {
     const float* a = h.row(r);
     const float* b = ref.data() + r * h.cols;

@@ -28,7 +28,7 @@ void Embedding::lookup(std::span<const int32_t> tokens, float* out) const {
                                  tokens[i], i, static_cast<long long>(vocab)));
   const int64_t n = static_cast<int64_t>(tokens.size());
   const bool q = table.dtype() == DType::kQInt;
-#pragma omp parallel for schedule(static) if (n * d > (1 << 16))
+#pragma omp parallel for schedule(static) if (n * d > (1 << 18))
   for (int64_t i = 0; i < n; ++i) {
     const int64_t id = tokens[static_cast<size_t>(i)];
     if (q)

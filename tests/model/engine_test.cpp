@@ -131,14 +131,18 @@ TEST(Engine, KvCacheDecodeMatchesFullForward) {
 }
 
 TEST(Engine, ThreadCountDoesNotChangeLogits) {
+  // Large enough that every parallel path (GEMM tiles, attention heads, norms, RoPE, SwiGLU)
+  // passes its work threshold and really runs on 2 threads.
   ModelConfig c = tiny_llama_config();
-  c.d_model = 128;
+  c.d_model = 256;
   c.n_heads = 8;
   c.n_kv_heads = 4;
-  c.d_ff = 352;
-  c.vocab_size = 300;
+  c.head_dim = 32;
+  c.d_ff = 688;
+  c.vocab_size = 1100;
+  c.max_ctx = 1024;
   const Model m = Model::load(make_synthetic_model(c, 6));
-  const int64_t B = 2, T = 300;
+  const int64_t B = 2, T = 520;
   std::vector<int32_t> toks = ramp_tokens(B * T, c.vocab_size);
   const int before = num_threads();
   set_num_threads(1);

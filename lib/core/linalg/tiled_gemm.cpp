@@ -44,8 +44,9 @@ void sgemm_tiled(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
     one(0);
     return;
   }
-  // Small products are not worth waking the thread team (same tiles either way).
-#pragma omp parallel for schedule(dynamic, 1) if (m * n * k >= (int64_t{1} << 21))
+  // Products below ~16M multiply-adds (a millisecond or two) are not worth waking the thread
+  // team; the tiles, and so the result, are the same either way.
+#pragma omp parallel for schedule(dynamic, 1) if (m * n * k >= (int64_t{1} << 24))
   for (int64_t t = 0; t < tiles; ++t) one(t);
 }
 
