@@ -5,9 +5,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "calibration/tokenizer_bpe.h"
 #include "calibration/tokenizer_spm.h"
+#include "formats/dsq/dsq_reader.h"
 #include "formats/gguf/gguf.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
@@ -50,9 +52,8 @@ int32_t gguf_int(const json& md, const std::string& key, int32_t fallback) {
   return v < 0 || v > INT32_MAX ? -1 : static_cast<int32_t>(v);  // 0xFFFFFFFF means "none"
 }
 
-std::unique_ptr<Tokenizer> load_gguf(const std::string& path) {
-  const formats::GgufFile file = formats::GgufFile::open(path);
-  const json& md = file.metadata();
+// `md`: the GGUF metadata (or the tokenizer.* subset a .dsq header embeds); `path` names it.
+std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string& path) {
   const auto model_it = md.find("tokenizer.ggml.model");
   if (model_it == md.end() || !model_it->is_string())
     throw ConfigError("'" + path + "': no tokenizer in the GGUF metadata (tokenizer.ggml.model)");
@@ -202,16 +203,16 @@ void apply_pre_tokenizer(const json& p, HfParseState* st) {
   }
 }
 
-// bos_token / eos_token of a tokenizer_config.json beside tokenizer.json (strings or
-// {"content": ...} objects); empty when absent.
-std::pair<std::string, std::string> hf_bos_eos(const std::string& path) {
-  const auto cfg = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  if (!std::filesystem::exists(cfg)) return {};
+// bos_token / eos_token of a tokenizer_config.json (strings or {"content": ...} objects); empty
+// when there is no config.
+std::pair<std::string, std::string> hf_bos_eos(const std::optional<std::string>& config,
+                                               const std::string& cfg_name) {
+  if (!config) return {};
   json j;
   try {
-    j = json::parse(load_text_file(cfg.string()));
+    j = json::parse(*config);
   } catch (const json::exception& e) {
-    throw FormatError("'" + cfg.string() + "': invalid JSON: " + e.what());
+    throw FormatError("'" + cfg_name + "': invalid JSON: " + e.what());
   }
   auto get = [&](const char* key) -> std::string {
     const auto it = j.find(key);
@@ -223,10 +224,12 @@ std::pair<std::string, std::string> hf_bos_eos(const std::string& path) {
   return {get("bos_token"), get("eos_token")};
 }
 
-std::unique_ptr<Tokenizer> load_hf_json(const std::string& path) {
+std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::string& path,
+                                        const std::optional<std::string>& config,
+                                        const std::string& cfg_name) {
   json j;
   try {
-    j = json::parse(load_text_file(path));
+    j = json::parse(text);
   } catch (const json::exception& e) {
     throw FormatError("'" + path + "': invalid JSON: " + e.what());
   }
@@ -300,7 +303,7 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& path) {
   const std::string unk = model.contains("unk_token") && model["unk_token"].is_string()
                               ? model["unk_token"].get<std::string>() : "";
   m.unk_id = id_of(unk);
-  const auto [bos, eos] = hf_bos_eos(path);
+  const auto [bos, eos] = hf_bos_eos(config, cfg_name);
   m.bos_id = id_of(bos);
   m.eos_id = id_of(eos);
   return make_bpe_tokenizer(std::move(m));
@@ -311,8 +314,7 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& path) {
 // Layout: u32 max_token_length, then per token: f32 score, u32 length, bytes. Spaces stand for
 // "▁", BOS/EOS are written as "\n<s>\n" / "\n</s>\n"; the file has no token count, so tokens run
 // to the end of the file. Rebuilt as a SentencePiece model with the default normalizer.
-std::unique_ptr<Tokenizer> load_llama2c(const std::string& path) {
-  const std::string bytes = load_text_file(path);
+std::unique_ptr<Tokenizer> load_llama2c(const std::string& bytes, const std::string& path) {
   SpmModel m;
   m.source = path;
   size_t pos = 4;
@@ -353,6 +355,15 @@ std::unique_ptr<Tokenizer> load_llama2c(const std::string& path) {
   return make_spm_tokenizer(std::move(m));
 }
 
+// The bytes of tokenizer file `name`: embedded in a .dsq header's "files" when present (so a
+// .dsq stays usable after the original files are gone), else read from `path`.
+std::string file_bytes(const json& ref, const std::string& name, const std::string& path) {
+  if (ref.contains("files")) {
+    if (auto embedded = formats::dsq_embedded_file(ref, name)) return *embedded;
+  }
+  return load_text_file(path);
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
@@ -361,13 +372,24 @@ std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
     throw ConfigError("tokenizer reference must be {\"kind\": ..., \"path\": ...}, got " + ref.dump());
   const std::string kind = ref["kind"].get<std::string>();
   const std::string path = ref["path"].get<std::string>();
-  if (kind == "sentencepiece") {
-    const std::string bytes = load_text_file(path);
-    return make_spm_tokenizer(parse_sentencepiece_model(bytes, path));
+  const std::filesystem::path fs_path(path);
+  const std::string name = fs_path.filename().string();
+  if (kind == "sentencepiece")
+    return make_spm_tokenizer(parse_sentencepiece_model(file_bytes(ref, name, path), path));
+  if (kind == "hf-json") {
+    const std::string cfg_path = (fs_path.parent_path() / "tokenizer_config.json").string();
+    std::optional<std::string> config;
+    if (ref.contains("files")) config = formats::dsq_embedded_file(ref, "tokenizer_config.json");
+    if (!config && std::filesystem::is_regular_file(cfg_path)) config = load_text_file(cfg_path);
+    return load_hf_json(file_bytes(ref, name, path), path, config, cfg_path);
   }
-  if (kind == "hf-json") return load_hf_json(path);
-  if (kind == "gguf") return load_gguf(path);
-  if (kind == "llama2c") return load_llama2c(path);
+  if (kind == "gguf") {
+    if (ref.contains("gguf_metadata") && ref["gguf_metadata"].is_object())
+      return load_gguf_metadata(ref["gguf_metadata"], path);
+    const formats::GgufFile file = formats::GgufFile::open(path);
+    return load_gguf_metadata(file.metadata(), path);
+  }
+  if (kind == "llama2c") return load_llama2c(file_bytes(ref, name, path), path);
   throw ConfigError("'" + path + "': unknown tokenizer kind '" + kind +
                     "' (known: sentencepiece, hf-json, gguf, llama2c)");
 }

@@ -6,7 +6,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "formats/dsq/dsq_util.h"
+#include "formats/gguf/gguf.h"
 #include "lib/core/error.h"
+#include "lib/core/hash.h"
 #include "tests/test_util.h"
 
 namespace dsq::calibration {
@@ -213,6 +216,33 @@ TEST(SentencePiece, CorruptModelBytesGiveFormatErrorsNamingTheFile) {
       EXPECT_NE(msg.find(c.message), std::string::npos) << c.name << ": " << msg;
     }
   }
+}
+
+// A .dsq header carries its tokenizer: embedded files ({bytes, sha256, base64}) or the GGUF
+// tokenizer.* keys. They are used even when the original path is gone.
+TEST(TokenizerRef, EmbeddedFilesAndGgufMetadataFromADsqHeader) {
+  DSQ_REQUIRE_SHARED(shared);
+  const std::string model = slurp(shared + "/models/stories260K/tok512.model");
+  nlohmann::json entry = nlohmann::json::object();
+  entry["bytes"] = model.size();
+  entry["sha256"] = sha256_hex(model.data(), model.size());
+  entry["base64"] = formats::base64_encode(model);
+  nlohmann::json ref = {{"kind", "sentencepiece"}, {"path", "/gone/tokenizer.model"}};
+  ref["files"] = nlohmann::json::object();
+  ref["files"]["tokenizer.model"] = entry;
+  const std::string text = "Once upon a time, there was a dog.";
+  const auto direct = load_tokenizer_file(shared + "/models/stories260K/tok512.model");
+  EXPECT_EQ(load_tokenizer(ref)->encode(text, true), direct->encode(text, true));
+  ref["files"]["tokenizer.model"]["sha256"] = std::string(64, '0');
+  EXPECT_THROW(load_tokenizer(ref), FormatError);
+
+  const std::string gguf = shared + "/models/stories260K/stories260K.gguf";
+  const formats::GgufFile file = formats::GgufFile::open(gguf);
+  nlohmann::json vocab = nlohmann::json::object();
+  for (const auto& [k, v] : file.metadata().items())
+    if (k.rfind("tokenizer.", 0) == 0) vocab[k] = v;
+  const nlohmann::json gref = {{"kind", "gguf"}, {"path", "/gone/m.gguf"}, {"gguf_metadata", vocab}};
+  EXPECT_EQ(load_tokenizer(gref)->encode(text, true), direct->encode(text, true));
 }
 
 TEST(TokenizerRef, UnknownKindsAndMissingFilesAreErrors) {
