@@ -53,6 +53,9 @@ class Tokenizer {
 //   {"kind": "hf-json", "path": ".../tokenizer.json"}
 //   {"kind": "gguf", "path": ".../model.gguf"}
 //   {"kind": "llama2c", "path": ".../tokenizer.bin"}
+// A reference read back from a .dsq header may also carry the tokenizer itself: "files"
+// ({"tokenizer.model": {"bytes", "sha256", "base64"}, ...}) or, for "gguf", "gguf_metadata" (the
+// tokenizer.* keys); these are used instead of the path, which may no longer exist.
 // Throws ConfigError for an unknown kind or unsupported tokenizer (naming it), FormatError for a
 // corrupt file and IoError for a missing one.
 std::unique_ptr<Tokenizer> load_tokenizer(const nlohmann::json& ref);

@@ -355,7 +355,9 @@ TEST(Performance, EncodesAMegabyteWellUnderASecond) {
     const auto ids = tok->encode(text, false);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("%s: 1 MiB -> %zu ids in %.3f s\n", tok->description().c_str(), ids.size(), s);
-    EXPECT_LT(s, 1.0);
+#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__)
+    EXPECT_LT(s, 1.0);  // the bound is for optimized builds only
+#endif
   }
 }
 
