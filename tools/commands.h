@@ -22,5 +22,7 @@ extern const Command kInspectCommand;
 extern const Command kQuantizeCommand;
 extern const Command kEvalCommand;
 extern const Command kGenerateCommand;
+extern const Command kPruneCommand;
+extern const Command kSparsifyCommand;
 
 }  // namespace dsq::tools

@@ -15,6 +15,8 @@ const dsq::tools::Command* const kCommands[] = {
     &dsq::tools::kQuantizeCommand,
     &dsq::tools::kEvalCommand,
     &dsq::tools::kGenerateCommand,
+    &dsq::tools::kPruneCommand,
+    &dsq::tools::kSparsifyCommand,
 };
 
 }  // namespace

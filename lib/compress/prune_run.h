@@ -1,0 +1,45 @@
+// `dsq prune`: open a model, gather calibration statistics through the engine's observers when
+// the options need them (activation importance, bias compensation, block influence), prune
+// (prune.h), measure the drift on held-out calibration windows, write a smaller .dsq.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "calibration/calib_data.h"
+#include "calibration/eval.h"
+#include "lib/compress/prune.h"
+
+namespace dsq::compress {
+
+struct PruneModelOptions {
+  std::string model_path;  // any format formats::open_model reads (float weights)
+  std::string out_path;    // .dsq
+  PruneOptions prune;
+  calibration::CalibOptions calib;  // path empty: no calibration (magnitude only, no drift)
+  int64_t drift_samples = 16;       // held-out calibration windows for the drift report
+  int zstd_level = 0;
+  bool progress = true;
+};
+
+struct PruneModelReport {
+  std::string model, out;
+  std::vector<LayerPruneReport> layers;
+  int64_t params_before = 0, params_after = 0;
+  bool has_drift = false;
+  calibration::EvalReport drift;  // the pruned model against the source on held-out windows
+  nlohmann::json recipe;
+  uint64_t file_bytes = 0;
+  double seconds = 0;
+};
+void to_json(nlohmann::json& j, const PruneModelReport& r);
+// Per-layer table (what was removed, parameters before/after) plus drift and summary lines.
+std::string format_prune_report(const PruneModelReport& r);
+
+// The whole job. Throws UsageError for bad options (or statistics needed without --calib).
+PruneModelReport prune_model(const PruneModelOptions& opts);
+
+}  // namespace dsq::compress

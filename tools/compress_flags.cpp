@@ -1,0 +1,34 @@
+#include "tools/compress_flags.h"
+
+#include <fstream>
+
+#include "lib/core/error.h"
+
+namespace dsq::tools {
+
+void add_compress_flags(CLI::App& sub, CompressFlags& f) {
+  sub.add_option("model", f.model, "Input model (HF directory, .safetensors, .gguf, llama2.c .bin, .dsq)")
+      ->required();
+  sub.add_option("-o,--output", f.out, "Output .dsq file")->required();
+  sub.add_option("--calib", f.calib.path,
+                 "Calibration data: .u32 ids, .txt or .jsonl text (tokenized with the model's tokenizer)");
+  sub.add_option("--calib-samples", f.calib.n_samples, "Calibration windows")->capture_default_str();
+  sub.add_option("--calib-len", f.calib.seq_len, "Tokens per calibration window (BOS included)")
+      ->capture_default_str();
+  sub.add_option("--seed", f.calib.seed, "Seed of the calibration window draw")->capture_default_str();
+  sub.add_option("--drift-samples", f.drift_samples,
+                 "Further held-out calibration windows on which the drift is measured (0 = none)")
+      ->capture_default_str();
+  sub.add_option("--zstd", f.zstd_level, "Compress tensors with zstd at this level (0 = off)")
+      ->check(CLI::Range(0, 22));
+  sub.add_option("--json", f.json_path, "Write the report as JSON to this file");
+}
+
+void write_json_report(const CompressFlags& f, const nlohmann::json& report) {
+  if (f.json_path.empty()) return;
+  std::ofstream out(f.json_path);
+  out << report.dump(2) << "\n";
+  if (!out) throw IoError("'" + f.json_path + "': cannot write report");
+}
+
+}  // namespace dsq::tools

@@ -1,0 +1,26 @@
+// Flags shared by `dsq prune` and `dsq sparsify`: model, output, calibration windows, drift
+// windows, zstd and the JSON report, bound to one struct so each command file stays thin.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "calibration/calib_data.h"
+
+namespace dsq::tools {
+
+struct CompressFlags {
+  std::string model, out, json_path;
+  calibration::CalibOptions calib;
+  int64_t drift_samples = 16;
+  int zstd_level = 0;
+};
+
+// Binds MODEL, -o, --calib, --calib-samples, --calib-len, --seed, --drift-samples, --zstd, --json.
+void add_compress_flags(CLI::App& sub, CompressFlags& f);
+// Writes `report` to f.json_path when given (IoError when it cannot be written).
+void write_json_report(const CompressFlags& f, const nlohmann::json& report);
+
+}  // namespace dsq::tools
