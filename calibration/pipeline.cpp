@@ -1,0 +1,412 @@
+#include "calibration/pipeline.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+
+#include "calibration/pipeline_workdir.h"
+#include "formats/hdf5/stats_file.h"
+#include "lib/core/error.h"
+#include "lib/core/linalg.h"
+#include "lib/core/log.h"
+#include "lib/core/progress.h"
+#include "lib/model/block.h"
+#include "lib/model/model.h"
+#include "lib/quant/rtn.h"
+
+namespace dsq::calibration {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+namespace h5 = formats::hdf5;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Rows per forward chunk: bounds the engine's intermediate buffers (a few x rows x d_ff floats)
+// and the f32 error of one gram_accumulate_f32 call.
+constexpr int64_t kChunkRows = 4096;
+
+// The block's linear of a short name (a member table, not architecture logic).
+model::Linear& block_linear(model::BlockWeights& b, std::string_view short_name) {
+  static const std::pair<std::string_view, model::Linear model::BlockWeights::*> kMembers[] = {
+      {"attn_q", &model::BlockWeights::attn_q},   {"attn_k", &model::BlockWeights::attn_k},
+      {"attn_v", &model::BlockWeights::attn_v},   {"attn_output", &model::BlockWeights::attn_output},
+      {"ffn_gate", &model::BlockWeights::ffn_gate}, {"ffn_up", &model::BlockWeights::ffn_up},
+      {"ffn_down", &model::BlockWeights::ffn_down}};
+  for (const auto& [name, member] : kMembers)
+    if (name == short_name) return b.*member;
+  DSQ_ASSERT(false, "no block linear '%.*s'", static_cast<int>(short_name.size()), short_name.data());
+  __builtin_unreachable();
+}
+
+// Thrown by the capture observer once the wanted input was seen, to skip the rest of the block
+// (the engine calls observers on the orchestrating thread, outside parallel regions, and owns
+// its buffers through RAII, so unwinding through block_forward is safe).
+struct StopForward {};
+
+// Accumulates one group's input statistics (the input of `linear`, shared by the group).
+class CaptureObserver : public model::Observer {
+ public:
+  CaptureObserver(std::string_view linear, int64_t n, bool stop)
+      : linear_(linear), stop_(stop), hsum_(static_cast<size_t>(n * n), 0.0),
+        abs_sum_(static_cast<size_t>(n), 0.0), abs_max_(static_cast<size_t>(n), 0.0) {}
+
+  void on_linear_input(int64_t, std::string_view name, model::ActView x) override {
+    if (name != linear_) return;
+    const int64_t n = x.cols;
+    DSQ_ASSERT(n * n == static_cast<int64_t>(hsum_.size()), "capture width mismatch");
+    linalg::gram_accumulate_f32(x.data, x.rows, n, 1.0, hsum_.data());
+    for (int64_t r = 0; r < x.rows; ++r) {
+      const float* xr = x.row(r);
+      for (int64_t j = 0; j < n; ++j) {
+        const double a = std::fabs(static_cast<double>(xr[j]));
+        abs_sum_[static_cast<size_t>(j)] += a;
+        abs_max_[static_cast<size_t>(j)] = std::max(abs_max_[static_cast<size_t>(j)], a);
+      }
+    }
+    tokens_ += x.rows;
+    if (stop_) throw StopForward{};
+  }
+
+  h5::InputStats finish(int64_t layer, const LinearGroup& g) {
+    h5::InputStats s;
+    s.layer = layer;
+    s.group = std::string(g.name);
+    for (auto l : g.linears) s.linears.emplace_back(l);
+    s.n_in = static_cast<int64_t>(abs_sum_.size());
+    s.n_tokens = tokens_;
+    const double inv = tokens_ > 0 ? 1.0 / static_cast<double>(tokens_) : 0.0;
+    for (auto& v : hsum_) v *= inv;
+    for (auto& v : abs_sum_) v *= inv;
+    s.hessian = std::move(hsum_);
+    s.abs_mean = std::move(abs_sum_);
+    s.abs_max = std::move(abs_max_);
+    return s;
+  }
+
+ private:
+  std::string_view linear_;
+  bool stop_;
+  std::vector<double> hsum_, abs_sum_, abs_max_;
+  int64_t tokens_ = 0;
+};
+
+// "after:3" / "during:3" from DSQ_PIPELINE_KILL (testing hook, see pipeline.h).
+void maybe_kill(const char* when, int64_t layer) {
+  const char* env = std::getenv(kPipelineKillEnv);
+  if (env && std::string(env) == std::string(when) + ":" + std::to_string(layer)) {
+    ::kill(::getpid(), SIGKILL);
+  }
+}
+
+class GptqQuantizer : public LinearQuantizer {
+ public:
+  GptqQuantizer(const WeightStore& src, const QuantizeOptions& o);
+  ~GptqQuantizer() override;
+  void begin_block(int64_t layer) override;
+  Tensor quantize(const std::string& name, const Tensor& w, TensorReport* rep) override;
+
+ private:
+  void process_block(int64_t layer);
+  // Runs the block over the calibration hidden states, chunk by chunk: kInPlace updates them,
+  // kCopy writes the outputs to `out` (same layout), kDiscard drops them (only the observer
+  // matters; it may stop each chunk early).
+  enum class Run { kInPlace, kCopy, kDiscard };
+  void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs);
+  h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
+  void solve_group(model::BlockWeights& bw, const LinearGroup& g, const h5::InputStats& st,
+                   detail::BlockResult* res);
+  void write_stats_file();
+
+  const WeightStore& src_;
+  const ModelConfig& cfg_;
+  const ArchInfo& arch_;
+  QuantizeOptions opts_;
+  GptqMethodOptions method_;
+  PipelineRuntime runtime_;
+  std::optional<detail::WorkDir> work_;
+  std::optional<h5::Reader> load_stats_;
+  CalibData calib_;
+  std::vector<float> hidden_;  // [rows, d_model]: inputs of block work_->completed()
+  std::vector<float> fp_out_;  // FP outputs of the current block (drift reference)
+  std::optional<detail::BlockResult> current_;
+  std::optional<Progress> bar_;
+};
+
+GptqQuantizer::GptqQuantizer(const WeightStore& src, const QuantizeOptions& o)
+    : src_(src), cfg_(src.config), arch_(require_arch(src.config.arch, o.model_path)), opts_(o),
+      method_(gptq_method_options(o.method_options)),
+      runtime_(pipeline_runtime(o.method_runtime)) {
+  method_.gptq.mse_clip = o.mse_clip;
+  const bool calibrate = runtime_.load_stats.empty();
+  if (calibrate && method_.calib.path.empty())
+    throw UsageError("--method " + o.method + " needs calibration data (--calib FILE) or "
+                     "--load-stats FILE.h5");
+  json recipe = quantize_recipe(o, src.metadata.value("source_format", std::string()));
+  if (!calibrate) {
+    load_stats_.emplace(runtime_.load_stats);
+    const h5::StatsHeader h = h5::read_stats_header(*load_stats_);
+    if (h.n_layers != cfg_.n_layers)
+      throw ShapeError("'" + runtime_.load_stats + "': statistics for " +
+                       std::to_string(h.n_layers) + " blocks, the model has " +
+                       std::to_string(cfg_.n_layers));
+    // True-sequential statistics depend on everything that shaped the quantized prefix.
+    const json saved = h.recipe.value("quantize", json::object());
+    json a = saved.value("method_options", json::object()), b = recipe["method_options"];
+    for (const char* key : {"bits", "group", "sym", "mse_clip", "skip", "method"}) {
+      a[key] = saved.value(key, json());
+      b[key] = recipe.value(key, json());
+    }
+    for (const auto& [key, value] : b.items()) {
+      if (key.rfind("calib", 0) == 0 || key == "seed" || a.value(key, json()) == value) continue;
+      log_warn("'" + runtime_.load_stats + "': statistics were collected while quantizing with " +
+               key + " = " + a.value(key, json()).dump() + " (true-sequential inputs); reusing " +
+               "them with " + value.dump() + " is an approximation");
+      break;
+    }
+    recipe["load_stats"] = h.recipe;  // the resumable recipe depends on the statistics used
+  }
+  work_.emplace(runtime_.work_dir.empty() ? o.out_path + ".partial" : runtime_.work_dir, recipe,
+                runtime_.resume);
+  if (work_->completed() > 0)
+    log_info(strprintf("resuming after block %lld", static_cast<long long>(work_->completed() - 1)));
+  if (calibrate && work_->completed() < cfg_.n_layers) {
+    std::unique_ptr<Tokenizer> tok;
+    if (src.metadata.contains("tokenizer")) {
+      try {
+        tok = load_tokenizer(src.metadata["tokenizer"]);
+      } catch (const Error& e) {
+        log_debug(std::string("no tokenizer: ") + e.what());  // only text calibration needs it
+      }
+    }
+    calib_ = load_calib_data(method_.calib, cfg_.vocab_size, static_cast<int32_t>(cfg_.bos_id),
+                             tok.get());
+    const int64_t rows = calib_.n_samples * calib_.seq_len, d = cfg_.d_model;
+    if (work_->completed() == 0) {
+      hidden_.resize(static_cast<size_t>(rows * d));
+      model::Embedding::load(src).lookup(calib_.tokens, hidden_.data());
+    } else {
+      hidden_ = work_->load_acts(work_->completed(), rows, d);
+    }
+  }
+  if (opts_.progress)
+    bar_.emplace(o.method + " blocks", cfg_.n_layers, "blocks").set(work_->completed());
+}
+
+GptqQuantizer::~GptqQuantizer() {
+  // The driver destroys the quantizer after writing the output: the work directory is no longer
+  // needed unless the run is failing (an exception in flight keeps it for --resume).
+  if (std::uncaught_exceptions() == 0 && work_ && work_->completed() == cfg_.n_layers)
+    work_->remove();
+}
+
+void GptqQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
+                              model::Observer* obs) {
+  const int64_t T = calib_.seq_len, d = cfg_.d_model;
+  const int64_t per = std::max<int64_t>(1, kChunkRows / T);
+  std::vector<float> scratch;
+  if (mode == Run::kDiscard) scratch.resize(static_cast<size_t>(per * T * d));
+  for (int64_t s0 = 0; s0 < calib_.n_samples; s0 += per) {
+    const int64_t nb = std::min(per, calib_.n_samples - s0);
+    const float* in = hidden_.data() + s0 * T * d;
+    float* x = mode == Run::kInPlace ? hidden_.data() + s0 * T * d
+               : mode == Run::kCopy  ? out + s0 * T * d
+                                     : scratch.data();
+    if (mode != Run::kInPlace) std::copy(in, in + nb * T * d, x);
+    try {
+      model::block_forward(bw, cfg_, x, nb, T, obs);
+    } catch (const StopForward&) {
+    }
+  }
+}
+
+h5::InputStats GptqQuantizer::collect(const model::BlockWeights& bw, int64_t layer,
+                                      const LinearGroup& g) {
+  const std::string_view first = g.linears.front();
+  const int64_t n = block_linear(const_cast<model::BlockWeights&>(bw), first).n_in();
+  if (load_stats_) return h5::read_input_stats(*load_stats_, layer, std::string(g.name), n);
+  const bool first_group = &g == &arch_.linear_groups.front();
+  CaptureObserver obs(first, n, /*stop=*/!first_group);
+  if (first_group) {  // the full FP run: keeps the block's FP output for the drift
+    fp_out_.resize(hidden_.size());
+    run_block(bw, Run::kCopy, fp_out_.data(), &obs);
+  } else {
+    run_block(bw, Run::kDiscard, nullptr, &obs);
+  }
+  return obs.finish(layer, g);
+}
+
+void GptqQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup& g,
+                                const h5::InputStats& st, detail::BlockResult* res) {
+  for (const auto short_name : g.linears) {
+    model::Linear& lin = block_linear(bw, short_name);
+    const std::string name = linear_name(bw.layer, short_name);
+    if (lin.empty() || !should_quantize(name, src_.entry(name).dtype, opts_.skip)) continue;
+    const Tensor w = lin.weight();  // f32 (converted at load when the source is f16/bf16)
+    quant::GptqOptions go = method_.gptq;
+    go.name = name;
+    quant::GptqStats gs;
+    detail::LinearResult r;
+    r.name = name;
+    r.q = quant::gptq_quantize(w.data<float>(), w.dim(0), w.dim(1), st.hessian.data(), opts_.desc,
+                               go, &gs);
+    r.error = quant::quant_error(w, r.q);
+    r.extra = {{"method", opts_.method},       {"out_rel_err", gs.rel_gptq()},
+               {"out_rel_err_rtn", gs.rel_rtn()}, {"damp", gs.damp_used},
+               {"dead_cols", gs.dead_cols},    {"solve_seconds", gs.seconds},
+               {"calib_tokens", st.n_tokens}};
+    lin = model::Linear::from_tensors(name, r.q, lin.bias());
+    res->linears.push_back(std::move(r));
+  }
+}
+
+void GptqQuantizer::process_block(int64_t layer) {
+  const auto t0 = Clock::now();
+  model::BlockWeights bw = model::BlockWeights::load(src_, layer);
+  detail::BlockResult res;
+  res.layer = layer;
+  std::optional<h5::Writer> stats;
+  if (!runtime_.save_stats.empty()) stats.emplace(work_->stats_path(layer));
+  double capture_s = 0.0;
+  bool first = true;
+  for (const LinearGroup& g : arch_.linear_groups) {
+    bool any = false;
+    for (const auto l : g.linears) {
+      const std::string name = linear_name(layer, l);
+      any |= !block_linear(bw, l).empty() && should_quantize(name, src_.entry(name).dtype, opts_.skip);
+    }
+    if (!any && !(first && load_stats_ == std::nullopt)) continue;  // FP run 1 always happens
+    const auto tc = Clock::now();
+    const h5::InputStats st = collect(bw, layer, g);
+    capture_s += seconds_since(tc);
+    if (stats) h5::write_input_stats(*stats, st);
+    if (any) solve_group(bw, g, st, &res);
+    if (first) maybe_kill("during", layer);
+    first = false;
+  }
+  double drift = 0.0;
+  if (!load_stats_) {  // the quantized block's outputs are the next block's inputs
+    const auto tc = Clock::now();
+    run_block(bw, Run::kInPlace, nullptr, nullptr);
+    capture_s += seconds_since(tc);
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < hidden_.size(); ++i) {
+      const double e = static_cast<double>(hidden_[i]) - fp_out_[i];
+      num += e * e;
+      den += static_cast<double>(fp_out_[i]) * fp_out_[i];
+    }
+    drift = den > 0 ? num / den : 0.0;
+    fp_out_ = {};
+  }
+  res.summary = {{"block_drift", drift}, {"forward_seconds", capture_s},
+                 {"block_seconds", seconds_since(t0)}};
+  double err = 0, err_rtn = 0;
+  for (auto& l : res.linears) {
+    l.extra["block_drift"] = drift;
+    err += l.extra["out_rel_err"].get<double>();
+    err_rtn += l.extra["out_rel_err_rtn"].get<double>();
+  }
+  const double n = static_cast<double>(std::max<size_t>(res.linears.size(), 1));
+  log_info(strprintf("block %lld: %zu linears, mean output rel. error %.3e (rtn %.3e), block "
+                     "drift %.3e, %.1fs",
+                     static_cast<long long>(layer), res.linears.size(), err / n, err_rtn / n,
+                     drift, seconds_since(t0)));
+  // Commit (order matters for --resume, see pipeline_workdir.h).
+  work_->save_block(res);
+  if (stats) stats->commit();
+  if (!load_stats_ && layer + 1 < cfg_.n_layers)
+    work_->save_acts(layer + 1, hidden_, calib_.n_samples * calib_.seq_len, cfg_.d_model);
+  work_->commit(layer + 1);
+  current_ = std::move(res);
+  if (bar_) bar_->set(layer + 1);
+  maybe_kill("after", layer);
+}
+
+void GptqQuantizer::write_stats_file() {
+  h5::Writer w(runtime_.save_stats);
+  h5::StatsHeader h;
+  h.n_layers = cfg_.n_layers;
+  h.model = opts_.model_path;
+  h.recipe = {{"quantize", quantize_recipe(opts_, src_.metadata.value("source_format", ""))},
+              {"calib", calib_.recipe}};
+  h5::write_stats_header(w, h);
+  for (int64_t l = 0; l < cfg_.n_layers; ++l)
+    w.copy_from(work_->stats_path(l), "blk." + std::to_string(l));
+  w.commit();
+}
+
+void GptqQuantizer::begin_block(int64_t layer) {
+  while (work_->completed() <= layer) process_block(work_->completed());
+  if (layer + 1 == cfg_.n_layers && !runtime_.save_stats.empty()) write_stats_file();
+}
+
+Tensor GptqQuantizer::quantize(const std::string& name, const Tensor&, TensorReport* rep) {
+  int64_t layer = 0;
+  std::string short_name;
+  DSQ_ASSERT(parse_block_name(name, &layer, &short_name), "not a block linear: %s", name.c_str());
+  begin_block(layer);
+  if (!current_ || current_->layer != layer) current_ = work_->load_block(layer);
+  for (const auto& l : current_->linears) {
+    if (l.name != name) continue;
+    rep->error = l.error;
+    rep->extra = l.extra;
+    return l.q;
+  }
+  throw ConfigError("'" + name + "' was not quantized by the pipeline (--skip changed since the "
+                    "work directory was started?)");
+}
+
+}  // namespace
+
+json to_method_options(const GptqMethodOptions& o) {
+  return json{{"calib", o.calib.path},         {"calib_samples", o.calib.n_samples},
+              {"calib_len", o.calib.seq_len},  {"seed", o.calib.seed},
+              {"calib_bos", o.calib.bos},      {"damp", o.gptq.damp},
+              {"block", o.gptq.block},         {"act_order", o.gptq.act_order}};
+}
+
+GptqMethodOptions gptq_method_options(const json& j) {
+  GptqMethodOptions o;
+  o.calib.path = j.value("calib", std::string());
+  o.calib.n_samples = j.value("calib_samples", o.calib.n_samples);
+  o.calib.seq_len = j.value("calib_len", o.calib.seq_len);
+  o.calib.seed = j.value("seed", o.calib.seed);
+  o.calib.bos = j.value("calib_bos", o.calib.bos);
+  o.gptq.damp = j.value("damp", o.gptq.damp);
+  o.gptq.block = j.value("block", o.gptq.block);
+  o.gptq.act_order = j.value("act_order", o.gptq.act_order);
+  if (!(o.gptq.damp >= 0.0) || o.gptq.damp > 100.0) throw UsageError("--damp must be in [0, 100]");
+  if (o.gptq.block < 1) throw UsageError("--block must be positive");
+  return o;
+}
+
+json to_method_runtime(const PipelineRuntime& r) {
+  return json{{"resume", r.resume}, {"save_stats", r.save_stats}, {"load_stats", r.load_stats},
+              {"work_dir", r.work_dir}};
+}
+
+PipelineRuntime pipeline_runtime(const json& j) {
+  PipelineRuntime r;
+  r.resume = j.value("resume", false);
+  r.save_stats = j.value("save_stats", std::string());
+  r.load_stats = j.value("load_stats", std::string());
+  r.work_dir = j.value("work_dir", std::string());
+  if (!r.save_stats.empty() && !r.load_stats.empty())
+    throw UsageError("--save-stats and --load-stats cannot be combined");
+  return r;
+}
+
+std::unique_ptr<LinearQuantizer> make_gptq_quantizer(const WeightStore& src,
+                                                     const QuantizeOptions& opts) {
+  return std::make_unique<GptqQuantizer>(src, opts);
+}
+
+}  // namespace dsq::calibration

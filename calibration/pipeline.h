@@ -1,0 +1,73 @@
+// The layer-by-layer calibration pipeline behind `dsq quantize --method gptq` (and the base of
+// AWQ). It plugs into the streaming driver (quantize.h) as a LinearQuantizer: when the driver
+// begins block L, the pipeline
+//   1. loads only block L's weights (model::BlockWeights; f32 sources stay memory-mapped);
+//   2. runs the calibration hidden states [N*T, d_model] (the embedded windows, then the previous
+//      quantized block's outputs) through it in chunks of sequences, with an observer that
+//      accumulates the input statistics of the first linear group (H = mean x x^T in f64 via
+//      linalg::gram_accumulate_f32, mean/max |x_j|) and keeps the FP block output for the drift;
+//   3. quantizes the groups of ArchInfo::linear_groups in true-sequential order: before each
+//      later group its input statistics are collected by re-running the block with the earlier
+//      groups already quantized (the run stops right after the group's input was seen), then
+//      each linear of the group is solved (GPTQ) and swapped into the block as a kQInt linear;
+//   4. re-runs the fully quantized block to produce the next block's inputs and measures the
+//      block's output drift ||Y_q - Y_fp||^2 / ||Y_fp||^2 on the same inputs;
+//   5. commits the block to the work directory <out>.partial/ (its kQInt tensors and report in
+//      blk.L.dsq, the next block's inputs in acts.L+1.dsq, then state.json), frees it.
+// Peak memory: one block's weights + 2 x the calibration hidden states + one group's statistics
+// and the solver's copies of one linear, independent of the number of blocks.
+//
+// Resume: state.json names the completed block count and the recipe. A run killed at any point
+// (kill -9) and restarted with --resume continues after the last committed block; every step is
+// deterministic (fixed chunking, thread-count-independent kernels), so the output is byte-identical
+// to an uninterrupted run. The work directory is removed when the output has been written.
+//
+// Statistics (--save-stats FILE.h5, docs/STATS.md): the statistics each group was solved with,
+// i.e. true-sequential ones (inputs produced by the model quantized so far with this recipe).
+// --load-stats FILE.h5 skips calibration entirely (no forward passes): each group is solved with
+// the stored H. With the same recipe the quantized tensors are bit-identical to the run that saved
+// the file; with other bits/group/options it is an approximation (the stored inputs came from a
+// differently quantized prefix) and a warning says so.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "calibration/calib_data.h"
+#include "calibration/quantize.h"
+#include "lib/quant/gptq.h"
+
+namespace dsq::calibration {
+
+// Options that change the output; recorded in the recipe (QuantizeOptions::method_options).
+struct GptqMethodOptions {
+  CalibOptions calib;          // path, samples, len, seed, bos
+  quant::GptqOptions gptq;     // damp, block, act_order (mse_clip comes from QuantizeOptions)
+};
+// Options that never change the output bytes (QuantizeOptions::method_runtime): not recorded.
+struct PipelineRuntime {
+  bool resume = false;
+  std::string save_stats;  // write the statistics here (HDF5)
+  std::string load_stats;  // solve from these statistics instead of calibrating
+  std::string work_dir;    // default: <out>.partial
+};
+
+nlohmann::json to_method_options(const GptqMethodOptions& o);
+GptqMethodOptions gptq_method_options(const nlohmann::json& j);  // defaults for absent keys
+nlohmann::json to_method_runtime(const PipelineRuntime& r);
+PipelineRuntime pipeline_runtime(const nlohmann::json& j);
+
+// The quant_methods() factory of "gptq". Throws UsageError for missing/contradictory options,
+// IoError/FormatError for unreadable calibration or statistics files.
+std::unique_ptr<LinearQuantizer> make_gptq_quantizer(const WeightStore& src,
+                                                     const QuantizeOptions& opts);
+
+// Testing hook: when the environment variable DSQ_PIPELINE_KILL is "after:L" the process kills
+// itself with SIGKILL right after block L was committed; "during:L" kills it while block L is
+// half done (after its first group was solved).
+inline constexpr const char* kPipelineKillEnv = "DSQ_PIPELINE_KILL";
+
+}  // namespace dsq::calibration

@@ -1,0 +1,129 @@
+#include "calibration/pipeline_workdir.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "formats/dsq/dsq_reader.h"
+#include "formats/dsq/dsq_writer.h"
+#include "lib/core/error.h"
+
+namespace dsq::calibration::detail {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string block_file(int64_t l) { return "blk." + std::to_string(l) + ".dsq"; }
+std::string acts_file(int64_t l) { return "acts." + std::to_string(l) + ".dsq"; }
+
+void write_json_atomic(const std::string& path, const json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << j.dump(1) << "\n";
+    f.flush();
+    if (!f) throw IoError("'" + tmp + "': cannot write (disk full?)");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw IoError("'" + path + "': cannot rename from '" + tmp + "': " + ec.message());
+}
+
+}  // namespace
+
+WorkDir::WorkDir(std::string dir, const json& recipe, bool resume)
+    : dir_(std::move(dir)), recipe_(recipe) {
+  const std::string state = path("state.json");
+  if (fs::exists(dir_) && !resume) {
+    throw UsageError("'" + dir_ + "' exists (an interrupted run?): pass --resume to continue it, "
+                     "or delete it to start over");
+  }
+  if (resume && fs::exists(state)) {
+    std::ifstream f(state);
+    const json s = json::parse(f, nullptr, false);
+    if (s.is_discarded() || !s.contains("completed") || !s.contains("recipe"))
+      throw FormatError("'" + state + "': not a pipeline state file");
+    if (s["recipe"] != recipe_) {
+      throw ConfigError("'" + dir_ + "' was started with another recipe: rerun the original "
+                        "command, or delete it to start over");
+    }
+    completed_ = s["completed"].get<int64_t>();
+    return;
+  }
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw IoError("'" + dir_ + "': cannot create: " + ec.message());
+  write_json_atomic(state, json{{"recipe", recipe_}, {"completed", 0}});
+}
+
+std::string WorkDir::stats_path(int64_t layer) const {
+  return path("stats." + std::to_string(layer) + ".h5");
+}
+
+void WorkDir::save_block(const BlockResult& r) const {
+  json reports = json::object();
+  for (const auto& l : r.linears)
+    reports[l.name] = {{"err_sq", l.error.err_sq}, {"norm_sq", l.error.norm_sq}, {"extra", l.extra}};
+  formats::DsqWriter w(path(block_file(r.layer)),
+                       json{{"partial", {{"layer", r.layer}, {"linears", reports},
+                                         {"summary", r.summary}}}});
+  for (const auto& l : r.linears) w.add(l.name, l.q);
+  w.finish();
+}
+
+BlockResult WorkDir::load_block(int64_t layer) const {
+  const std::string p = path(block_file(layer));
+  const WeightStore ws = formats::open_model(p);
+  const auto mf = MappedFile::open(p);
+  const json h = formats::read_dsq_index(*mf).header;
+  const json* part = h.contains("partial") ? &h["partial"] : nullptr;
+  if (!part || part->value("layer", int64_t{-1}) != layer)
+    throw FormatError("'" + p + "': not the pipeline result of block " + std::to_string(layer));
+  BlockResult r;
+  r.layer = layer;
+  r.summary = part->value("summary", json::object());
+  for (const auto& name : ws.names()) {
+    const json& rep = part->at("linears").at(name);
+    LinearResult l;
+    l.name = name;
+    l.q = ws.get(name);
+    l.error.err_sq = rep.at("err_sq").get<double>();
+    l.error.norm_sq = rep.at("norm_sq").get<double>();
+    l.extra = rep.at("extra");
+    r.linears.push_back(std::move(l));
+  }
+  return r;
+}
+
+void WorkDir::save_acts(int64_t layer, const std::vector<float>& h, int64_t rows,
+                        int64_t d) const {
+  formats::DsqWriter w(path(acts_file(layer)), json{{"partial", {{"acts", layer}}}});
+  w.add("hidden", Tensor::borrow(DType::kF32, {rows, d}, h.data(), h.size() * sizeof(float),
+                                 nullptr));
+  w.finish();
+}
+
+std::vector<float> WorkDir::load_acts(int64_t layer, int64_t rows, int64_t d) const {
+  const std::string p = path(acts_file(layer));
+  const WeightStore ws = formats::open_model(p);
+  if (!ws.has("hidden") || ws.entry("hidden").shape != Shape{rows, d} ||
+      ws.entry("hidden").dtype != DType::kF32) {
+    throw FormatError("'" + p + "': expected tensor 'hidden' f32 " + shape_str({rows, d}));
+  }
+  const Tensor t = ws.get("hidden");
+  return std::vector<float>(t.data<float>(), t.data<float>() + rows * d);
+}
+
+void WorkDir::commit(int64_t completed) {
+  write_json_atomic(path("state.json"), json{{"recipe", recipe_}, {"completed", completed}});
+  completed_ = completed;
+  std::error_code ec;
+  for (int64_t l = 0; l < completed; ++l) fs::remove(path(acts_file(l)), ec);
+}
+
+void WorkDir::remove() {
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+}  // namespace dsq::calibration::detail
