@@ -322,6 +322,48 @@ TEST(HfJson, SmallByteLevelBpeVocabulary) {
   EXPECT_EQ(tok->token_text(kSpaceLow), G + "low");
 }
 
+// Llama-2 style tokenizer.json: character-level BPE with <0xNN> byte fallback and the
+// Prepend("▁") + Replace(" ", "▁") normalizer.
+TEST(HfJson, CharacterBpeWithByteFallback) {
+  TempDir dir;
+  nlohmann::json vocab = nlohmann::json::object();
+  vocab["<unk>"] = 0;
+  vocab["<s>"] = 1;
+  vocab["</s>"] = 2;
+  for (int b = 0; b < 256; ++b) vocab[strprintf("<0x%02X>", b)] = 3 + b;
+  const std::string sp = "\xE2\x96\x81";  // ▁
+  const std::vector<std::string> pieces = {sp, "a", "b", "c", sp + "a", "bc", sp + "abc", sp + "ab"};
+  for (size_t i = 0; i < pieces.size(); ++i) vocab[pieces[i]] = static_cast<int>(259 + i);
+  nlohmann::json j = nlohmann::json::parse(R"({
+    "added_tokens": [{"id": 1, "content": "<s>", "special": true},
+                     {"id": 2, "content": "</s>", "special": true}],
+    "normalizer": {"type": "Sequence", "normalizers": [
+      {"type": "Prepend", "prepend": "\u2581"},
+      {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    "pre_tokenizer": null})");
+  j["model"] = nlohmann::json::object();
+  j["model"]["type"] = "BPE";
+  j["model"]["byte_fallback"] = true;
+  j["model"]["unk_token"] = "<unk>";
+  j["model"]["vocab"] = vocab;
+  // Ranks: b c, ▁ a, ▁a bc, ▁a b.
+  j["model"]["merges"] = {"b c", sp + " a", sp + "a bc", sp + "a b"};
+  write_file(dir.file("tokenizer.json"), j.dump());
+  write_file(dir.file("tokenizer_config.json"), R"({"bos_token": {"content": "<s>"}, "eos_token": "</s>"})");
+  const auto tok = load_tokenizer_file(dir.file("tokenizer.json"));
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  const int32_t kSp = 259, kB = 261, kSpA = 263, kSpAbc = 265, kSpAb = 266;
+  // "abc": ▁ a b c -> b c first (rank 0), then ▁ a, then ▁a bc.
+  EXPECT_EQ(tok->encode("abc", true), (std::vector<int32_t>{1, kSpAbc}));
+  // "ab a": ▁ab (rank 3), then ▁a; 'é' is not in the vocabulary -> bytes C3 A9.
+  EXPECT_EQ(tok->encode("ab a\xC3\xA9", false),
+            (std::vector<int32_t>{kSpAb, kSpA, 3 + 0xC3, 3 + 0xA9}));
+  EXPECT_EQ(tok->encode(" b", false), (std::vector<int32_t>{kSp, kSp, kB}));
+  EXPECT_EQ(tok->encode("a</s>", false), (std::vector<int32_t>{kSpA, 2}));
+  EXPECT_EQ(tok->decode(tok->encode("ab a\xC3\xA9 c", true)), "ab a\xC3\xA9 c");
+}
+
 TEST(HfJson, MissingMergeTokenAndUnknownPreTokenizerAreNamed) {
   TempDir dir;
   nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}}},
