@@ -188,6 +188,8 @@ WeightStore read_gguf(const std::string& path, const OpenOptions& /*opts*/) {
   ws.config = c;
   detail::add_in_canonical_order(ws, std::move(entries), *arch);
   ws.metadata["tokenizer"] = {{"kind", "gguf"}, {"path", detail::absolute_path(path)}};
+  if (auto it = md.find("tokenizer.ggml.add_bos_token"); it != md.end() && it->is_boolean())
+    ws.metadata["tokenizer"]["add_bos_token"] = it->get<bool>();
   detail::finish_store(ws, path, "gguf", {path});
   return ws;
 }

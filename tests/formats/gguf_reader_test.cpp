@@ -116,16 +116,6 @@ TEST(GgufDequant, Q4_0MatchesClosedForm) {
   }
 }
 
-void expect_weights(const WeightStore& ws, const std::vector<SynthTensor>& want) {
-  ASSERT_EQ(ws.size(), want.size());
-  for (const auto& t : want) {
-    SCOPED_TRACE(t.canonical);
-    const Tensor x = ws.get_f32(t.canonical);
-    ASSERT_EQ(x.shape(), t.shape);
-    EXPECT_EQ(std::memcmp(x.data<float>(), t.values.data(), t.values.size() * 4), 0);
-  }
-}
-
 // Vectors f32; the four permuted matrices (q/k of layers 0 and 1) one of each type; the other
 // matrices cycling through the types.
 uint32_t mixed_type(const SynthTensor& t) {
@@ -156,6 +146,28 @@ TEST(GgufReader, SyntheticLlamaAllTypesV2AndV3) {
       EXPECT_EQ(ws.entry(t.canonical).dtype, d) << t.canonical;
     }
   }
+}
+
+TEST(GgufReader, HonoursGeneralAlignment) {
+  testing::TempDir tmp;
+  const ModelConfig c = tiny_config("llama", /*tied=*/true);
+  const auto want = synth_weights(c);
+  GgufBuilder b = gguf_model(c, want, [](const SynthTensor&) { return kGgmlF16; });
+  b.kv_u32("general.alignment", 256);
+  b.kv_raw("tokenizer.ggml.add_bos_token", 7, std::string(1, '\1'));
+  write_file(tmp.file("a.gguf"), b.build(3, 256));
+  const GgufFile f = GgufFile::open(tmp.file("a.gguf"));
+  EXPECT_EQ(f.alignment(), 256u);
+  EXPECT_EQ(f.data_offset() % 256, 0u);
+  const WeightStore ws = open_model(tmp.file("a.gguf"));
+  expect_weights(ws, want);
+  EXPECT_EQ(ws.metadata.at("tokenizer").at("add_bos_token"), true);
+  // Claiming a larger alignment than the writer used leaves tensor offsets misaligned: rejected.
+  std::string s = b.build(3, 256);
+  const size_t at = s.find("general.alignment") + std::string("general.alignment").size() + 4;
+  patch<uint32_t>(s, at, 512);
+  write_file(tmp.file("b.gguf"), s);
+  EXPECT_THROW(open_model(tmp.file("b.gguf")), FormatError);
 }
 
 TEST(GgufReader, Qwen2KeepsNeoxOrderAndBiases) {

@@ -16,18 +16,6 @@ namespace {
 
 using namespace fixtures;
 
-// Every tensor of `ws` holds exactly the synthetic values (after conversion to f32).
-void expect_weights(const WeightStore& ws, const std::vector<SynthTensor>& want) {
-  ASSERT_EQ(ws.size(), want.size());
-  for (const auto& t : want) {
-    SCOPED_TRACE(t.canonical);
-    ASSERT_TRUE(ws.has(t.canonical));
-    const Tensor x = ws.get_f32(t.canonical);
-    ASSERT_EQ(x.shape(), t.shape);
-    EXPECT_EQ(std::memcmp(x.data<float>(), t.values.data(), t.values.size() * 4), 0);
-  }
-}
-
 // A dtype per tensor that cycles through f32, f16 and bf16.
 DType cycle_dtype(const SynthTensor& t) {
   static const DType kCycle[] = {DType::kF32, DType::kF16, DType::kBF16};

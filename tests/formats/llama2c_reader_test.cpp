@@ -16,16 +16,6 @@ namespace {
 
 using namespace fixtures;
 
-void expect_weights(const WeightStore& ws, const std::vector<SynthTensor>& want) {
-  ASSERT_EQ(ws.size(), want.size());
-  for (const auto& t : want) {
-    SCOPED_TRACE(t.canonical);
-    const Tensor x = ws.get_f32(t.canonical);
-    ASSERT_EQ(x.shape(), t.shape);
-    EXPECT_EQ(std::memcmp(x.data<float>(), t.values.data(), t.values.size() * 4), 0);
-  }
-}
-
 TEST(Llama2cReader, V0SharedAndUnsharedAndV1) {
   testing::TempDir tmp;
   for (bool tied : {true, false}) {

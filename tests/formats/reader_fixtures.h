@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "lib/core/arch.h"
 #include "lib/core/dtype.h"
 #include "lib/core/error.h"
 #include "lib/core/tensor.h"
+#include "lib/core/weight_store.h"
 
 namespace dsq::formats::fixtures {
 
@@ -95,6 +97,19 @@ inline std::vector<SynthTensor> synth_weights(const ModelConfig& c) {
     }
   }
   return out;
+}
+
+// Every tensor of `ws` holds exactly the synthetic values (after conversion to f32), and the
+// store holds nothing else.
+inline void expect_weights(const WeightStore& ws, const std::vector<SynthTensor>& want) {
+  ASSERT_EQ(ws.size(), want.size());
+  for (const auto& t : want) {
+    SCOPED_TRACE(t.canonical);
+    ASSERT_TRUE(ws.has(t.canonical));
+    const Tensor x = ws.get_f32(t.canonical);
+    ASSERT_EQ(x.shape(), t.shape);
+    EXPECT_EQ(std::memcmp(x.data<float>(), t.values.data(), t.values.size() * 4), 0);
+  }
 }
 
 inline std::string encode(const std::vector<float>& v, DType t) {
