@@ -23,8 +23,14 @@ using nlohmann::json;
 // ---- GGUF ----------------------------------------------------------------------------------
 
 // llama.cpp's llama_token_type values in tokenizer.ggml.token_type.
-enum GgufTokenType : int { kGgufNormal = 1, kGgufUnknown = 2, kGgufControl = 3,
-                           kGgufUserDefined = 4, kGgufUnused = 5, kGgufByte = 6 };
+enum GgufTokenType : int {
+  kGgufNormal = 1,
+  kGgufUnknown = 2,
+  kGgufControl = 3,
+  kGgufUserDefined = 4,
+  kGgufUnused = 5,
+  kGgufByte = 6
+};
 
 template <class T>
 std::vector<T> gguf_array(const json& md, const std::string& key, const std::string& path,
@@ -34,7 +40,8 @@ std::vector<T> gguf_array(const json& md, const std::string& key, const std::str
     if (required) throw FormatError("'" + path + "': metadata key '" + key + "' is missing");
     return {};
   }
-  if (!it->is_array()) throw FormatError("'" + path + "': metadata key '" + key + "' is not an array");
+  if (!it->is_array())
+    throw FormatError("'" + path + "': metadata key '" + key + "' is not an array");
   std::vector<T> v;
   v.reserve(it->size());
   try {
@@ -72,8 +79,8 @@ std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string&
     auto scores = gguf_array<float>(md, "tokenizer.ggml.scores", path, false);
     if (scores.empty()) scores.assign(tokens.size(), 0.0f);
     if (scores.size() != tokens.size())
-      throw FormatError(strprintf("'%s': %zu scores for %zu tokens", path.c_str(), scores.size(),
-                                  tokens.size()));
+      throw FormatError(
+          strprintf("'%s': %zu scores for %zu tokens", path.c_str(), scores.size(), tokens.size()));
     SpmModel m;
     m.source = path;
     m.sentencepiece_mode = false;
@@ -103,7 +110,8 @@ std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string&
                         : t == kGgufUserDefined                ? BpeTokenKind::kAdded
                                                                : BpeTokenKind::kNormal);
     }
-    for (const std::string& merge : gguf_array<std::string>(md, "tokenizer.ggml.merges", path, true)) {
+    for (const std::string& merge :
+         gguf_array<std::string>(md, "tokenizer.ggml.merges", path, true)) {
       const size_t sp = merge.find(' ', 1);
       if (sp == std::string::npos)
         throw FormatError("'" + path + "': merge '" + merge + "' has no space separator");
@@ -156,8 +164,8 @@ void apply_normalizer(const json& n, HfParseState* st) {
     for (const auto& sub : n.value("normalizers", json::array())) apply_normalizer(sub, st);
   } else if (type == "Prepend" && json_str(n, "prepend") == "\xE2\x96\x81") {
     st->m->prepend_space_symbol = true;
-  } else if (type == "Replace" && n.contains("pattern") && json_str(n["pattern"], "String") == " " &&
-             json_str(n, "content") == "\xE2\x96\x81") {
+  } else if (type == "Replace" && n.contains("pattern") &&
+             json_str(n["pattern"], "String") == " " && json_str(n, "content") == "\xE2\x96\x81") {
     st->m->replace_space_symbol = true;
   } else if (type == "NFC") {
     st->m->nfc = true;
@@ -182,16 +190,24 @@ void apply_pre_tokenizer(const json& p, HfParseState* st) {
       throw ConfigError("'" + st->path + "': Split pre-tokenizer with invert is not supported");
     const json& pat = p.value("pattern", json::object());
     std::string regex;
-    if (pat.contains("Regex")) regex = json_str(pat, "Regex");
-    else if (pat.contains("String")) regex = regex_escape(json_str(pat, "String"));
-    else throw FormatError("'" + st->path + "': Split pre-tokenizer without a pattern");
+    if (pat.contains("Regex"))
+      regex = json_str(pat, "Regex");
+    else if (pat.contains("String"))
+      regex = regex_escape(json_str(pat, "String"));
+    else
+      throw FormatError("'" + st->path + "': Split pre-tokenizer without a pattern");
     const std::string behavior = json_str(p, "behavior", "Isolated");
     SplitBehavior b;
-    if (behavior == "Isolated") b = SplitBehavior::kIsolated;
-    else if (behavior == "Removed") b = SplitBehavior::kRemoved;
-    else if (behavior == "MergedWithPrevious") b = SplitBehavior::kMergedWithPrevious;
-    else if (behavior == "MergedWithNext") b = SplitBehavior::kMergedWithNext;
-    else throw ConfigError("'" + st->path + "': Split behavior '" + behavior + "' is not supported");
+    if (behavior == "Isolated")
+      b = SplitBehavior::kIsolated;
+    else if (behavior == "Removed")
+      b = SplitBehavior::kRemoved;
+    else if (behavior == "MergedWithPrevious")
+      b = SplitBehavior::kMergedWithPrevious;
+    else if (behavior == "MergedWithNext")
+      b = SplitBehavior::kMergedWithNext;
+    else
+      throw ConfigError("'" + st->path + "': Split behavior '" + behavior + "' is not supported");
     st->m->splits.push_back({regex, b});
   } else if (type == "Metaspace" && json_str(p, "replacement", "\xE2\x96\x81") == "\xE2\x96\x81" &&
              !p.value("split", false)) {
@@ -274,14 +290,18 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
     seen[id] = true;
   }
   for (size_t i = 0; i < seen.size(); ++i)
-    if (!seen[i]) throw FormatError(strprintf("'%s': token id %zu is missing from the vocabulary", path.c_str(), i));
+    if (!seen[i])
+      throw FormatError(
+          strprintf("'%s': token id %zu is missing from the vocabulary", path.c_str(), i));
   for (const auto& merge : model["merges"]) {
     if (merge.is_string()) {
       const std::string s = merge.get<std::string>();
       const size_t sp = s.find(' ', 1);
-      if (sp == std::string::npos) throw FormatError("'" + path + "': merge '" + s + "' has no space");
+      if (sp == std::string::npos)
+        throw FormatError("'" + path + "': merge '" + s + "' has no space");
       m.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
+               merge[1].is_string()) {
       m.merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
     } else {
       throw FormatError("'" + path + "': malformed merge " + merge.dump());
@@ -301,7 +321,8 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
     return -1;
   };
   const std::string unk = model.contains("unk_token") && model["unk_token"].is_string()
-                              ? model["unk_token"].get<std::string>() : "";
+                              ? model["unk_token"].get<std::string>()
+                              : "";
   m.unk_id = id_of(unk);
   const auto [bos, eos] = hf_bos_eos(config, cfg_name);
   m.bos_id = id_of(bos);
@@ -321,7 +342,8 @@ std::unique_ptr<Tokenizer> load_llama2c(const std::string& bytes, const std::str
   if (bytes.size() < 4) throw FormatError("'" + path + "': too short for a llama2.c tokenizer");
   while (pos < bytes.size()) {
     if (bytes.size() - pos < 8)
-      throw FormatError(strprintf("'%s': truncated token %zu at byte %zu", path.c_str(), m.pieces.size(), pos));
+      throw FormatError(
+          strprintf("'%s': truncated token %zu at byte %zu", path.c_str(), m.pieces.size(), pos));
     float score;
     uint32_t len;
     std::memcpy(&score, bytes.data() + pos, 4);
@@ -346,8 +368,10 @@ std::unique_ptr<Tokenizer> load_llama2c(const std::string& bytes, const std::str
       m.byte_fallback = true;
     } else {
       for (const char c : text) {
-        if (c == ' ') p.text += "\xE2\x96\x81";
-        else p.text += c;
+        if (c == ' ')
+          p.text += "\xE2\x96\x81";
+        else
+          p.text += c;
       }
     }
     m.pieces.push_back(std::move(p));
@@ -369,7 +393,8 @@ std::string file_bytes(const json& ref, const std::string& name, const std::stri
 std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
   if (!ref.is_object() || !ref.contains("kind") || !ref["kind"].is_string() ||
       !ref.contains("path") || !ref["path"].is_string())
-    throw ConfigError("tokenizer reference must be {\"kind\": ..., \"path\": ...}, got " + ref.dump());
+    throw ConfigError("tokenizer reference must be {\"kind\": ..., \"path\": ...}, got " +
+                      ref.dump());
   const std::string kind = ref["kind"].get<std::string>();
   const std::string path = ref["path"].get<std::string>();
   const std::filesystem::path fs_path(path);
@@ -406,7 +431,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path) {
     return load_tokenizer({{"kind", "gguf"}, {"path", path}});
   // A ModelProto starts with field 1 (pieces), wire type 2: byte 0x0A. A llama2.c file starts
   // with a small u32 max_token_length.
-  if (f.gcount() >= 1 && magic[0] == 0x0A) return load_tokenizer({{"kind", "sentencepiece"}, {"path", path}});
+  if (f.gcount() >= 1 && magic[0] == 0x0A)
+    return load_tokenizer({{"kind", "sentencepiece"}, {"path", path}});
   return load_tokenizer({{"kind", "llama2c"}, {"path", path}});
 }
 
@@ -420,7 +446,8 @@ std::vector<int32_t> read_token_ids(const std::string& path) {
     const auto* b = reinterpret_cast<const uint8_t*>(bytes.data() + 4 * i);
     const uint32_t v = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24);
     if (v > static_cast<uint32_t>(INT32_MAX))
-      throw FormatError(strprintf("'%s': token %zu has id %u, larger than int32", path.c_str(), i, v));
+      throw FormatError(
+          strprintf("'%s': token %zu has id %u, larger than int32", path.c_str(), i, v));
     ids[i] = static_cast<int32_t>(v);
   }
   return ids;

@@ -51,7 +51,8 @@ constexpr char kDeepseekLetters[] =
     "\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-\\x{104D3}"
     "\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}"
     "\\x{1E900}-\\x{1E943}]+";
-constexpr char kDeepseekPunct[] = "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+";
+constexpr char kDeepseekPunct[] =
+    "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+";
 constexpr char kDeepseekCjk[] = "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
@@ -134,9 +135,14 @@ class BpeTokenizer final : public Tokenizer {
       check_id(id);
       const std::string& t = m_.tokens[static_cast<size_t>(id)];
       switch (m_.kinds[static_cast<size_t>(id)]) {
-        case BpeTokenKind::kControl: break;
-        case BpeTokenKind::kAdded: out += t; break;
-        case BpeTokenKind::kNormal: append_decoded(t, &out); break;
+        case BpeTokenKind::kControl:
+          break;
+        case BpeTokenKind::kAdded:
+          out += t;
+          break;
+        case BpeTokenKind::kNormal:
+          append_decoded(t, &out);
+          break;
       }
     }
     if (m_.prepend_space_symbol && !out.empty() && out[0] == ' ') out.erase(0, 1);
@@ -172,8 +178,10 @@ class BpeTokenizer final : public Tokenizer {
         size_t len = 1;
         const char32_t cp = utf8_decode(t, i, &len);
         const auto it = u2b_.find(cp);
-        if (it != u2b_.end()) *out += static_cast<char>(it->second);
-        else out->append(t, i, len);
+        if (it != u2b_.end())
+          *out += static_cast<char>(it->second);
+        else
+          out->append(t, i, len);
         i += len;
       }
       return;
@@ -208,8 +216,10 @@ class BpeTokenizer final : public Tokenizer {
       // Like Hugging Face normalizers, this applies to every fragment between added tokens.
       if (m_.prepend_space_symbol) normalized = "\xE2\x96\x81";
       for (const char c : frag) {
-        if (c == ' ' && m_.replace_space_symbol) normalized += "\xE2\x96\x81";
-        else normalized += c;
+        if (c == ' ' && m_.replace_space_symbol)
+          normalized += "\xE2\x96\x81";
+        else
+          normalized += c;
       }
       frag = normalized;
     }
@@ -350,7 +360,8 @@ class BpeTokenizer final : public Tokenizer {
         continue;
       }
       if (m_.unk_id < 0)
-        throw ConfigError("'" + m_.source + "': text has a character the vocabulary cannot encode "
+        throw ConfigError("'" + m_.source +
+                          "': text has a character the vocabulary cannot encode "
                           "and there is no unknown token");
       if (!prev_unk) out->push_back(m_.unk_id);  // fuse runs of unknowns
       prev_unk = true;
@@ -386,7 +397,7 @@ class BpeTokenizer final : public Tokenizer {
 
    private:
     static constexpr uint64_t kEmpty = ~uint64_t{0};  // ids are < 2^31: never a real key
-    static size_t hash(uint64_t x) {  // splitmix64 finalizer
+    static size_t hash(uint64_t x) {                  // splitmix64 finalizer
       x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
       x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
       return static_cast<size_t>(x ^ (x >> 31));

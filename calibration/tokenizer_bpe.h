@@ -33,9 +33,9 @@ struct BpeModel {
   std::vector<std::string> tokens;  // id -> text as stored (byte-level alphabet for normal tokens)
   std::vector<BpeTokenKind> kinds;  // same size as tokens
   std::vector<std::pair<std::string, std::string>> merges;  // rank order
-  bool byte_level = true;      // map bytes through GPT-2's bytes_to_unicode before BPE
-  bool byte_fallback = false;  // character level: unknown characters become <0xNN> tokens
-  bool ignore_merges = false;  // a pre-token that is itself a token is emitted unmerged
+  bool byte_level = true;         // map bytes through GPT-2's bytes_to_unicode before BPE
+  bool byte_fallback = false;     // character level: unknown characters become <0xNN> tokens
+  bool ignore_merges = false;     // a pre-token that is itself a token is emitted unmerged
   bool add_prefix_space = false;  // ByteLevel: prepend ' ' unless the text starts with one
   bool nfc = false;               // NFC normalizer (Qwen2)
   // Character-level normalization (Llama-2 tokenizer.json): prepend "▁" to the text and replace

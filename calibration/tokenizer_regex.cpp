@@ -32,17 +32,17 @@ bool category_mask_by_name(std::string_view name, uint32_t* mask) {
     uint32_t mask;
   };
   static const Entry kEntries[] = {
-      {"L", kMaskL}, {"Letter", kMaskL}, {"M", kMaskM}, {"Mark", kMaskM}, {"N", kMaskN},
-      {"Number", kMaskN}, {"P", kMaskP}, {"Punctuation", kMaskP}, {"S", kMaskS},
-      {"Symbol", kMaskS}, {"Z", kMaskZ}, {"Separator", kMaskZ}, {"C", kMaskC}, {"Other", kMaskC},
-      {"Cn", bit(UC::kCn)}, {"Lu", bit(UC::kLu)}, {"Ll", bit(UC::kLl)}, {"Lt", bit(UC::kLt)},
-      {"Lm", bit(UC::kLm)}, {"Lo", bit(UC::kLo)}, {"Mn", bit(UC::kMn)}, {"Mc", bit(UC::kMc)},
-      {"Me", bit(UC::kMe)}, {"Nd", bit(UC::kNd)}, {"Nl", bit(UC::kNl)}, {"No", bit(UC::kNo)},
-      {"Pc", bit(UC::kPc)}, {"Pd", bit(UC::kPd)}, {"Ps", bit(UC::kPs)}, {"Pe", bit(UC::kPe)},
-      {"Pi", bit(UC::kPi)}, {"Pf", bit(UC::kPf)}, {"Po", bit(UC::kPo)}, {"Sm", bit(UC::kSm)},
-      {"Sc", bit(UC::kSc)}, {"Sk", bit(UC::kSk)}, {"So", bit(UC::kSo)}, {"Zs", bit(UC::kZs)},
-      {"Zl", bit(UC::kZl)}, {"Zp", bit(UC::kZp)}, {"Cc", bit(UC::kCc)}, {"Cf", bit(UC::kCf)},
-      {"Cs", bit(UC::kCs)}, {"Co", bit(UC::kCo)},
+      {"L", kMaskL},        {"Letter", kMaskL},   {"M", kMaskM},        {"Mark", kMaskM},
+      {"N", kMaskN},        {"Number", kMaskN},   {"P", kMaskP},        {"Punctuation", kMaskP},
+      {"S", kMaskS},        {"Symbol", kMaskS},   {"Z", kMaskZ},        {"Separator", kMaskZ},
+      {"C", kMaskC},        {"Other", kMaskC},    {"Cn", bit(UC::kCn)}, {"Lu", bit(UC::kLu)},
+      {"Ll", bit(UC::kLl)}, {"Lt", bit(UC::kLt)}, {"Lm", bit(UC::kLm)}, {"Lo", bit(UC::kLo)},
+      {"Mn", bit(UC::kMn)}, {"Mc", bit(UC::kMc)}, {"Me", bit(UC::kMe)}, {"Nd", bit(UC::kNd)},
+      {"Nl", bit(UC::kNl)}, {"No", bit(UC::kNo)}, {"Pc", bit(UC::kPc)}, {"Pd", bit(UC::kPd)},
+      {"Ps", bit(UC::kPs)}, {"Pe", bit(UC::kPe)}, {"Pi", bit(UC::kPi)}, {"Pf", bit(UC::kPf)},
+      {"Po", bit(UC::kPo)}, {"Sm", bit(UC::kSm)}, {"Sc", bit(UC::kSc)}, {"Sk", bit(UC::kSk)},
+      {"So", bit(UC::kSo)}, {"Zs", bit(UC::kZs)}, {"Zl", bit(UC::kZl)}, {"Zp", bit(UC::kZp)},
+      {"Cc", bit(UC::kCc)}, {"Cf", bit(UC::kCf)}, {"Cs", bit(UC::kCs)}, {"Co", bit(UC::kCo)},
   };
   for (const auto& e : kEntries) {
     if (name == e.name) {
@@ -138,16 +138,22 @@ class RegexParser {
     SplitRegex::Node node;
     const char32_t c = next();
     switch (c) {
-      case '(': return parse_group();
-      case '[': return class_node(parse_class());
+      case '(':
+        return parse_group();
+      case '[':
+        return class_node(parse_class());
       case '.': {
         SplitRegex::Class cls;
         cls.negated = true;
         cls.ranges.push_back({'\n', '\n'});
         return class_node(std::move(cls));
       }
-      case '^': node.kind = SplitRegex::Node::kLineStart; return node;
-      case '$': node.kind = SplitRegex::Node::kLineEnd; return node;
+      case '^':
+        node.kind = SplitRegex::Node::kLineStart;
+        return node;
+      case '$':
+        node.kind = SplitRegex::Node::kLineEnd;
+        return node;
       case '\\': {
         const char32_t e = peek();
         if (e == 'A' || e == 'z' || e == 'Z') {
@@ -159,7 +165,11 @@ class RegexParser {
         parse_escape(&cls);
         return class_node(std::move(cls));
       }
-      case '*': case '+': case '?': case '{': fail("quantifier without an operand");
+      case '*':
+      case '+':
+      case '?':
+      case '{':
+        fail("quantifier without an operand");
       default: {
         SplitRegex::Class cls;
         add_char(&cls, c);
@@ -263,7 +273,8 @@ class RegexParser {
     const char32_t e = next();
     char32_t ch = 0;
     switch (e) {
-      case 'p': case 'P': {
+      case 'p':
+      case 'P': {
         std::string name;
         if (eat('{')) {
           while (!eat('}')) name += static_cast<char>(next());
@@ -280,20 +291,48 @@ class RegexParser {
         cls->category_mask |= mask;
         return false;
       }
-      case 's': cls->props |= kPropSpace; return false;
-      case 'S': cls->props |= kPropNotSpace; return false;
-      case 'd': cls->category_mask |= bit(UC::kNd); return false;
-      case 'D': cls->props |= kPropNotDigit; return false;
-      case 'w': cls->category_mask |= kMaskWord; return false;
-      case 'W': cls->props |= kPropNotWord; return false;
-      case 'r': ch = '\r'; break;
-      case 'n': ch = '\n'; break;
-      case 't': ch = '\t'; break;
-      case 'f': ch = '\f'; break;
-      case 'v': ch = '\v'; break;
-      case '0': ch = 0; break;
-      case 'x': ch = parse_hex(eat('{') ? -1 : 2); break;
-      case 'u': ch = parse_hex(4); break;
+      case 's':
+        cls->props |= kPropSpace;
+        return false;
+      case 'S':
+        cls->props |= kPropNotSpace;
+        return false;
+      case 'd':
+        cls->category_mask |= bit(UC::kNd);
+        return false;
+      case 'D':
+        cls->props |= kPropNotDigit;
+        return false;
+      case 'w':
+        cls->category_mask |= kMaskWord;
+        return false;
+      case 'W':
+        cls->props |= kPropNotWord;
+        return false;
+      case 'r':
+        ch = '\r';
+        break;
+      case 'n':
+        ch = '\n';
+        break;
+      case 't':
+        ch = '\t';
+        break;
+      case 'f':
+        ch = '\f';
+        break;
+      case 'v':
+        ch = '\v';
+        break;
+      case '0':
+        ch = 0;
+        break;
+      case 'x':
+        ch = parse_hex(eat('{') ? -1 : 2);
+        break;
+      case 'u':
+        ch = parse_hex(4);
+        break;
       default:
         if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9'))
           fail("unsupported escape");
@@ -368,15 +407,14 @@ struct SplitRegex::Cont {
   const Cont* next;
 };
 
-bool SplitRegex::match_alt(const Input& in, int alt, size_t pos, const Cont* k,
-                           size_t* end) const {
+bool SplitRegex::match_alt(const Input& in, int alt, size_t pos, const Cont* k, size_t* end) const {
   for (const Seq& seq : alts_[alt])
     if (match_seq(in, seq, 0, pos, k, end)) return true;
   return false;
 }
 
-bool SplitRegex::match_group_reps(const Input& in, const Seq& seq, size_t i, int count,
-                                  size_t pos, const Cont* k, size_t* end) const {
+bool SplitRegex::match_group_reps(const Input& in, const Seq& seq, size_t i, int count, size_t pos,
+                                  const Cont* k, size_t* end) const {
   const Node& node = seq[i];
   if (node.max < 0 || count < node.max) {
     const Cont c{&seq, i, count + 1, pos, k};

@@ -33,17 +33,25 @@ class SplitRegex {
 
   struct Class {
     std::vector<std::pair<char32_t, char32_t>> ranges;  // inclusive
-    uint32_t category_mask = 0;  // bit c: UnicodeCategory c is in the class
-    uint8_t props = 0;           // kPropSpace | kPropNotSpace
+    uint32_t category_mask = 0;                         // bit c: UnicodeCategory c is in the class
+    uint8_t props = 0;                                  // kPropSpace | kPropNotSpace
     bool negated = false;
     uint64_t ascii[2] = {0, 0};  // precomputed membership for code points < 128
     bool contains(char32_t cp) const;
     bool contains_slow(char32_t cp) const;
   };
   struct Node {
-    enum Kind : uint8_t { kClass, kGroup, kLookahead, kNegLookahead, kLineEnd, kLineStart,
-                          kTextEnd, kTextStart } kind = kClass;
-    int index = -1;  // class index (kClass) or alternation index (groups, lookaheads)
+    enum Kind : uint8_t {
+      kClass,
+      kGroup,
+      kLookahead,
+      kNegLookahead,
+      kLineEnd,
+      kLineStart,
+      kTextEnd,
+      kTextStart
+    } kind = kClass;
+    int index = -1;        // class index (kClass) or alternation index (groups, lookaheads)
     int min = 1, max = 1;  // max < 0: unbounded
   };
   using Seq = std::vector<Node>;

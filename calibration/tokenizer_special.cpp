@@ -8,9 +8,8 @@ void SpecialTokenMatcher::add(std::string text, int32_t id) {
   if (text.empty()) return;
   auto& list = by_first_[static_cast<uint8_t>(text[0])];
   list.emplace_back(std::move(text), id);
-  std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
-    return a.first.size() > b.first.size();
-  });
+  std::stable_sort(list.begin(), list.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   ++count_;
 }
 

@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <string>
 #include <queue>
+#include <string>
 #include <unordered_map>
 
 #include "calibration/tokenizer_special.h"
@@ -64,7 +64,8 @@ class ProtoReader {
   float f32() {
     if (p_.size() - pos_ < 4) fail("truncated fixed32");
     uint32_t u = 0;
-    for (int k = 0; k < 4; ++k) u |= static_cast<uint32_t>(static_cast<uint8_t>(p_[pos_ + k])) << (8 * k);
+    for (int k = 0; k < 4; ++k)
+      u |= static_cast<uint32_t>(static_cast<uint8_t>(p_[pos_ + k])) << (8 * k);
     pos_ += 4;
     float f;
     std::memcpy(&f, &u, 4);
@@ -72,11 +73,20 @@ class ProtoReader {
   }
   void skip(uint32_t wire) {
     switch (wire) {
-      case 0: varint(); break;
-      case 1: advance(8); break;
-      case 2: bytes(); break;
-      case 5: advance(4); break;
-      default: fail(strprintf("unsupported wire type %u", wire));
+      case 0:
+        varint();
+        break;
+      case 1:
+        advance(8);
+        break;
+      case 2:
+        bytes();
+        break;
+      case 5:
+        advance(4);
+        break;
+      default:
+        fail(strprintf("unsupported wire type %u", wire));
     }
   }
   [[noreturn]] void fail(const std::string& msg) const {
@@ -96,7 +106,8 @@ class ProtoReader {
 };
 
 void expect_wire(ProtoReader& r, uint32_t wire, uint32_t want, const char* field) {
-  if (wire != want) r.fail(strprintf("field '%s' has wire type %u, expected %u", field, wire, want));
+  if (wire != want)
+    r.fail(strprintf("field '%s' has wire type %u, expected %u", field, wire, want));
 }
 
 SpmPiece parse_piece(std::string_view bytes, const std::string& path) {
@@ -105,16 +116,24 @@ SpmPiece parse_piece(std::string_view bytes, const std::string& path) {
   while (!r.done()) {
     uint32_t wire = 0;
     switch (r.key(&wire)) {
-      case 1: expect_wire(r, wire, 2, "piece"); piece.text = std::string(r.bytes()); break;
-      case 2: expect_wire(r, wire, 5, "score"); piece.score = r.f32(); break;
+      case 1:
+        expect_wire(r, wire, 2, "piece");
+        piece.text = std::string(r.bytes());
+        break;
+      case 2:
+        expect_wire(r, wire, 5, "score");
+        piece.score = r.f32();
+        break;
       case 3: {
         expect_wire(r, wire, 0, "type");
         const uint64_t t = r.varint();
-        if (t < 1 || t > 6) r.fail(strprintf("unknown piece type %llu", static_cast<unsigned long long>(t)));
+        if (t < 1 || t > 6)
+          r.fail(strprintf("unknown piece type %llu", static_cast<unsigned long long>(t)));
         piece.type = static_cast<SpmPieceType>(t);
         break;
       }
-      default: r.skip(wire);
+      default:
+        r.skip(wire);
     }
   }
   return piece;
@@ -127,12 +146,24 @@ void parse_trainer_spec(std::string_view bytes, const std::string& path, SpmMode
   while (!r.done()) {
     uint32_t wire = 0;
     switch (r.key(&wire)) {
-      case 3: expect_wire(r, wire, 0, "model_type"); *model_type = r.varint(); break;
-      case 24: expect_wire(r, wire, 0, "treat_whitespace_as_suffix");
-        m->treat_whitespace_as_suffix = r.varint() != 0; break;
-      case 35: expect_wire(r, wire, 0, "byte_fallback"); m->byte_fallback = r.varint() != 0; break;
-      case 44: expect_wire(r, wire, 2, "unk_surface"); m->unk_surface = std::string(r.bytes()); break;
-      default: r.skip(wire);
+      case 3:
+        expect_wire(r, wire, 0, "model_type");
+        *model_type = r.varint();
+        break;
+      case 24:
+        expect_wire(r, wire, 0, "treat_whitespace_as_suffix");
+        m->treat_whitespace_as_suffix = r.varint() != 0;
+        break;
+      case 35:
+        expect_wire(r, wire, 0, "byte_fallback");
+        m->byte_fallback = r.varint() != 0;
+        break;
+      case 44:
+        expect_wire(r, wire, 2, "unk_surface");
+        m->unk_surface = std::string(r.bytes());
+        break;
+      default:
+        r.skip(wire);
     }
   }
 }
@@ -144,14 +175,24 @@ void parse_normalizer_spec(std::string_view bytes, const std::string& path, SpmM
   while (!r.done()) {
     uint32_t wire = 0;
     switch (r.key(&wire)) {
-      case 2: expect_wire(r, wire, 2, "precompiled_charsmap");
-        m->precompiled_charsmap = std::string(r.bytes()); break;
-      case 3: expect_wire(r, wire, 0, "add_dummy_prefix"); m->add_dummy_prefix = r.varint() != 0; break;
-      case 4: expect_wire(r, wire, 0, "remove_extra_whitespaces");
-        m->remove_extra_whitespaces = r.varint() != 0; break;
-      case 5: expect_wire(r, wire, 0, "escape_whitespaces");
-        m->escape_whitespaces = r.varint() != 0; break;
-      default: r.skip(wire);
+      case 2:
+        expect_wire(r, wire, 2, "precompiled_charsmap");
+        m->precompiled_charsmap = std::string(r.bytes());
+        break;
+      case 3:
+        expect_wire(r, wire, 0, "add_dummy_prefix");
+        m->add_dummy_prefix = r.varint() != 0;
+        break;
+      case 4:
+        expect_wire(r, wire, 0, "remove_extra_whitespaces");
+        m->remove_extra_whitespaces = r.varint() != 0;
+        break;
+      case 5:
+        expect_wire(r, wire, 0, "escape_whitespaces");
+        m->escape_whitespaces = r.varint() != 0;
+        break;
+      default:
+        r.skip(wire);
     }
   }
 }
@@ -179,7 +220,8 @@ class SpmTokenizer final : public Tokenizer {
     for (size_t i = 0; i < pieces.size(); ++i) {
       const SpmPiece& p = pieces[i];
       const auto id = static_cast<int32_t>(i);
-      if (p.text.empty()) throw FormatError(strprintf("'%s': piece %zu is empty", m_.source.c_str(), i));
+      if (p.text.empty())
+        throw FormatError(strprintf("'%s': piece %zu is empty", m_.source.c_str(), i));
       if (!all_.emplace(p.text, id).second)
         throw FormatError("'" + m_.source + "': duplicate piece '" + p.text + "'");
       const bool mergeable = p.type == SpmPieceType::kNormal ||
@@ -189,8 +231,10 @@ class SpmTokenizer final : public Tokenizer {
       if (mergeable || !m_.sentencepiece_mode) mergeable_.emplace(p.text, id);
       if (p.type == SpmPieceType::kUnknown && unk_id_ < 0) unk_id_ = id;
       if (p.type == SpmPieceType::kUserDefined) {
-        if (m_.sentencepiece_mode) user_defined_.add(p.text, id);
-        else special_.add(p.text, id);
+        if (m_.sentencepiece_mode)
+          user_defined_.add(p.text, id);
+        else
+          special_.add(p.text, id);
       }
       if (p.type == SpmPieceType::kControl && !m_.sentencepiece_mode) special_.add(p.text, id);
       if (p.type == SpmPieceType::kByte) {
@@ -214,9 +258,11 @@ class SpmTokenizer final : public Tokenizer {
     eos_id_ = m_.eos_id == -2 ? find_control("</s>") : m_.eos_id;
     for (const int32_t id : {bos_id_, eos_id_})
       if (id < -1 || id >= static_cast<int32_t>(pieces.size()))
-        throw FormatError(strprintf("'%s': bos/eos id %d is outside the vocabulary", m_.source.c_str(), id));
+        throw FormatError(
+            strprintf("'%s': bos/eos id %d is outside the vocabulary", m_.source.c_str(), id));
     vocab_size_ = pieces.size();
-    description_ = strprintf("sentencepiece bpe, %zu pieces ('%s')", pieces.size(), m_.source.c_str());
+    description_ =
+        strprintf("sentencepiece bpe, %zu pieces ('%s')", pieces.size(), m_.source.c_str());
   }
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
@@ -292,14 +338,16 @@ class SpmTokenizer final : public Tokenizer {
   }
   void check_id(int32_t id) const {
     if (id < 0 || static_cast<size_t>(id) >= m_.pieces.size())
-      throw ConfigError(strprintf("'%s': token id %d is outside the vocabulary of %zu", m_.source.c_str(),
-                                  id, m_.pieces.size()));
+      throw ConfigError(strprintf("'%s': token id %d is outside the vocabulary of %zu",
+                                  m_.source.c_str(), id, m_.pieces.size()));
   }
 
   void append_escaped(std::string_view s, std::string* out) const {
     for (const char c : s) {
-      if (c == ' ' && m_.escape_whitespaces) out->append(kSpaceSymbol);
-      else *out += c;
+      if (c == ' ' && m_.escape_whitespaces)
+        out->append(kSpaceSymbol);
+      else
+        *out += c;
     }
   }
 
@@ -338,7 +386,8 @@ class SpmTokenizer final : public Tokenizer {
     }
     if (m_.add_dummy_prefix && m_.treat_whitespace_as_suffix) out.append(space);
     if (m_.remove_extra_whitespaces)
-      while (out.size() >= space.size() && out.compare(out.size() - space.size(), space.size(), space) == 0)
+      while (out.size() >= space.size() &&
+             out.compare(out.size() - space.size(), space.size(), space) == 0)
         out.resize(out.size() - space.size());
     return out;
   }
@@ -394,7 +443,8 @@ class SpmTokenizer final : public Tokenizer {
     for (size_t i = 0; i < s.size();) {
       Symbol x;
       x.begin = static_cast<uint32_t>(i);
-      size_t len = m_.sentencepiece_mode && !user_defined_.empty() ? user_defined_prefix(s.substr(i)) : 0;
+      size_t len =
+          m_.sentencepiece_mode && !user_defined_.empty() ? user_defined_prefix(s.substr(i)) : 0;
       x.frozen = len > 0;
       if (len == 0) len = std::min(utf8_lead_length(static_cast<uint8_t>(s[i])), s.size() - i);
       x.len = static_cast<uint32_t>(len);
@@ -404,7 +454,8 @@ class SpmTokenizer final : public Tokenizer {
       sym.push_back(x);
     }
     std::priority_queue<Pair> agenda;
-    std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>, StringViewHash>
+    std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>,
+                       StringViewHash>
         rev_merge;
     auto piece_of = [&](const Symbol& x) { return s.substr(x.begin, x.len); };
     auto try_pair = [&](int32_t l, int32_t r) {
@@ -414,10 +465,10 @@ class SpmTokenizer final : public Tokenizer {
       if (it == mergeable_.end()) return;
       const SpmPiece& p = m_.pieces[static_cast<size_t>(it->second)];
       agenda.push({p.score, l, r, static_cast<uint32_t>(merged.size())});
-      if (p.type == SpmPieceType::kUnused)
-        rev_merge[merged] = {piece_of(sym[l]), piece_of(sym[r])};
+      if (p.type == SpmPieceType::kUnused) rev_merge[merged] = {piece_of(sym[l]), piece_of(sym[r])};
     };
-    for (size_t i = 1; i < sym.size(); ++i) try_pair(static_cast<int32_t>(i) - 1, static_cast<int32_t>(i));
+    for (size_t i = 1; i < sym.size(); ++i)
+      try_pair(static_cast<int32_t>(i) - 1, static_cast<int32_t>(i));
     while (!agenda.empty()) {
       const Pair top = agenda.top();
       agenda.pop();
@@ -455,7 +506,9 @@ class SpmTokenizer final : public Tokenizer {
       return;
     }
     if (m_.byte_fallback || !m_.sentencepiece_mode) {
-      for (const char c : piece) out->push_back(byte_ids_[static_cast<uint8_t>(c)] >= 0 ? byte_ids_[static_cast<uint8_t>(c)] : unk_id_);
+      for (const char c : piece)
+        out->push_back(byte_ids_[static_cast<uint8_t>(c)] >= 0 ? byte_ids_[static_cast<uint8_t>(c)]
+                                                               : unk_id_);
       *prev_unk = false;
       return;
     }
@@ -464,8 +517,8 @@ class SpmTokenizer final : public Tokenizer {
   }
 
   SpmModel m_;
-  PieceMap all_;        // every piece
-  PieceMap mergeable_;  // pieces BPE may produce
+  PieceMap all_;                      // every piece
+  PieceMap mergeable_;                // pieces BPE may produce
   SpecialTokenMatcher user_defined_;  // sentencepiece mode: kept whole, never merged
   SpecialTokenMatcher special_;       // llama.cpp mode: split out before BPE
   int32_t unk_id_ = -1;
@@ -485,13 +538,21 @@ SpmModel parse_sentencepiece_model(std::string_view bytes, const std::string& pa
   while (!r.done()) {
     uint32_t wire = 0;
     switch (r.key(&wire)) {
-      case 1: expect_wire(r, wire, 2, "pieces"); m.pieces.push_back(parse_piece(r.bytes(), path)); break;
-      case 2: expect_wire(r, wire, 2, "trainer_spec");
+      case 1:
+        expect_wire(r, wire, 2, "pieces");
+        m.pieces.push_back(parse_piece(r.bytes(), path));
+        break;
+      case 2:
+        expect_wire(r, wire, 2, "trainer_spec");
         parse_trainer_spec(r.bytes(), path, &m, &model_type);
         have_trainer = true;
         break;
-      case 3: expect_wire(r, wire, 2, "normalizer_spec"); parse_normalizer_spec(r.bytes(), path, &m); break;
-      default: r.skip(wire);
+      case 3:
+        expect_wire(r, wire, 2, "normalizer_spec");
+        parse_normalizer_spec(r.bytes(), path, &m);
+        break;
+      default:
+        r.skip(wire);
     }
   }
   if (m.pieces.empty()) r.fail("no pieces");

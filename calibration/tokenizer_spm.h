@@ -38,7 +38,7 @@ struct SpmModel {
   // TrainerSpec.
   bool byte_fallback = false;
   std::string unk_surface = " \xE2\x81\x87 ";  // what an unknown piece decodes to
-  int32_t bos_id = -2, eos_id = -2;  // -2: the control pieces "<s>" / "</s>" if present
+  int32_t bos_id = -2, eos_id = -2;            // -2: the control pieces "<s>" / "</s>" if present
   // true: SentencePiece semantics (the whole text is normalized at once; user-defined pieces are
   // kept whole). false: llama.cpp semantics for GGUF vocabularies (control and user-defined
   // tokens are split out first, each remaining fragment gets the dummy prefix when it follows a

@@ -19,7 +19,13 @@ UnicodeCategory unicode_category(char32_t cp) {
 bool unicode_is_whitespace(char32_t cp) {
   if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
   switch (cp) {
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
     case 0x3000:
       return true;
     default:
@@ -90,7 +96,8 @@ CodepointText utf8_split(std::string_view s) {
 uint8_t unicode_combining_class(char32_t cp) {
   if (cp < 0x300) return 0;
   const uint32_t* end = detail::kCombiningClasses + detail::kCombiningClassesCount;
-  const uint32_t* it = std::lower_bound(detail::kCombiningClasses, end, static_cast<uint32_t>(cp) << 8);
+  const uint32_t* it =
+      std::lower_bound(detail::kCombiningClasses, end, static_cast<uint32_t>(cp) << 8);
   return it != end && (*it >> 8) == cp ? static_cast<uint8_t>(*it & 0xFF) : 0;
 }
 
@@ -110,8 +117,9 @@ void decompose(char32_t cp, std::vector<char32_t>* out) {
     return;
   }
   const auto* end = detail::kDecompositions + detail::kDecompositionsCount;
-  const auto* it = std::lower_bound(detail::kDecompositions, end, cp,
-                                    [](const detail::DecompositionEntry& e, char32_t c) { return e.cp < c; });
+  const auto* it =
+      std::lower_bound(detail::kDecompositions, end, cp,
+                       [](const detail::DecompositionEntry& e, char32_t c) { return e.cp < c; });
   if (it != end && it->cp == cp) {
     out->insert(out->end(), detail::kDecompositionData + it->first,
                 detail::kDecompositionData + it->first + it->length);
@@ -129,8 +137,9 @@ char32_t compose(char32_t a, char32_t b) {
     return a + (b - kTBase);
   const uint64_t key = (static_cast<uint64_t>(a) << 21) | b;
   const auto* end = detail::kCompositions + detail::kCompositionsCount;
-  const auto* it = std::lower_bound(detail::kCompositions, end, key,
-                                    [](const detail::CompositionEntry& e, uint64_t k) { return e.key < k; });
+  const auto* it =
+      std::lower_bound(detail::kCompositions, end, key,
+                       [](const detail::CompositionEntry& e, uint64_t k) { return e.key < k; });
   return it != end && it->key == key ? it->composite : 0;
 }
 
@@ -191,8 +200,10 @@ std::string unicode_nfc(std::string_view s) {
   out.reserve(s.size());
   size_t next_raw = 0;
   for (const char32_t c : r) {
-    if (c == kInvalidCodepoint) out += static_cast<char>(raw[next_raw++]);
-    else utf8_append(out, c);
+    if (c == kInvalidCodepoint)
+      out += static_cast<char>(raw[next_raw++]);
+    else
+      utf8_append(out, c);
   }
   return out;
 }

@@ -12,8 +12,36 @@ namespace dsq::calibration {
 
 // Unicode general categories; the numbering is shared with scripts/gen_unicode_tables.py.
 enum class UnicodeCategory : uint8_t {
-  kCn = 0, kLu, kLl, kLt, kLm, kLo, kMn, kMc, kMe, kNd, kNl, kNo, kPc, kPd, kPs, kPe, kPi, kPf,
-  kPo, kSm, kSc, kSk, kSo, kZs, kZl, kZp, kCc, kCf, kCs, kCo,
+  kCn = 0,
+  kLu,
+  kLl,
+  kLt,
+  kLm,
+  kLo,
+  kMn,
+  kMc,
+  kMe,
+  kNd,
+  kNl,
+  kNo,
+  kPc,
+  kPd,
+  kPs,
+  kPe,
+  kPi,
+  kPf,
+  kPo,
+  kSm,
+  kSc,
+  kSk,
+  kSo,
+  kZs,
+  kZl,
+  kZp,
+  kCc,
+  kCf,
+  kCs,
+  kCo,
   kCount
 };
 
@@ -49,7 +77,7 @@ std::string unicode_nfc(std::string_view s);
 // Canonical combining class (0 for starters).
 uint8_t unicode_combining_class(char32_t cp);
 
-namespace detail {  // defined in the generated unicode_tables.cpp
+namespace detail {                      // defined in the generated unicode_tables.cpp
 extern const uint32_t kCategoryRuns[];  // (first code point << 5) | category, ascending
 extern const size_t kCategoryRunCount;
 extern const char kUnicodeVersion[];

@@ -16,7 +16,8 @@ std::vector<std::string> matches(const std::string& pattern, const std::string& 
   std::vector<std::pair<uint32_t, uint32_t>> spans;
   re.find_all(t.cps.data(), t.cps.size(), &spans);
   std::vector<std::string> out;
-  for (const auto& [b, e] : spans) out.push_back(text.substr(t.offset[b], t.offset[e] - t.offset[b]));
+  for (const auto& [b, e] : spans)
+    out.push_back(text.substr(t.offset[b], t.offset[e] - t.offset[b]));
   return out;
 }
 
@@ -39,7 +40,9 @@ TEST(SplitRegex, QuantifiersGroupsAndCaseInsensitiveAlternatives) {
   EXPECT_EQ(matches("a(?=b)", "ab ac"), (V{"a"}));
   EXPECT_EQ(matches("[^\\s\\p{L}]+", "ab, 12 c."), (V{",", "12", "."}));
   EXPECT_EQ(matches("\\s+$", "a  \nb  "), (V{"  ", "  "}));  // $ also before '\n'
-  EXPECT_EQ(matches("[\\x{4E00}-\\x{9FA5}]+", "a\xE4\xB8\xAD\xE6\x96\x87" "b"),
+  EXPECT_EQ(matches("[\\x{4E00}-\\x{9FA5}]+",
+                    "a\xE4\xB8\xAD\xE6\x96\x87"
+                    "b"),
             (V{"\xE4\xB8\xAD\xE6\x96\x87"}));
   EXPECT_EQ(matches("\\p{Lu}\\p{Ll}*", "HeLLo"), (V{"He", "L", "Lo"}));
 }
@@ -58,9 +61,9 @@ TEST(SplitRegex, UnsupportedSyntaxIsAConfigErrorNamingThePattern) {
 
 TEST(Unicode, CategoriesWhitespaceAndUtf8) {
   EXPECT_EQ(unicode_category('A'), UnicodeCategory::kLu);
-  EXPECT_EQ(unicode_category(0x4E2D), UnicodeCategory::kLo);     // 中
-  EXPECT_EQ(unicode_category(0x0301), UnicodeCategory::kMn);     // combining acute
-  EXPECT_EQ(unicode_category(0x1F600), UnicodeCategory::kSo);    // emoji
+  EXPECT_EQ(unicode_category(0x4E2D), UnicodeCategory::kLo);   // 中
+  EXPECT_EQ(unicode_category(0x0301), UnicodeCategory::kMn);   // combining acute
+  EXPECT_EQ(unicode_category(0x1F600), UnicodeCategory::kSo);  // emoji
   EXPECT_EQ(unicode_category(0x10FFFF), UnicodeCategory::kCn);
   EXPECT_EQ(unicode_category(0x110000), UnicodeCategory::kCn);
   EXPECT_TRUE(unicode_is_whitespace(0x3000));
@@ -77,17 +80,19 @@ TEST(Unicode, CategoriesWhitespaceAndUtf8) {
 TEST(Unicode, NfcMatchesPythonUnicodedata) {
   // Expected values from Python's unicodedata.normalize("NFC", ...).
   const std::pair<const char*, const char*> cases[] = {
-      {"e\xCC\x81", "\xC3\xA9"},                                   // e + acute
-      {"\xE2\x84\xAB", "\xC3\x85"},                                // ANGSTROM SIGN singleton
+      {"e\xCC\x81", "\xC3\xA9"},                                 // e + acute
+      {"\xE2\x84\xAB", "\xC3\x85"},                              // ANGSTROM SIGN singleton
       {"\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", "\xEA\xB0\x81"},  // Hangul L V T
-      {"\xEA\xB0\x80\xE1\x86\xA8", "\xEA\xB0\x81"},                // Hangul LV + T
-      {"a\xCC\x87\xCC\xA3", "\xE1\xBA\xA1\xCC\x87"},                // reordered, then composed
-      {"A\xCC\x8A\xCC\x81", "\xC7\xBA"},                           // two successive compositions
-      {"\xE1\xB8\x8B\xCC\xA3", "\xE1\xB8\x8D\xCC\x87"},            // decomposed and recomposed
+      {"\xEA\xB0\x80\xE1\x86\xA8", "\xEA\xB0\x81"},              // Hangul LV + T
+      {"a\xCC\x87\xCC\xA3", "\xE1\xBA\xA1\xCC\x87"},             // reordered, then composed
+      {"A\xCC\x8A\xCC\x81", "\xC7\xBA"},                         // two successive compositions
+      {"\xE1\xB8\x8B\xCC\xA3", "\xE1\xB8\x8D\xCC\x87"},          // decomposed and recomposed
       {"\xE0\xA4\x95\xE0\xA4\xBC", "\xE0\xA4\x95\xE0\xA4\xBC"},  // composition exclusion
-      {"x\xCC\x81\xCC\x81", "x\xCC\x81\xCC\x81"},                    // nothing to compose
+      {"x\xCC\x81\xCC\x81", "x\xCC\x81\xCC\x81"},                // nothing to compose
       {"plain ascii", "plain ascii"},
-      {"bad\xFF" "e\xCC\x81", "bad\xFF\xC3\xA9"},                      // malformed byte kept
+      {"bad\xFF"
+       "e\xCC\x81",
+       "bad\xFF\xC3\xA9"},  // malformed byte kept
   };
   for (const auto& [in, want] : cases) EXPECT_EQ(unicode_nfc(in), want) << in;
 }
