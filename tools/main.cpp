@@ -12,6 +12,8 @@ namespace {
 
 const dsq::tools::Command* const kCommands[] = {
     // Each cmd_<name>.cpp adds its row here.
+    &dsq::tools::kConvertCommand,
+    &dsq::tools::kInspectCommand,
     &dsq::tools::kQuantizeCommand,
     &dsq::tools::kEvalCommand,
     &dsq::tools::kGenerateCommand,

@@ -6,6 +6,7 @@
 
 #include "formats/dsq/dsq_util.h"
 #include "formats/dsq/dsq_writer.h"
+#include "formats/gguf/gguf.h"
 #include "lib/core/error.h"
 #include "lib/core/hash.h"
 
@@ -25,6 +26,28 @@ std::string read_file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw IoError("'" + path + "': cannot open tokenizer file");
   return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// A GGUF tokenizer lives in the model's metadata: copy its tokenizer.* keys into the header
+// ("gguf_metadata") so the .dsq is self-contained. Skipped when the strings are not valid UTF-8
+// (JSON cannot carry them); the "path" reference stays either way.
+void embed_gguf_vocab(json& tok) {
+  if (!tok.is_object() || tok.value("kind", "") != "gguf" || !tok.contains("path") ||
+      tok.contains("gguf_metadata"))
+    return;
+  std::error_code ec;
+  const std::string path = tok["path"].get<std::string>();
+  if (!fs::is_regular_file(path, ec)) return;
+  json vocab = json::object();
+  const GgufFile gguf = GgufFile::open(path);  // must outlive the loop over its metadata
+  for (auto& [k, v] : gguf.metadata().items())
+    if (k.rfind("tokenizer.", 0) == 0) vocab[k] = v;
+  try {
+    (void)vocab.dump();
+  } catch (const json::exception&) {
+    return;
+  }
+  tok["gguf_metadata"] = std::move(vocab);
 }
 
 // Replaces file references in the tokenizer object by embedded {bytes, sha256, base64} entries.
@@ -58,6 +81,11 @@ json embed_tokenizer_files(json tok, const std::vector<SourceFile>& sources) {
         wanted[name] = (dir / name).string();
     }
   }
+  for (const auto& s : sources) {  // a reference to the model file itself is not a tokenizer file
+    std::error_code ec;
+    for (auto it = wanted.begin(); it != wanted.end();)
+      it = fs::equivalent(it->second, s.path, ec) ? wanted.erase(it) : std::next(it);
+  }
   for (const auto& [name, path] : wanted) {
     std::error_code ec;
     const auto size = fs::file_size(path, ec);
@@ -67,9 +95,9 @@ json embed_tokenizer_files(json tok, const std::vector<SourceFile>& sources) {
                    {"sha256", sha256_hex(bytes.data(), bytes.size())},
                    {"base64", base64_encode(bytes)}};
   }
+  embed_gguf_vocab(tok);
   if (files.empty()) return tok;
   if (!tok.is_object()) tok = json::object();
-  tok.erase("path");
   tok["files"] = files;
   return tok;
 }

@@ -206,7 +206,12 @@ DsqWriteReport DsqWriter::finish() {
   header_["format"] = "dsq";
   header_["format_version"] = std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinor);
   header_["tensors"] = tensor_extras_;
-  const std::string json = header_.dump(1);
+  std::string json;
+  try {
+    json = header_.dump(1);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError("'" + path_ + "': the JSON header cannot be written: " + e.what());
+  }
 
   pad_to_alignment();
   Preamble pre{};
