@@ -1,0 +1,103 @@
+// `dsq quantize` through the built binary: on stories260K, W8 g32 RTN must stay within KLD 1e-3
+// and top-1 agreement 0.99 of the FP32 model (measured with `dsq eval --ref`), fewer bits must
+// drift more, and bad flags give exit code 2 with no output left behind.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "lib/quant/quant_types.h"
+#include "tests/tools/cli_run.h"
+
+namespace dsq {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::read_text;
+using testing::run_dsq;
+using testing::TempDir;
+
+// Quantizes stories260K with `flags` and evaluates it against the FP32 model; returns eval's JSON.
+nlohmann::json quantize_and_eval(const TempDir& tmp, const std::string& shared,
+                                 const std::string& flags, const std::string& eval_flags,
+                                 nlohmann::json* qreport) {
+  const std::string hf = shared + "/models/stories260K/hf";
+  const std::string q = tmp.file("q.dsq"), qj = tmp.file("q.json"), ej = tmp.file("e.json");
+  const auto r = run_dsq(tmp, "-q quantize " + hf + " -o " + q + " " + flags + " --json " + qj);
+  EXPECT_EQ(r.code, 0) << r.err;
+  if (qreport) *qreport = nlohmann::json::parse(read_text(qj));
+  const auto e = run_dsq(tmp, "-q eval " + q + " --ref " + hf + " --tokens " + shared +
+                                 "/data/tinystories-eval.stories260K.u32 --ctx 512 --bos " +
+                                 eval_flags + " --json " + ej);
+  EXPECT_EQ(e.code, 0) << e.err;
+  return nlohmann::json::parse(read_text(ej));
+}
+
+TEST(CliQuantize, Stories260KInt8G32StaysWithinKld1e3AndTop1Of099) {
+  DSQ_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  nlohmann::json rep;
+  const nlohmann::json ev = quantize_and_eval(tmp, shared, "--bits 8 --group 32", "", &rep);
+  EXPECT_LT(ev.at("kld_mean").get<double>(), 1e-3) << ev.dump();
+  EXPECT_GT(ev.at("top1_agreement").get<double>(), 0.99) << ev.dump();
+  EXPECT_GT(ev.at("tokens_scored").get<int64_t>(), 16000);
+  // 35 block linears of stories260K (5 blocks; q, o 64x64; k, v 32x64 (4 kv heads of 8); gate,
+  // up 172x64; down 64x172). int8 asym g32 = 8.75 bits, a little more for the ragged last group
+  // of ffn_down's 172 columns.
+  const auto& s = rep.at("summary");
+  constexpr int64_t kPerBlock = 2 * 64 * 64 + 2 * 32 * 64 + 3 * 172 * 64;
+  EXPECT_EQ(s.at("quantized_params").get<int64_t>(), 5 * kPerBlock);
+  EXPECT_GT(s.at("quantized_bits_per_weight").get<double>(), 8.75);
+  EXPECT_LT(s.at("quantized_bits_per_weight").get<double>(), 8.80);
+  EXPECT_EQ(rep.at("recipe").at("method"), "rtn");
+  EXPECT_EQ(rep.at("recipe").at("bits"), 8);
+}
+
+TEST(CliQuantize, Stories260KFewerBitsDriftMore) {
+  DSQ_REQUIRE_SHARED(shared);
+  double prev_kld = 0;
+  for (int bits : {8, 4, 3}) {
+    TempDir tmp;
+    const nlohmann::json ev = quantize_and_eval(
+        tmp, shared, "--bits " + std::to_string(bits) + " --group 32", "--max-tokens 2048", nullptr);
+    const double kld = ev.at("kld_mean").get<double>();
+    EXPECT_GT(kld, prev_kld) << bits << " bits";
+    prev_kld = kld;
+  }
+}
+
+TEST(CliQuantize, HelpListsEverySchemeOfTheTable) {
+  TempDir tmp;
+  const auto r = run_dsq(tmp, "quantize --help");
+  ASSERT_EQ(r.code, 0);
+  for (size_t i = 0; i < quant::kNumQuantTypes; ++i)
+    EXPECT_NE(r.out.find(std::string(quant::kQuantTraits[i].name)), std::string::npos)
+        << quant::kQuantTraits[i].name;
+  EXPECT_NE(r.out.find("--mse-clip"), std::string::npos);
+}
+
+TEST(CliQuantize, BadFlagsExitTwoAndLeaveNoOutput) {
+  DSQ_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  const std::string hf = shared + "/models/stories260K/hf", out = tmp.file("q.dsq");
+  const auto bits = run_dsq(tmp, "quantize " + hf + " -o " + out + " --bits 5");
+  EXPECT_EQ(bits.code, 2);
+  EXPECT_NE(bits.err.find("dsq quantize: error: unsupported scheme: 5 bits"), std::string::npos)
+      << bits.err;
+  const auto group = run_dsq(tmp, "quantize " + hf + " -o " + out + " --group 48");
+  EXPECT_EQ(group.code, 2);
+  EXPECT_NE(group.err.find("group 48"), std::string::npos) << group.err;
+  const auto both = run_dsq(tmp, "quantize " + hf + " -o " + out + " --sym --asym");
+  EXPECT_EQ(both.code, 2);
+  const auto regex = run_dsq(tmp, "quantize " + hf + " -o " + out + " --skip 'blk['");
+  EXPECT_EQ(regex.code, 2);
+  EXPECT_NE(regex.err.find("invalid regular expression"), std::string::npos) << regex.err;
+  const auto missing = run_dsq(tmp, "quantize " + tmp.file("nope") + " -o " + out);
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
+}  // namespace
+}  // namespace dsq
