@@ -2,7 +2,6 @@
 // all three source formats give bit-identical tensors, inspect reports what the model holds,
 // and bad input / bad flags give exit codes 1 / 2 with no output file left behind.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +14,7 @@
 #include "formats/format_table.h"
 #include "tests/formats/dsq_test_util.h"
 #include "tests/test_util.h"
+#include "tests/tools/cli_run.h"
 
 namespace dsq {
 namespace {
@@ -22,21 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-struct CliResult {
-  int code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
-CliResult run_dsq(const TempDir& tmp, const std::string& args) {
-  const std::string o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
-  const int st = std::system((testing::dsq_binary() + " " + args + " >" + o + " 2>" + e).c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
-}
+using testing::read_text;
+using testing::run_dsq;
+using CliResult = testing::CliRun;
 
 std::string synthetic_dsq(const TempDir& tmp) {
   formats::DsqWriteOptions o;
@@ -104,6 +92,10 @@ TEST(CliConvertInspect, GgufLlama2cAndHfGiveBitIdenticalDsqTensors) {
     SCOPED_TRACE(other);
     expect_identical_tensors(hf, formats::open_model(tmp.file(std::string(other) + ".dsq")));
   }
+  // Each keeps its tokenizer: GGUF's vocabulary from its metadata, the others' files embedded.
+  const WeightStore gg = formats::open_model(tmp.file("gguf.dsq"));
+  EXPECT_EQ(gg.metadata["tokenizer"]["gguf_metadata"]["tokenizer.ggml.tokens"].size(), 512u);
+  EXPECT_EQ(hf.metadata["tokenizer"]["files"]["tokenizer.model"]["bytes"], 7522);
   // Compression changes nothing in the tensor data.
   ASSERT_EQ(run_dsq(tmp, "convert " + m + "hf -o " + tmp.file("plain.dsq")).code, 0);
   expect_identical_tensors(hf, formats::open_model(tmp.file("plain.dsq")));
@@ -152,7 +144,7 @@ TEST(CliConvertInspect, BadInputExitsOneAndLeavesNoOutput) {
 
   // A truncated .dsq: inspect and convert both refuse with exit 1.
   const std::string good = synthetic_dsq(tmp), cut = tmp.file("cut.dsq");
-  const std::string bytes = slurp(good);
+  const std::string bytes = read_text(good);
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 200);
   const CliResult i = run_dsq(tmp, "inspect " + cut);
   EXPECT_EQ(i.code, 1);
@@ -174,7 +166,7 @@ TEST(CliConvertInspect, BadFlagsExitTwo) {
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_FALSE(fs::exists(out)) << args;
   }
-  EXPECT_EQ(slurp(src).substr(0, 8), "DSQMODEL");  // the input was not touched
+  EXPECT_EQ(read_text(src).substr(0, 8), "DSQMODEL");  // the input was not touched
 }
 
 }  // namespace
