@@ -390,6 +390,12 @@ std::string file_bytes(const json& ref, const std::string& name, const std::stri
 
 }  // namespace
 
+void Tokenizer::check_id(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= vocab_size_)
+    throw ConfigError(strprintf("'%s': token id %d is outside the vocabulary of %zu",
+                                source_.c_str(), id, vocab_size_));
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
   if (!ref.is_object() || !ref.contains("kind") || !ref["kind"].is_string() ||
       !ref.contains("path") || !ref["path"].is_string())

@@ -41,6 +41,10 @@ class Tokenizer {
   const std::string& description() const { return description_; }
 
  protected:
+  // Throws ConfigError "'<source>': token id N is outside the vocabulary of V".
+  void check_id(int32_t id) const;
+
+  std::string source_;  // file the vocabulary came from, for messages
   int32_t bos_id_ = -1;
   int32_t eos_id_ = -1;
   size_t vocab_size_ = 0;

@@ -115,6 +115,7 @@ class BpeTokenizer final : public Tokenizer {
     bos_id_ = m_.bos_id;
     eos_id_ = m_.eos_id;
     vocab_size_ = m_.tokens.size();
+    source_ = m_.source;
     description_ = strprintf("%s bpe, %zu tokens, %zu merges ('%s')",
                              m_.byte_level ? "byte-level" : "character", m_.tokens.size(),
                              m_.merges.size(), m_.source.c_str());
@@ -165,11 +166,6 @@ class BpeTokenizer final : public Tokenizer {
   int32_t find(std::string_view s) const {
     const auto it = ids_.find(s);
     return it == ids_.end() ? -1 : it->second;
-  }
-  void check_id(int32_t id) const {
-    if (id < 0 || static_cast<size_t>(id) >= m_.tokens.size())
-      throw ConfigError(strprintf("'%s': token id %d is outside the vocabulary of %zu",
-                                  m_.source.c_str(), id, m_.tokens.size()));
   }
 
   void append_decoded(const std::string& t, std::string* out) const {

@@ -110,6 +110,12 @@ void expect_wire(ProtoReader& r, uint32_t wire, uint32_t want, const char* field
     r.fail(strprintf("field '%s' has wire type %u, expected %u", field, wire, want));
 }
 
+// A bool field (varint wire type).
+bool read_bool(ProtoReader& r, uint32_t wire, const char* field) {
+  expect_wire(r, wire, 0, field);
+  return r.varint() != 0;
+}
+
 SpmPiece parse_piece(std::string_view bytes, const std::string& path) {
   ProtoReader r(bytes, path, "piece");
   SpmPiece piece;
@@ -151,12 +157,10 @@ void parse_trainer_spec(std::string_view bytes, const std::string& path, SpmMode
         *model_type = r.varint();
         break;
       case 24:
-        expect_wire(r, wire, 0, "treat_whitespace_as_suffix");
-        m->treat_whitespace_as_suffix = r.varint() != 0;
+        m->treat_whitespace_as_suffix = read_bool(r, wire, "treat_whitespace_as_suffix");
         break;
       case 35:
-        expect_wire(r, wire, 0, "byte_fallback");
-        m->byte_fallback = r.varint() != 0;
+        m->byte_fallback = read_bool(r, wire, "byte_fallback");
         break;
       case 44:
         expect_wire(r, wire, 2, "unk_surface");
@@ -180,16 +184,13 @@ void parse_normalizer_spec(std::string_view bytes, const std::string& path, SpmM
         m->precompiled_charsmap = std::string(r.bytes());
         break;
       case 3:
-        expect_wire(r, wire, 0, "add_dummy_prefix");
-        m->add_dummy_prefix = r.varint() != 0;
+        m->add_dummy_prefix = read_bool(r, wire, "add_dummy_prefix");
         break;
       case 4:
-        expect_wire(r, wire, 0, "remove_extra_whitespaces");
-        m->remove_extra_whitespaces = r.varint() != 0;
+        m->remove_extra_whitespaces = read_bool(r, wire, "remove_extra_whitespaces");
         break;
       case 5:
-        expect_wire(r, wire, 0, "escape_whitespaces");
-        m->escape_whitespaces = r.varint() != 0;
+        m->escape_whitespaces = read_bool(r, wire, "escape_whitespaces");
         break;
       default:
         r.skip(wire);
@@ -261,6 +262,7 @@ class SpmTokenizer final : public Tokenizer {
         throw FormatError(
             strprintf("'%s': bos/eos id %d is outside the vocabulary", m_.source.c_str(), id));
     vocab_size_ = pieces.size();
+    source_ = m_.source;
     description_ =
         strprintf("sentencepiece bpe, %zu pieces ('%s')", pieces.size(), m_.source.c_str());
   }
@@ -335,11 +337,6 @@ class SpmTokenizer final : public Tokenizer {
   int32_t find_control(std::string_view text) const {
     const auto it = all_.find(text);
     return it == all_.end() ? -1 : it->second;
-  }
-  void check_id(int32_t id) const {
-    if (id < 0 || static_cast<size_t>(id) >= m_.pieces.size())
-      throw ConfigError(strprintf("'%s': token id %d is outside the vocabulary of %zu",
-                                  m_.source.c_str(), id, m_.pieces.size()));
   }
 
   void append_escaped(std::string_view s, std::string* out) const {
