@@ -306,19 +306,21 @@ void GptqQuantizer::process_block(int64_t layer) {
     drift = den > 0 ? num / den : 0.0;
     fp_out_ = {};
   }
-  res.summary = {{"block_drift", drift}, {"forward_seconds", capture_s},
+  // No drift without forward passes (--load-stats): null in the report.
+  const json drift_j = load_stats_ ? json(nullptr) : json(drift);
+  res.summary = {{"block_drift", drift_j}, {"forward_seconds", capture_s},
                  {"block_seconds", seconds_since(t0)}};
   double err = 0, err_rtn = 0;
   for (auto& l : res.linears) {
-    l.extra["block_drift"] = drift;
+    l.extra["block_drift"] = drift_j;
     err += l.extra["out_rel_err"].get<double>();
     err_rtn += l.extra["out_rel_err_rtn"].get<double>();
   }
   const double n = static_cast<double>(std::max<size_t>(res.linears.size(), 1));
   log_info(strprintf("block %lld: %zu linears, mean output rel. error %.3e (rtn %.3e), block "
-                     "drift %.3e, %.1fs",
+                     "drift %s, %.1fs",
                      static_cast<long long>(layer), res.linears.size(), err / n, err_rtn / n,
-                     drift, seconds_since(t0)));
+                     load_stats_ ? "n/a" : strprintf("%.3e", drift).c_str(), seconds_since(t0)));
   // Commit (order matters for --resume, see pipeline_workdir.h).
   work_->save_block(res);
   if (stats) stats->commit();

@@ -1,0 +1,259 @@
+// The GPTQ calibration pipeline end to end: resume after kill -9 is byte-identical, statistics
+// files reproduce the run and hold the true input moments, and GPTQ beats RTN on stories260K.
+#include "calibration/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "calibration/eval.h"
+#include "formats/dsq/dsq_writer.h"
+#include "formats/format_table.h"
+#include "formats/hdf5/stats_file.h"
+#include "lib/core/error.h"
+#include "lib/model/model.h"
+#include "lib/model/synthetic.h"
+#include "tests/test_util.h"
+
+namespace dsq::calibration {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kDirEnv = "DSQ_PIPELINE_TEST_DIR";
+
+std::string read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// A 4-block synthetic Llama as .dsq plus a .u32 calibration stream of pseudo-random ids.
+struct Fixture {
+  std::string dir, model, calib;
+  explicit Fixture(std::string d) : dir(std::move(d)) {
+    model = dir + "/m.dsq";
+    calib = dir + "/calib.u32";
+    ModelConfig c = model::tiny_llama_config();
+    c.n_layers = 4;
+    formats::DsqWriteOptions wo;
+    wo.progress = false;
+    formats::write_dsq(model::make_synthetic_model(c, 11), model, wo);
+    std::ofstream f(calib, std::ios::binary);
+    uint64_t s = 5;
+    for (int i = 0; i < 4000; ++i) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      const uint32_t id = 2 + static_cast<uint32_t>((s >> 33) % 120);
+      f.write(reinterpret_cast<const char*>(&id), 4);
+    }
+  }
+  QuantizeOptions options(const std::string& out, uint8_t bits = 4) const {
+    QuantizeOptions o;
+    o.model_path = model;
+    o.out_path = out;
+    o.method = "gptq";
+    o.desc = QuantDesc{bits, 32, false};
+    o.progress = false;
+    GptqMethodOptions m;
+    m.calib.path = calib;
+    m.calib.n_samples = 12;
+    m.calib.seq_len = 64;
+    o.method_options = to_method_options(m);
+    return o;
+  }
+};
+
+// Parent and re-executed death-test child must share one directory: the parent names it in the
+// environment before the first EXPECT_EXIT.
+std::string shared_test_dir(std::optional<testing::TempDir>& tmp) {
+  if (const char* d = std::getenv(kDirEnv)) return d;
+  tmp.emplace();
+  ::setenv(kDirEnv, tmp->path().c_str(), 1);
+  return tmp->path().string();
+}
+
+TEST(Pipeline, ResumeAfterKillIsByteIdentical) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::optional<testing::TempDir> tmp;
+  const Fixture fx(shared_test_dir(tmp));
+  const std::string out = fx.dir + "/resumed.dsq";
+  QuantizeOptions o = fx.options(out);
+  // Killed right after block 1 was committed, then killed again half way through block 2.
+  EXPECT_EXIT(
+      {
+        ::setenv(kPipelineKillEnv, "after:1", 1);
+        quantize_model(o);
+      },
+      ::testing::KilledBySignal(SIGKILL), "");
+  EXPECT_TRUE(fs::exists(out + ".partial/state.json"));
+  EXPECT_FALSE(fs::exists(out));
+  o.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
+  EXPECT_EXIT(
+      {
+        ::setenv(kPipelineKillEnv, "during:2", 1);
+        quantize_model(o);
+      },
+      ::testing::KilledBySignal(SIGKILL), "");
+  ::unsetenv(kDirEnv);
+  quantize_model(o);
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  quantize_model(fx.options(fx.dir + "/straight.dsq"));
+  const std::string a = read_file(fx.dir + "/straight.dsq"), b = read_file(out);
+  ASSERT_GT(a.size(), 1000u);
+  EXPECT_TRUE(a == b) << "resumed output differs from an uninterrupted run";
+}
+
+TEST(Pipeline, WorkDirGuards) {
+  testing::TempDir tmp;
+  const Fixture fx(tmp.path().string());
+  QuantizeOptions o = fx.options(fx.dir + "/o.dsq");
+  fs::create_directories(fx.dir + "/o.dsq.partial");
+  EXPECT_THROW(quantize_model(o), UsageError);  // never silently discard earlier work
+  o.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
+  quantize_model(o);  // an empty work dir resumes from block 0
+  EXPECT_TRUE(fs::exists(fx.dir + "/o.dsq"));
+  QuantizeOptions bad = fx.options(fx.dir + "/p.dsq");
+  bad.method_options = nlohmann::json::object();
+  EXPECT_THROW(quantize_model(bad), UsageError);  // no --calib
+}
+
+TEST(Pipeline, ResumeRejectsAnotherRecipe) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::optional<testing::TempDir> tmp;
+  const Fixture fx(shared_test_dir(tmp));
+  const std::string out = fx.dir + "/r.dsq";
+  QuantizeOptions o = fx.options(out);
+  EXPECT_EXIT(
+      {
+        ::setenv(kPipelineKillEnv, "after:0", 1);
+        quantize_model(o);
+      },
+      ::testing::KilledBySignal(SIGKILL), "");
+  ::unsetenv(kDirEnv);
+  QuantizeOptions other = fx.options(out, 3);
+  other.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
+  EXPECT_THROW(quantize_model(other), ConfigError);
+}
+
+// The statistics of block 0's attention input, computed independently: the FP model's own
+// forward pass with an observer on attn_q's input, in f64.
+std::vector<double> block0_attn_hessian(const std::string& model_path, const CalibData& cd) {
+  struct Obs : model::Observer {
+    std::vector<double> h;
+    int64_t n = 0;
+    void on_linear_input(int64_t layer, std::string_view name, model::ActView x) override {
+      if (layer != 0 || name != "attn_q") return;
+      if (h.empty()) h.assign(static_cast<size_t>(x.cols * x.cols), 0.0);
+      for (int64_t r = 0; r < x.rows; ++r)
+        for (int64_t i = 0; i < x.cols; ++i)
+          for (int64_t j = 0; j < x.cols; ++j)
+            h[static_cast<size_t>(i * x.cols + j)] += static_cast<double>(x.row(r)[i]) * x.row(r)[j];
+      n += x.rows;
+    }
+  } obs;
+  const WeightStore ws = formats::open_model(model_path);
+  const model::Model m = model::Model::load(ws);
+  m.forward(cd.tokens, cd.n_samples, cd.seq_len, &obs);
+  for (auto& v : obs.h) v /= static_cast<double>(obs.n);
+  return obs.h;
+}
+
+TEST(Pipeline, StatisticsAreTheInputMomentsAndReproduceTheRun) {
+  testing::TempDir tmp;
+  const Fixture fx(tmp.path().string());
+  QuantizeOptions o = fx.options(fx.dir + "/a.dsq");
+  const std::string stats = fx.dir + "/s.h5";
+  o.method_runtime = to_method_runtime(PipelineRuntime{false, stats, "", ""});
+  const QuantizeReport ra = quantize_model(o);
+  formats::hdf5::Reader r(stats);
+  const auto header = formats::hdf5::read_stats_header(r);
+  EXPECT_EQ(header.n_layers, 4);
+  const auto st = formats::hdf5::read_input_stats(r, 0, "attn_in", 64);
+  EXPECT_EQ(st.n_tokens, 12 * 64);
+  EXPECT_EQ(st.linears, (std::vector<std::string>{"attn_q", "attn_k", "attn_v"}));
+  const GptqMethodOptions mo = gptq_method_options(o.method_options);
+  const CalibData cd = load_calib_data(mo.calib, 128, 1, nullptr);
+  const std::vector<double> want = block0_attn_hessian(fx.model, cd);
+  ASSERT_EQ(want.size(), st.hessian.size());
+  // One chunk of 768 rows of f32 products: |err_ij| <= 768 u sum|x_i x_j| / N
+  // <= 768 u sqrt(H_ii H_jj) (Cauchy-Schwarz), u = 2^-24.
+  for (int64_t i = 0; i < 64; ++i) {
+    for (int64_t j = 0; j < 64; ++j) {
+      const double bound = 768 * std::ldexp(1.0, -24) *
+                           std::sqrt(want[static_cast<size_t>(i * 65)] * want[static_cast<size_t>(j * 65)]);
+      EXPECT_NEAR(st.hessian[static_cast<size_t>(i * 64 + j)], want[static_cast<size_t>(i * 64 + j)], bound);
+    }
+  }
+  for (int64_t l = 0; l < 4; ++l)
+    for (const char* g : {"attn_in", "attn_out", "ffn_in", "ffn_out"})
+      EXPECT_GT(formats::hdf5::read_input_stats(r, l, g, g == std::string("ffn_out") ? 96 : 64)
+                    .n_tokens, 0);
+
+  // Same recipe from the file: no calibration, identical quantized tensors.
+  QuantizeOptions ol = fx.options(fx.dir + "/b.dsq");
+  ol.method_options = nlohmann::json::object();
+  ol.method_runtime = to_method_runtime(PipelineRuntime{false, "", stats, ""});
+  quantize_model(ol);
+  const WeightStore a = formats::open_model(fx.dir + "/a.dsq");
+  const WeightStore b = formats::open_model(fx.dir + "/b.dsq");
+  int64_t compared = 0;
+  for (const auto& name : a.names()) {
+    const Tensor ta = a.get(name), tb = b.get(name);
+    ASSERT_EQ(ta.nbytes(), tb.nbytes()) << name;
+    EXPECT_EQ(std::memcmp(ta.bytes(), tb.bytes(), ta.nbytes()), 0) << name;
+    compared += ta.dtype() == DType::kQInt;
+  }
+  EXPECT_EQ(compared, 4 * 7);
+  // Every linear reports GPTQ's and RTN's output errors on the calibration inputs.
+  double gptq = 0, rtn = 0;
+  for (const auto& t : ra.tensors) {
+    if (!t.quantized) continue;
+    gptq += t.extra.at("out_rel_err").get<double>();
+    rtn += t.extra.at("out_rel_err_rtn").get<double>();
+    EXPECT_GT(t.extra.at("block_drift").get<double>(), 0.0);
+  }
+  EXPECT_LT(gptq, rtn);
+}
+
+TEST(Pipeline, GptqBeatsRtnOnStories260K) {
+  DSQ_REQUIRE_SHARED(shared);
+  testing::TempDir tmp;
+  const std::string model = shared + "/models/stories260K/hf";
+  double kld[2] = {}, ppl[2] = {};
+  for (int m = 0; m < 2; ++m) {
+    QuantizeOptions o;
+    o.model_path = model;
+    o.out_path = tmp.file(m ? "gptq.dsq" : "rtn.dsq");
+    o.method = m ? "gptq" : "rtn";
+    o.desc = QuantDesc{3, 32, false};
+    o.progress = false;
+    if (m) {
+      GptqMethodOptions g;
+      g.calib.path = shared + "/data/tinystories-calib.stories260K.u32";
+      g.calib.n_samples = 24;
+      g.calib.seq_len = 256;
+      o.method_options = to_method_options(g);
+    }
+    quantize_model(o);
+    EvalOptions e;
+    e.model = o.out_path;
+    e.ref = model;
+    e.tokens_file = shared + "/data/tinystories-eval.stories260K.u32";
+    e.ctx = 256;
+    e.max_tokens = 4096;
+    e.bos = true;
+    e.batch = 4;
+    e.progress = false;
+    const EvalReport r = run_eval(e);
+    kld[m] = r.kld_mean;
+    ppl[m] = r.perplexity;
+  }
+  EXPECT_LT(kld[1], 0.9 * kld[0]) << "rtn " << kld[0] << " gptq " << kld[1];
+  EXPECT_LT(ppl[1], ppl[0]);
+}
+
+}  // namespace
+}  // namespace dsq::calibration
