@@ -75,6 +75,16 @@ std::string shared_test_dir(std::optional<testing::TempDir>& tmp) {
   return tmp->path().string();
 }
 
+// Runs `o` in a re-executed death-test child that SIGKILLs itself at `when` (pipeline.h).
+void run_killed(const QuantizeOptions& o, const char* when) {
+  EXPECT_EXIT(
+      {
+        ::setenv(kPipelineKillEnv, when, 1);
+        quantize_model(o);
+      },
+      ::testing::KilledBySignal(SIGKILL), "");
+}
+
 TEST(Pipeline, ResumeAfterKillIsByteIdentical) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   std::optional<testing::TempDir> tmp;
@@ -82,21 +92,11 @@ TEST(Pipeline, ResumeAfterKillIsByteIdentical) {
   const std::string out = fx.dir + "/resumed.dsq";
   QuantizeOptions o = fx.options(out);
   // Killed right after block 1 was committed, then killed again half way through block 2.
-  EXPECT_EXIT(
-      {
-        ::setenv(kPipelineKillEnv, "after:1", 1);
-        quantize_model(o);
-      },
-      ::testing::KilledBySignal(SIGKILL), "");
+  run_killed(o, "after:1");
   EXPECT_TRUE(fs::exists(out + ".partial/state.json"));
   EXPECT_FALSE(fs::exists(out));
   o.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
-  EXPECT_EXIT(
-      {
-        ::setenv(kPipelineKillEnv, "during:2", 1);
-        quantize_model(o);
-      },
-      ::testing::KilledBySignal(SIGKILL), "");
+  run_killed(o, "during:2");
   ::unsetenv(kDirEnv);
   quantize_model(o);
   EXPECT_FALSE(fs::exists(out + ".partial"));
@@ -126,12 +126,7 @@ TEST(Pipeline, ResumeRejectsAnotherRecipe) {
   const Fixture fx(shared_test_dir(tmp));
   const std::string out = fx.dir + "/r.dsq";
   QuantizeOptions o = fx.options(out);
-  EXPECT_EXIT(
-      {
-        ::setenv(kPipelineKillEnv, "after:0", 1);
-        quantize_model(o);
-      },
-      ::testing::KilledBySignal(SIGKILL), "");
+  run_killed(o, "after:0");
   ::unsetenv(kDirEnv);
   QuantizeOptions other = fx.options(out, 3);
   other.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
