@@ -1,7 +1,9 @@
 #include "lib/report/budget.h"
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
+#include <system_error>
 
 #include "lib/core/error.h"
 #include "lib/report/report_io.h"
@@ -259,6 +261,27 @@ std::vector<LimitResult> check_budget(const Budget& b, const nlohmann::json& rep
     out.push_back(std::move(r));
   }
   return out;
+}
+
+ModelFacts model_facts(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st))
+    throw IoError(strprintf("'%s': no such file or directory", path.c_str()));
+  ModelFacts f;
+  if (fs::is_directory(st)) {
+    int64_t total = 0;
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
+         it.increment(ec))
+      if (it->is_regular_file(ec)) total += static_cast<int64_t>(it->file_size(ec));
+    if (ec) throw IoError(strprintf("'%s': cannot list: %s", path.c_str(), ec.message().c_str()));
+    f.file_bytes = total;
+  } else {
+    f.file_bytes = static_cast<int64_t>(fs::file_size(path, ec));
+    if (ec) throw IoError(strprintf("'%s': cannot stat: %s", path.c_str(), ec.message().c_str()));
+  }
+  return f;
 }
 
 bool all_passed(const std::vector<LimitResult>& results) { return count_failed(results) == 0; }

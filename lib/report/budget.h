@@ -57,6 +57,10 @@ struct ModelFacts {
   std::optional<double> bits_per_weight;   // used when the report has no "bits_per_weight"
 };
 
+// The size of a model on disk: a file's size, or the total of the regular files under a
+// directory (an HF model directory). IoError when the path does not exist.
+ModelFacts model_facts(const std::string& path);
+
 struct LimitResult {
   std::string name;    // "max_kld_mean", or "max_layer_rel_error[blk.*]" for a layer limit
   std::string metric;  // what was measured: "kld_mean", "rel_l2 of blk.*"

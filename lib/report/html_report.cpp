@@ -15,7 +15,7 @@ namespace dsq::report {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNaN = kUnset;
 
 // The first of `keys` that holds a number; NaN when none does (JSON null counts as missing).
 double num(const nlohmann::json& j, std::initializer_list<const char*> keys) {
@@ -81,11 +81,6 @@ bool is_eval_report(const nlohmann::json& j) {
 
 }  // namespace
 
-Run::Run()
-    : perplexity(kNaN), ref_perplexity(kNaN), ppl_ratio(kNaN), kld_mean(kNaN), kld_stderr(kNaN),
-      kld_p99(kNaN), kld_max(kNaN), top1_agreement(kNaN), tokens_per_second(kNaN),
-      bits_per_weight(kNaN), file_bytes(kNaN), tokens_scored(kNaN) {}
-
 std::string run_label(const nlohmann::json& j, const std::string& path) {
   if (std::string l = str(j, {"label"}); !l.empty()) return l;
   const nlohmann::json* r = recipe_of(j);
@@ -137,7 +132,16 @@ void merge_report(Run& run, const nlohmann::json& j, const std::string& source) 
   fill(run.top1_agreement, num(j, {"top1_agreement"}));
   fill(run.tokens_per_second, num(j, {"tokens_per_second"}));
   fill(run.tokens_scored, num(j, {"tokens_scored"}));
+  // A quantize report's bits per weight of the quantized linears is what the methods trade; it
+  // wins over an eval report's whole-model figure whatever the order of the files.
+  const auto it_summary = j.find("summary");
+  const nlohmann::json* summary =
+      it_summary != j.end() && it_summary->is_object() ? &*it_summary : nullptr;
+  const double quant_bpw =
+      summary ? num(*summary, {"quantized_bits_per_weight", "bits_per_weight"}) : kNaN;
+  if (tensors && std::isfinite(quant_bpw)) run.bits_per_weight = quant_bpw;
   fill(run.bits_per_weight, num(j, {"bits_per_weight", "bpw"}));
+  if (summary) fill(run.file_bytes, num(*summary, {"file_bytes"}));
   fill(run.file_bytes, num(j, {"file_bytes", "output_bytes", "model_bytes"}));
 
   if (eval && run.layers.empty() && j.contains("layers") && j["layers"].is_array()) {
@@ -160,15 +164,24 @@ void merge_report(Run& run, const nlohmann::json& j, const std::string& source) 
   if (tensors && run.tensors.empty()) {
     for (const auto& t : *tensors) {
       if (!t.is_object()) continue;
+      // Tensors kept in source precision (norms, embeddings) are not part of the comparison.
+      if (t.contains("quantized") && t["quantized"].is_boolean() && !t["quantized"].get<bool>())
+        continue;
       TensorStat s;
       s.name = str(t, {"name", "tensor"});
       if (s.name.empty()) continue;
       std::tie(s.layer, s.kind) = split_tensor_name(s.name);
-      s.type = str(t, {"type", "scheme", "qtype"});
+      s.type = str(t, {"scheme", "type", "qtype"});
       s.bits_per_weight = num(t, {"bits_per_weight", "bpw"});
-      s.rel_error = num(t, {"rel_error", "rel_sq_error", "relative_error", "rel_mse", "nmse"});
+      s.rel_error =
+          num(t, {"rel_err", "rel_error", "rel_sq_error", "relative_error", "rel_mse", "nmse"});
       s.sqnr_db = num(t, {"sqnr_db", "sqnr"});
       if (std::isnan(s.sqnr_db) && s.rel_error > 0) s.sqnr_db = -10 * std::log10(s.rel_error);
+      const auto extra = t.find("extra");
+      const nlohmann::json none;
+      const nlohmann::json& ex = extra != t.end() ? *extra : none;
+      s.out_rel_err = num(ex, {"out_rel_err"});
+      s.out_rel_err_rtn = num(ex, {"out_rel_err_rtn"});
       const double p = num(t, {"params", "n_params", "numel", "elements"});
       if (std::isfinite(p)) s.params = static_cast<int64_t>(p);
       run.tensors.push_back(std::move(s));
@@ -280,7 +293,11 @@ std::string comparison_table(const std::vector<Run>& runs) {
        },
        0},
   };
-  std::string o = "<table class=\"cmp\"><thead><tr><th>run</th><th>method</th>";
+  // The method column only when some run's label does not already say it.
+  const bool show_method =
+      std::any_of(runs.begin(), runs.end(), [](const Run& r) { return !r.method.empty() && r.method != r.label; });
+  std::string o = std::string("<table class=\"cmp\"><thead><tr><th>run</th>") +
+                  (show_method ? "<th>method</th>" : "");
   std::vector<const Column*> shown;
   for (const auto& c : cols) {
     if (std::none_of(runs.begin(), runs.end(), [&](const Run& r) { return std::isfinite(c.value(r)); }))
@@ -292,14 +309,18 @@ std::string comparison_table(const std::vector<Run>& runs) {
   for (size_t i = 0; i < runs.size(); ++i) {
     const Run& r = runs[i];
     o += "<tr><td><span class=\"sw\" style=\"background:" + std::string(series_color(i)) +
-         "\"></span>" + h(r.label) + "</td><td>" + h(r.method) + "</td>";
+         "\"></span>" + h(r.label) + "</td>" + (show_method ? "<td>" + h(r.method) + "</td>" : "");
     for (const Column* c : shown) {
       const double v = c->value(r);
-      bool best = c->best != 0 && runs.size() > 1 && std::isfinite(v);
+      // Best = no other run is better and at least one is worse (all equal: nothing to show).
+      bool best = c->best != 0 && std::isfinite(v), beats_one = false;
       for (const Run& other : runs) {
         const double w = c->value(other);
-        if (best && std::isfinite(w) && (c->best < 0 ? w < v : w > v)) best = false;
+        if (!std::isfinite(w)) continue;
+        if (c->best < 0 ? w < v : w > v) best = false;
+        if (c->best < 0 ? w > v : w < v) beats_one = true;
       }
+      best = best && beats_one;
       const std::string t = std::isfinite(v) ? c->text(r) : "";
       // Column texts are built from numbers and fixed markup only, so they need no escaping.
       o += std::string(best ? "<td class=\"num best\">" : "<td class=\"num\">") + t + "</td>";
@@ -384,6 +405,43 @@ std::string layer_charts(const std::vector<Run>& runs) {
   return "<div class=\"row\">" + render_xy_chart(rel) + render_xy_chart(cos) + "</div>\n";
 }
 
+// What calibrated methods minimise: each linear's output error on the calibration inputs, next
+// to RTN's on the same inputs. Empty when no run reports it.
+std::string output_error_chart(const std::vector<Run>& runs, const std::map<std::string, size_t>& pos,
+                               const std::vector<std::pair<double, std::string>>& ticks) {
+  XYChart c;
+  c.title = "Output error of each linear on calibration inputs (lower is better)";
+  c.y_label = "||WX - QX||\xC2\xB2 / ||WX||\xC2\xB2";
+  c.x_label = ticks.empty() ? "tensor" : "block (tensors in model order)";
+  c.x_ticks = ticks;
+  c.log_y = true;
+  c.width = 600;
+  for (size_t ri = 0; ri < runs.size(); ++ri) {
+    const Run& r = runs[ri];
+    Series own, rtn;
+    own.name = r.label;
+    own.style = rtn.style = static_cast<int>(ri);  // the run's colour and marker in every chart
+    rtn.name = r.label + ": RTN on the same inputs";
+    rtn.color = "#9aa3ad";
+    rtn.dashed = true;
+    for (const TensorStat& t : r.tensors) {
+      const double x = static_cast<double>(pos.at(t.name));
+      own.x.push_back(x);
+      own.y.push_back(t.out_rel_err);
+      own.tips.push_back(r.label + " " + t.name + ": " + format_number(t.out_rel_err, 4));
+      rtn.x.push_back(x);
+      rtn.y.push_back(t.out_rel_err_rtn);
+      rtn.tips.push_back("RTN " + t.name + ": " + format_number(t.out_rel_err_rtn, 4));
+    }
+    const auto has = [](const Series& s) {
+      return std::any_of(s.y.begin(), s.y.end(), [](double v) { return std::isfinite(v); });
+    };
+    if (has(own)) c.series.push_back(std::move(own));  // runs without the numbers stay out
+    if (has(rtn)) c.series.push_back(std::move(rtn));
+  }
+  return c.series.empty() ? "" : render_xy_chart(c);
+}
+
 std::string tensor_charts(const std::vector<Run>& runs) {
   // The union of tensor names in first-seen (model) order gives the x positions.
   std::vector<std::string> names;
@@ -454,8 +512,17 @@ std::string tensor_charts(const std::vector<Run>& runs) {
     kind.series.push_back(std::move(m));
   }
   std::string o = "<div class=\"row\">" + render_xy_chart(sq) + render_xy_chart(bpw) + "</div>\n";
-  if (!kinds.empty()) o += "<div class=\"row\">" + render_xy_chart(kind) + "</div>\n";
-  // One heat map per run: block x tensor kind, coloured by SQNR.
+  const std::string out_err = output_error_chart(runs, pos, ticks);
+  if (!kinds.empty() || !out_err.empty())
+    o += "<div class=\"row\">" + (kinds.empty() ? "" : render_xy_chart(kind)) + out_err + "</div>\n";
+  // One heat map per run: block x tensor kind, coloured by SQNR on one scale for all runs.
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const Run& r : runs)
+    for (const TensorStat& t : r.tensors)
+      if (t.layer >= 0 && std::isfinite(t.sqnr_db)) {
+        lo = std::min(lo, t.sqnr_db);
+        hi = std::max(hi, t.sqnr_db);
+      }
   std::string maps;
   for (const Run& r : runs) {
     int n_blocks = 0;
@@ -467,6 +534,7 @@ std::string tensor_charts(const std::vector<Run>& runs) {
     for (int b = 0; b < n_blocks; ++b) hm.row_labels.push_back("blk." + std::to_string(b));
     hm.values.assign(static_cast<size_t>(n_blocks) * kinds.size(), kNaN);
     hm.value_label = "SQNR dB";
+    if (hi >= lo) hm.range = std::make_pair(lo, hi);
     if (n_blocks > 40) hm.cell_height = 8;
     for (const TensorStat& t : r.tensors) {
       const auto it = std::find(kinds.begin(), kinds.end(), t.kind);
@@ -533,6 +601,8 @@ h3 { font-size: 15px; margin: 14px 0 6px; }
 p.note { color: #5b6576; margin: 0 0 10px; }
 .row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
 svg.chart { max-width: 100%; height: auto; border: 1px solid #e3e6eb; border-radius: 6px; }
+.row > svg.xy, .row > svg.heatmap { flex: 1 1 440px; max-width: calc(50% - 6px); }
+@media (max-width: 900px) { .row > svg.xy, .row > svg.heatmap { max-width: 100%; } }
 svg.chart text { font-family: inherit; font-size: 11px; fill: #333; }
 svg.chart text.ct { font-size: 13px; font-weight: 600; fill: #1d2330; }
 svg.chart text.al { font-size: 12px; fill: #444; }
@@ -615,6 +685,26 @@ std::string render_report_html(const std::vector<Run>& runs, const HtmlOptions& 
   o += "</ul></section>\n</main>\n<footer>generated by dsq " + h(DSQ_VERSION) +
        "</footer>\n</body>\n</html>\n";
   return o;
+}
+
+RunInput parse_run_argument(const std::string& arg) {
+  const size_t eq = arg.find('=');
+  if (eq == std::string::npos || std::filesystem::exists(arg)) {
+    if (arg.empty()) throw UsageError("empty input file name");
+    return {arg, ""};
+  }
+  RunInput in{arg.substr(eq + 1), arg.substr(0, eq)};
+  if (in.label.empty() || in.path.empty())
+    throw UsageError(strprintf("'%s': expected FILE or LABEL=FILE", arg.c_str()));
+  return in;
+}
+
+std::vector<Run> write_report(const ReportOptions& opt) {
+  if (opt.inputs.empty()) throw UsageError("no input reports");
+  if (opt.out_path.empty()) throw UsageError("no output file (-o)");
+  std::vector<Run> runs = load_runs(opt.inputs);
+  write_file_atomic(opt.out_path, render_report_html(runs, opt.html));
+  return runs;
 }
 
 }  // namespace dsq::report

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "lib/core/error.h"
 #include "lib/report/report_io.h"
@@ -65,10 +66,10 @@ std::string marker(size_t series, double x, double y, const char* color,
          (series % 4 == 0 ? "circle" : series % 4 == 1 ? "rect" : "path") + ">";
 }
 
-std::string svg_open(int w, int h, const std::string& title) {
-  return strprintf("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 %d %d\" "
+std::string svg_open(int w, int h, const std::string& title, const char* cls) {
+  return strprintf("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart %s\" viewBox=\"0 0 %d %d\" "
                    "width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"",
-                   w, h, w, h) +
+                   cls, w, h, w, h) +
          esc(title) + "\"><title>" + escape_markup(title) + "</title>\n";
 }
 
@@ -120,7 +121,7 @@ std::string render_xy_chart(const XYChart& c) {
       y_hi = std::max(y_hi, ty(hi));
     }
   }
-  std::string o = svg_open(c.width, c.height, c.title);
+  std::string o = svg_open(c.width, c.height, c.title, "xy");
   o += "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n";
   o += text(12, 20, c.title, "class=\"ct\"");
   if (n_points == 0) {
@@ -136,6 +137,15 @@ std::string render_xy_chart(const XYChart& c) {
   const double left = 66, right = 18, bottom = 50;
   double lx = left, ly = 40;
   std::string legend;
+  const auto style_of = [&](size_t i) {
+    return c.series[i].style >= 0 ? static_cast<size_t>(c.series[i].style) : i;
+  };
+  const auto color_of = [&](size_t i) {
+    return c.series[i].color.empty() ? std::string(series_color(style_of(i))) : c.series[i].color;
+  };
+  const auto dash_of = [&](size_t i) {
+    return std::string(c.series[i].dashed ? "\" stroke-dasharray=\"6 4" : "");
+  };
   for (size_t i = 0; i < c.series.size(); ++i) {
     const double w = 26 + kCharWidth * static_cast<double>(c.series[i].name.size()) + 16;
     if (lx + w > c.width - right && lx > left) {
@@ -145,9 +155,9 @@ std::string render_xy_chart(const XYChart& c) {
     legend += "<g class=\"lg\">";
     if (c.series[i].lines)
       legend += "<line x1=\"" + px(lx) + "\" y1=\"" + px(ly - 4) + "\" x2=\"" + px(lx + 20) +
-                "\" y2=\"" + px(ly - 4) + "\" stroke=\"" + series_color(i) +
+                "\" y2=\"" + px(ly - 4) + "\" stroke=\"" + color_of(i) + dash_of(i) +
                 "\" stroke-width=\"2\"/>";
-    legend += marker(i, lx + 10, ly - 4, series_color(i), "");
+    legend += marker(style_of(i), lx + 10, ly - 4, color_of(i).c_str(), "");
     legend += text(lx + 26, ly, c.series[i].name);
     legend += "</g>\n";
     lx += w;
@@ -226,7 +236,8 @@ std::string render_xy_chart(const XYChart& c) {
   // Series: lines first, then whiskers and markers on top.
   for (size_t si = 0; si < c.series.size(); ++si) {
     const Series& s = c.series[si];
-    const char* color = series_color(si);
+    const std::string color_str = color_of(si);
+    const char* color = color_str.c_str();
     o += "<g class=\"series\" data-series=\"" + esc(s.name) + "\">";
     if (s.lines) {
       std::string d;
@@ -243,7 +254,7 @@ std::string render_xy_chart(const XYChart& c) {
         pen = true;
       }
       if (!d.empty())
-        o += "<path d=\"" + d + "\" fill=\"none\" stroke=\"" + color +
+        o += "<path d=\"" + d + "\" fill=\"none\" stroke=\"" + color_str + dash_of(si) +
              "\" stroke-width=\"2\" stroke-linejoin=\"round\"/>";
     }
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
@@ -258,7 +269,7 @@ std::string render_xy_chart(const XYChart& c) {
              "\" stroke=\"" + color + "\" stroke-width=\"1.5\" fill=\"none\"/>";
       }
       if (s.markers)
-        o += marker(si, cx, cy, color, i < s.tips.size() ? s.tips[i] : s.name);
+        o += marker(style_of(si), cx, cy, color, i < s.tips.size() ? s.tips[i] : s.name);
       if (s.label_points) o += text(cx + 8, cy - 7, s.name, "class=\"pl\"");
     }
     o += "</g>\n";
@@ -304,12 +315,13 @@ std::string render_heatmap(const Heatmap& h) {
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
+  if (h.range) std::tie(lo, hi) = *h.range;
   const auto norm = [&](double v) {
     const double t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
     return h.higher_is_better ? t : 1 - t;
   };
 
-  std::string o = svg_open(width, height, h.title);
+  std::string o = svg_open(width, height, h.title, "heatmap");
   o += "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n";
   o += text(12, 20, h.title, "class=\"ct\"");
   o += "<g class=\"tick\">";

@@ -21,6 +21,9 @@ struct Series {
   bool lines = true;               // connect consecutive points
   bool markers = true;             // draw a marker per point
   bool label_points = false;       // write the series name beside each point (scatter charts)
+  int style = -1;       // palette colour and marker shape index; -1 = the series' position
+  std::string color;    // overrides the palette colour when set ("#999999")
+  bool dashed = false;  // dashed connecting line
 };
 
 struct XYChart {
@@ -45,6 +48,8 @@ struct Heatmap {
   std::vector<double> values;  // [rows, cols] row-major; NaN = empty cell
   std::string value_label;     // shown in the colour bar and tooltips, e.g. "SQNR dB"
   bool higher_is_better = true;  // bright = good either way
+  // Colour scale [lo, hi]; unset = the finite values' range. Set it to compare several maps.
+  std::optional<std::pair<double, double>> range;
   int cell_width = 56, cell_height = 22;
 };
 

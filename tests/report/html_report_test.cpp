@@ -60,7 +60,14 @@ TEST(HtmlReport, MergesEvalAndQuantizeReports) {
   EXPECT_EQ(r.tensors[8].kind, "attn_k");
   EXPECT_EQ(r.layers[3].index, 3);
   EXPECT_DOUBLE_EQ(r.kld_mean, 1.8 * 0.02);
-  EXPECT_DOUBLE_EQ(r.bits_per_weight, 4.5);
+  EXPECT_EQ(r.tensors[8].type, "int4_asym g32");  // token_embd (not quantized) left out
+  // The quantized linears' bpw wins over the eval report's whole-file figure, in either order.
+  EXPECT_DOUBLE_EQ(r.bits_per_weight, 4.75);
+  report::Run rev;
+  merge_report(rev, testing::eval_fixture_for("rtn"), "e.json");
+  merge_report(rev, testing::quantize_fixture("rtn"), "q.json");
+  EXPECT_DOUBLE_EQ(rev.bits_per_weight, 4.75);
+  EXPECT_DOUBLE_EQ(rev.file_bytes, 304000);
   EXPECT_EQ(r.sources.size(), 2u);
 
   // SQNR is derived from the relative error when a quantize report has no sqnr_db; the ppl ratio
@@ -138,11 +145,12 @@ TEST(HtmlReport, PageIsWellFormedOfflineAndComparesRuns) {
   const auto rows = table->child("tbody")->all("tr");
   ASSERT_EQ(rows.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(rows[i]->children[0]->text, kMethods[i]);
+  EXPECT_EQ(rows[0]->children.size(), 11u);  // run + 10 value columns; no method column (= label)
   size_t best_in_gptq = 0, best_in_rtn = 0;
   for (const XmlNode* td : rows[1]->all("td")) best_in_gptq += td->attr("class") == "num best";
   for (const XmlNode* td : rows[0]->all("td")) best_in_rtn += td->attr("class") == "num best";
-  EXPECT_GE(best_in_gptq, 6u);  // PPL, ratio, KLD mean/p99/max, top-1 (+ ties)
-  EXPECT_EQ(best_in_rtn, 3u);   // bpw, size and tok/s tie across the three runs
+  EXPECT_EQ(best_in_gptq, 6u);  // PPL, ratio, KLD mean/p99/max, top-1
+  EXPECT_EQ(best_in_rtn, 0u);   // bpw, size and tok/s tie across the three runs: no highlight
 
   // Every chart that compares runs has one series group per run, labelled with the run.
   for (const char* title : {"KL divergence vs bits per weight", "Perplexity vs bits per weight",
@@ -156,14 +164,35 @@ TEST(HtmlReport, PageIsWellFormedOfflineAndComparesRuns) {
       if (g->attr("class") == "series") series.push_back(g->attr("data-series"));
     EXPECT_EQ(series, std::vector<std::string>({"rtn", "gptq", "awq"}));
   }
+  // The output-error chart exists for the calibrated run only, with RTN's error as a baseline,
+  // drawn in GPTQ's colour (palette index 1) and a neutral dashed line.
+  {
+    const auto found = charts(*root, "Output error of each linear");
+    ASSERT_EQ(found.size(), 1u);
+    std::vector<std::string> series;
+    std::vector<std::string> strokes;
+    for (const XmlNode* g : found[0]->all("g"))
+      if (g->attr("class") == "series") {
+        series.push_back(g->attr("data-series"));
+        strokes.push_back(g->all("path").at(0)->attr("stroke"));
+      }
+    EXPECT_EQ(series, std::vector<std::string>({"gptq", "gptq: RTN on the same inputs"}));
+    EXPECT_EQ(strokes[0], "#D55E00");
+    EXPECT_EQ(strokes[1], "#9aa3ad");
+  }
   // One SQNR heat map per run, with a cell per (block, kind).
   for (const char* m : kMethods) {
     const auto hm = charts(*root, std::string(m) + ": SQNR by block and tensor");
     ASSERT_EQ(hm.size(), 1u);
-    size_t cells = 0;
+    size_t cells = 0, brightest = 0;
     for (const XmlNode* g : hm[0]->all("g"))
-      if (g->attr("class") == "cells") cells = g->all("rect").size();
+      if (g->attr("class") == "cells") {
+        cells = g->all("rect").size();
+        for (const XmlNode* r : g->all("rect")) brightest += r->attr("fill") == "#fde725";
+      }
     EXPECT_EQ(cells, 35u);
+    // One colour scale for all runs: only the best run (GPTQ) reaches the brightest colour.
+    EXPECT_EQ(brightest, std::string(m) == "gptq" ? 1u : 0u);
   }
   // Deterministic bytes.
   EXPECT_EQ(render_report_html(runs, {}), html);

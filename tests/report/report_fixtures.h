@@ -19,24 +19,39 @@ inline double fixture_factor(const std::string& method) {
   return method == "rtn" ? 1.8 : method == "awq" ? 1.3 : 1.0;
 }
 
+// Shaped like calibration::QuantizeReport's JSON: recipe, tensors (unquantized ones included,
+// marked "quantized": false), summary.
 inline nlohmann::json quantize_fixture(const std::string& method, int bits = 4, int group = 32) {
   const double f = fixture_factor(method);
-  const double bpw = bits + 16.0 / group;  // f16 scale per group
+  const double bpw = bits + 16.0 / group + 8.0 / group;  // f16 scale + u8 zero per group
+  const std::string scheme = "int" + std::to_string(bits) + "_asym g" + std::to_string(group);
   nlohmann::json tensors = nlohmann::json::array();
+  tensors.push_back({{"name", "token_embd.weight"}, {"dtype", "f32"}, {"scheme", ""},
+                     {"quantized", false}, {"params", 512 * 64}, {"bits_per_weight", 32.0}});
   for (int b = 0; b < kFixtureBlocks; ++b) {
     for (int k = 0; k < 7; ++k) {
       const double rel = f * std::pow(4.0, -bits) * (1.0 + 0.15 * k + 0.05 * b);
       tensors.push_back({{"name", "blk." + std::to_string(b) + "." + kFixtureKinds[k] + ".weight"},
-                         {"type", "q" + std::to_string(bits) + "_g" + std::to_string(group)},
+                         {"dtype", "qint"},
+                         {"scheme", scheme},
+                         {"quantized", true},
                          {"bits_per_weight", bpw},
-                         {"rel_error", rel},
+                         {"rel_err", rel},
                          {"sqnr_db", -10 * std::log10(rel)},
                          {"params", k >= 4 ? 64 * 172 : 64 * 64}});
+      // Calibrated methods report the output error on calibration inputs, and RTN's.
+      if (method == "gptq")
+        tensors.back()["extra"] = {{"method", method},
+                                   {"out_rel_err", 0.5 * rel},
+                                   {"out_rel_err_rtn", 0.9 * rel * fixture_factor("rtn")}};
     }
   }
-  return {{"method", method},          {"bits", bits},
-          {"group", group},            {"bits_per_weight", bpw},
-          {"file_bytes", 300000 + 1000 * bits}, {"tensors", tensors}};
+  return {{"recipe", {{"method", method}, {"bits", bits}, {"group", group}, {"scheme", scheme}}},
+          {"tensors", tensors},
+          {"summary",
+           {{"quantized_bits_per_weight", bpw},
+            {"file_bytes", 300000 + 1000 * bits},
+            {"file_bits_per_weight", 9.1}}}};
 }
 
 inline nlohmann::json eval_fixture_for(const std::string& method, int bits = 4) {
@@ -58,7 +73,7 @@ inline nlohmann::json eval_fixture_for(const std::string& method, int bits = 4) 
           {"kld_max", kld * 40},
           {"top1_agreement", 1 - kld * 2},
           {"tokens_per_second", 15000.0},
-          {"bits_per_weight", bits + 0.5},
+          {"bits_per_weight", 9.1},  // whole file, embeddings included
           {"layers", layers}};
 }
 

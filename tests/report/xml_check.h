@@ -81,21 +81,12 @@ class XmlParser {
     return s_.substr(b, i_ - b);
   }
   static void put_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    const int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    static constexpr unsigned char kLead[5] = {0, 0, 0xC0, 0xE0, 0xF0};
+    char buf[4];
+    for (int k = n - 1; k > 0; --k, cp >>= 6) buf[k] = static_cast<char>(0x80 | (cp & 0x3F));
+    buf[0] = static_cast<char>(n == 1 ? cp : kLead[n] | cp);
+    out.append(buf, static_cast<size_t>(n));
   }
   static bool xml_char(uint32_t cp) {
     return cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
@@ -139,21 +130,19 @@ class XmlParser {
     if (!xml_char(cp)) fail("character reference to a forbidden character");
     put_utf8(out, cp);
   }
+  // Skips one comment or processing instruction at the cursor; false when there is none.
+  bool skip_comment_or_pi() {
+    const bool comment = starts("<!--");
+    if (!comment && !starts("<?")) return false;
+    const char* end = comment ? "-->" : "?>";
+    const size_t e = s_.find(end, i_ + (comment ? 4 : 2));
+    if (e == std::string::npos) fail(comment ? "unterminated comment" : "unterminated PI");
+    i_ = e + std::char_traits<char>::length(end);
+    return true;
+  }
   void misc() {  // comments, PIs and whitespace between top-level items
-    for (;;) {
-      skip_ws();
-      if (starts("<!--")) {
-        const size_t e = s_.find("-->", i_ + 4);
-        if (e == std::string::npos) fail("unterminated comment");
-        i_ = e + 3;
-      } else if (starts("<?")) {
-        const size_t e = s_.find("?>", i_ + 2);
-        if (e == std::string::npos) fail("unterminated processing instruction");
-        i_ = e + 2;
-      } else {
-        return;
-      }
-    }
+    do skip_ws();
+    while (skip_comment_or_pi());
   }
   std::unique_ptr<XmlNode> document() {
     if (starts("\xEF\xBB\xBF")) i_ += 3;
@@ -212,19 +201,13 @@ class XmlParser {
         expect(">");
         return node;
       }
-      if (starts("<!--")) {
-        const size_t e = s_.find("-->", i_ + 4);
-        if (e == std::string::npos) fail("unterminated comment");
-        i_ = e + 3;
+      if (skip_comment_or_pi()) {
+        continue;
       } else if (starts("<![CDATA[")) {
         const size_t e = s_.find("]]>", i_ + 9);
         if (e == std::string::npos) fail("unterminated CDATA");
         node->text += s_.substr(i_ + 9, e - i_ - 9);
         i_ = e + 3;
-      } else if (starts("<?")) {
-        const size_t e = s_.find("?>", i_ + 2);
-        if (e == std::string::npos) fail("unterminated processing instruction");
-        i_ = e + 2;
       } else if (starts("<")) {
         node->children.push_back(element());
       } else if (s_[i_] == '&') {
