@@ -20,6 +20,8 @@ struct Command {
 extern const Command kConvertCommand;
 extern const Command kInspectCommand;
 extern const Command kQuantizeCommand;
+extern const Command kCheckCommand;
+extern const Command kReportCommand;
 extern const Command kEvalCommand;
 extern const Command kGenerateCommand;
 extern const Command kPruneCommand;

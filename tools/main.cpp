@@ -15,6 +15,8 @@ const dsq::tools::Command* const kCommands[] = {
     &dsq::tools::kConvertCommand,
     &dsq::tools::kInspectCommand,
     &dsq::tools::kQuantizeCommand,
+    &dsq::tools::kCheckCommand,
+    &dsq::tools::kReportCommand,
     &dsq::tools::kEvalCommand,
     &dsq::tools::kGenerateCommand,
     &dsq::tools::kPruneCommand,
