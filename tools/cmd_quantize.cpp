@@ -9,6 +9,7 @@
 #include "lib/core/log.h"
 #include "lib/quant/quant_types.h"
 #include "tools/commands.h"
+#include "tools/quantize_calib_flags.h"
 
 namespace dsq::tools {
 namespace {
@@ -50,6 +51,7 @@ void add_options(CLI::App& sub) {
   sub.add_option("--json", o.json_path, "Write the per-tensor report as JSON to this file");
   sub.add_option("--zstd", o.q.zstd_level, "Compress tensors with zstd at this level (0 = off)")
       ->check(CLI::Range(0, 22));
+  add_calib_quantize_flags(sub);
 }
 
 int run() {
@@ -58,6 +60,7 @@ int run() {
   if (o.group < 0) throw UsageError("--group must be 32, 64, 128, 256 or 0");
   o.q.desc = QuantDesc{static_cast<uint8_t>(o.bits), static_cast<uint32_t>(o.group), o.sym};
   o.q.progress = !quiet();
+  apply_calib_quantize_flags(o.q);
   const calibration::QuantizeReport r = calibration::quantize_model(o.q);
   if (!o.json_path.empty()) {
     std::ofstream f(o.json_path);
