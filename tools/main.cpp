@@ -1,6 +1,9 @@
 // dsq: the command-line entry point. Registers subcommands from a table and maps errors to exit
 // codes: 0 success, 1 input error (or a failed check), 2 usage error.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "lib/core/error.h"
@@ -23,9 +26,28 @@ const dsq::tools::Command* const kCommands[] = {
     &dsq::tools::kSparsifyCommand,
 };
 
+// OpenBLAS 0.3.21 does not recognise some virtualised Xeons and falls back to its SSE3 "Prescott"
+// kernels, 3-7x slower than the AVX-512/AVX2 ones (bench/RESULTS.md). It reads OPENBLAS_CORETYPE
+// only when the library loads, so when the user has not set it, set it from the CPU's features and
+// re-execute once. DSQ_NO_REEXEC=1 disables this.
+void ensure_blas_coretype(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("DSQ_NO_REEXEC")) return;
+  const char* core = nullptr;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    core = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    core = "Haswell";
+  if (!core) return;
+  ::setenv("OPENBLAS_CORETYPE", core, 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on with the defaults
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_blas_coretype(argv);
   CLI::App app{"dsq: offline model preparation for LLMs (convert, quantize, prune, eval)", "dsq"};
   app.set_version_flag("--version", std::string("dsq ") + DSQ_VERSION);
   app.require_subcommand(1);
