@@ -10,8 +10,10 @@
 // a seeded Fisher-Yates draw (splitmix64, identical on every platform) picks N distinct slots,
 // which are then used in file order. When the stream holds fewer than N slots, N is reduced to
 // the slot count with a warning; when it is shorter than one window, L is reduced likewise.
-// BOS (as in `dsq eval --bos`): each window is the model's BOS id followed by L-1 ids of its
-// slot, so every window is a fresh sequence at position 0. A BOS at the very start of the stream
+// BOS: each window is the model's BOS id followed by L-1 ids of its slot, so every window is a
+// fresh sequence at position 0, the way a served model sees a prompt. (This differs on purpose
+// from `dsq eval --bos`, which reproduces the reference protocol of ../shared/data/MANIFEST.md: BOS
+// once at the head of the stream, then consecutive windows taken as they are.) A BOS at the very start of the stream
 // (the shared .u32 files begin with one) is dropped first so no window starts with two.
 #pragma once
 
