@@ -141,7 +141,7 @@ json quantize_recipe(const QuantizeOptions& o, const std::string& source_format)
 }
 
 double QuantizeReport::quantized_bpw() const {
-  return quantized_params ? 8.0 * static_cast<double>(quantized_bytes) / quantized_params : 0.0;
+  return quantized_params ? quantized_bits / static_cast<double>(quantized_params) : 0.0;
 }
 double QuantizeReport::file_bpw() const {
   return total_params ? 8.0 * static_cast<double>(file_bytes) / total_params : 0.0;
@@ -257,6 +257,7 @@ QuantizeReport quantize_model(const QuantizeOptions& opts) {
     rep.bits_per_weight =
         rep.quantized ? quant_bits_per_weight(opts.desc, t.dim(0), t.dim(1))
                       : 8.0 * static_cast<double>(dtype_size(t.dtype()));
+    if (rep.quantized) report.quantized_bits += rep.bits_per_weight * static_cast<double>(rep.params);
     writer.add(name, t, e.attrs);
     release_source_pages(src);
     report.total_params += rep.params;

@@ -60,11 +60,12 @@ struct QuantizeReport {
   std::vector<TensorReport> tensors;
   nlohmann::json recipe;                // as stored in the output header
   int64_t quantized_params = 0;         // logical weights of the quantized linears
-  uint64_t quantized_bytes = 0;         // their stored bytes
+  uint64_t quantized_bytes = 0;         // their stored bytes (64-byte section padding included)
+  double quantized_bits = 0;            // their codes + scales + zeros in bits, padding excluded
   int64_t total_params = 0;             // every tensor
   uint64_t file_bytes = 0;              // the whole output file
   double seconds = 0;                   // wall time of the whole run
-  double quantized_bpw() const;         // 8 * quantized_bytes / quantized_params
+  double quantized_bpw() const;         // quantized_bits / quantized_params (as dsq eval reports)
   double file_bpw() const;              // 8 * file_bytes / total_params
   quant::QuantErrorStats error() const;  // summed over the quantized linears
 };
