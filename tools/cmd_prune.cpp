@@ -49,16 +49,11 @@ void add_options(CLI::App& sub) {
 int run() {
   auto& o = g_opts;
   compress::PruneModelOptions po;
-  po.model_path = o.f.model;
-  po.out_path = o.f.out;
+  apply_compress_flags(o.f, &po);
   po.prune = o.p;
   po.prune.importance = compress::parse_importance(o.importance);
   po.prune.head_mode = compress::parse_head_mode(o.head_mode);
   po.prune.uniform = !o.global;
-  po.calib = o.f.calib;
-  po.drift_samples = o.f.drift_samples;
-  po.zstd_level = o.f.zstd_level;
-  po.progress = !quiet();
   const compress::PruneModelReport r = compress::prune_model(po);
   write_json_report(o.f, nlohmann::json(r));
   if (!quiet()) std::fputs(compress::format_prune_report(r).c_str(), stdout);

@@ -34,14 +34,9 @@ void add_options(CLI::App& sub) {
 int run() {
   auto& o = g_opts;
   compress::SparsifyOptions so;
-  so.model_path = o.f.model;
-  so.out_path = o.f.out;
+  apply_compress_flags(o.f, &so);
   so.ratio = o.ratio;
   so.targets = compress::parse_sparsify_targets(o.targets);
-  so.calib = o.f.calib;
-  so.drift_samples = o.f.drift_samples;
-  so.zstd_level = o.f.zstd_level;
-  so.progress = !quiet();
   const compress::SparsifyReport r = compress::sparsify_model(so);
   write_json_report(o.f, nlohmann::json(r));
   if (!quiet()) std::fputs(compress::format_sparsify_report(r).c_str(), stdout);

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "lib/core/error.h"
+#include "lib/core/log.h"
 
 namespace dsq::tools {
 
@@ -29,6 +30,15 @@ void write_json_report(const CompressFlags& f, const nlohmann::json& report) {
   std::ofstream out(f.json_path);
   out << report.dump(2) << "\n";
   if (!out) throw IoError("'" + f.json_path + "': cannot write report");
+}
+
+void apply_compress_flags(const CompressFlags& f, compress::CompressRunOptions* o) {
+  o->model_path = f.model;
+  o->out_path = f.out;
+  o->calib = f.calib;
+  o->drift_samples = f.drift_samples;
+  o->zstd_level = f.zstd_level;
+  o->progress = !quiet();
 }
 
 }  // namespace dsq::tools

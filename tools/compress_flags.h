@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "calibration/calib_data.h"
+#include "lib/compress/compress_run.h"
 
 namespace dsq::tools {
 
@@ -20,6 +21,8 @@ struct CompressFlags {
 
 // Binds MODEL, -o, --calib, --calib-samples, --calib-len, --seed, --drift-samples, --zstd, --json.
 void add_compress_flags(CLI::App& sub, CompressFlags& f);
+// Copies the shared flags into a compression step's options (progress follows --quiet).
+void apply_compress_flags(const CompressFlags& f, compress::CompressRunOptions* o);
 // Writes `report` to f.json_path when given (IoError when it cannot be written).
 void write_json_report(const CompressFlags& f, const nlohmann::json& report);
 

@@ -15,6 +15,16 @@
 
 namespace dsq::compress {
 
+// The inputs every compression step shares (`dsq prune`, `dsq sparsify`).
+struct CompressRunOptions {
+  std::string model_path;           // any format formats::open_model reads (float weights)
+  std::string out_path;             // .dsq
+  calibration::CalibOptions calib;  // path empty: no calibration (prune by magnitude, no drift)
+  int64_t drift_samples = 16;       // held-out calibration windows for the drift report
+  int zstd_level = 0;
+  bool progress = true;
+};
+
 struct CalibSplit {
   calibration::CalibData fit;    // statistics / thresholds come from these windows
   calibration::CalibData drift;  // held out: drift is measured here (distinct slots)

@@ -11,18 +11,13 @@
 
 #include "calibration/calib_data.h"
 #include "calibration/eval.h"
+#include "lib/compress/compress_run.h"
 #include "lib/compress/prune.h"
 
 namespace dsq::compress {
 
-struct PruneModelOptions {
-  std::string model_path;  // any format formats::open_model reads (float weights)
-  std::string out_path;    // .dsq
+struct PruneModelOptions : CompressRunOptions {
   PruneOptions prune;
-  calibration::CalibOptions calib;  // path empty: no calibration (magnitude only, no drift)
-  int64_t drift_samples = 16;       // held-out calibration windows for the drift report
-  int zstd_level = 0;
-  bool progress = true;
 };
 
 struct PruneModelReport {

@@ -15,18 +15,14 @@
 
 #include "calibration/calib_data.h"
 #include "calibration/eval.h"
+#include "lib/compress/compress_run.h"
 
 namespace dsq::compress {
 
-struct SparsifyOptions {
-  std::string model_path;
-  std::string out_path;  // .dsq
-  double ratio = 0.5;    // fraction of each targeted input zeroed (--topk), in (0, 1)
+// calib is required here; drift windows also measure the sparsity reached.
+struct SparsifyOptions : CompressRunOptions {
+  double ratio = 0.5;  // fraction of each targeted input zeroed (--topk), in (0, 1)
   std::vector<std::string> targets = {"attn_in", "attn_out", "ffn_in", "ffn_out"};
-  calibration::CalibOptions calib;  // required
-  int64_t drift_samples = 16;       // held-out windows for drift and reached sparsity
-  int zstd_level = 0;
-  bool progress = true;
 };
 
 struct SparsifyReport {
