@@ -2,8 +2,12 @@
 // models of 4 and 16 blocks (d_model 1024, d_ff 2816, f16) in separate processes and compare
 // ru_maxrss. The driver holds one tensor at a time, so the two peaks should be about equal.
 //
-//   bench_quant_stream make  N_LAYERS SRC.dsq    # write the synthetic source (its own process)
-//   bench_quant_stream quant SRC.dsq OUT.dsq     # quantize W4 g128 RTN, print peak RSS
+//   bench_quant_stream make  N_LAYERS SRC.dsq [WIDTH]   # write the synthetic source (own process)
+//   bench_quant_stream quant SRC.dsq OUT.dsq            # quantize W4 g128 RTN, print peak RSS
+// WIDTH: `small` (default: d_model 1024, d_ff 2816, 16 heads, vocab 4096), `1b` (TinyLlama-1.1B:
+// d_model 2048, d_ff 5632, 32 heads / 4 kv heads of 64, vocab 32000) or `7b` (Llama-2-7B: 4096,
+// 11008, 32 / 32 heads of 128, vocab 32000). bench/calib_rss.sh uses `make` for the calibrated
+// methods' peak-RSS comparison.
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -16,20 +20,29 @@
 #include "lib/model/synthetic.h"
 
 int main(int argc, char** argv) {
-  if (argc == 4 && std::strcmp(argv[1], "make") == 0) {
+  if ((argc == 4 || argc == 5) && std::strcmp(argv[1], "make") == 0) {
     dsq::ModelConfig c = dsq::model::tiny_llama_config();
     c.n_layers = std::atoi(argv[2]);
-    c.d_model = 1024;
-    c.n_heads = 16;
-    c.n_kv_heads = 16;
-    c.head_dim = 64;
-    c.d_ff = 2816;
-    c.vocab_size = 4096;
+    const std::string width = argc == 5 ? argv[4] : "small";
+    if (width == "small") {
+      c.d_model = 1024, c.n_heads = 16, c.n_kv_heads = 16, c.head_dim = 64, c.d_ff = 2816;
+      c.vocab_size = 4096;
+    } else if (width == "1b") {
+      c.d_model = 2048, c.n_heads = 32, c.n_kv_heads = 4, c.head_dim = 64, c.d_ff = 5632;
+      c.vocab_size = 32000, c.max_ctx = 2048;
+    } else if (width == "7b") {
+      c.d_model = 4096, c.n_heads = 32, c.n_kv_heads = 32, c.head_dim = 128, c.d_ff = 11008;
+      c.vocab_size = 32000, c.max_ctx = 4096;
+    } else {
+      std::fprintf(stderr, "unknown width '%s' (small, 1b or 7b)\n", width.c_str());
+      return 2;
+    }
     dsq::formats::DsqWriteOptions wo;
     wo.progress = false;
     const auto r = dsq::formats::write_dsq(dsq::model::make_synthetic_model(c, 1, dsq::DType::kF16),
                                            argv[3], wo);
-    std::printf("wrote %s: %lld parameters, %llu bytes\n", argv[3],
+    std::printf("wrote %s (%s width, %d blocks, vocab %d): %lld parameters, %llu bytes\n", argv[3],
+                width.c_str(), static_cast<int>(c.n_layers), static_cast<int>(c.vocab_size),
                 static_cast<long long>(r.parameters), static_cast<unsigned long long>(r.file_bytes));
     return 0;
   }
@@ -47,6 +60,6 @@ int main(int argc, char** argv) {
                 static_cast<double>(ru.ru_maxrss) / 1024.0);
     return 0;
   }
-  std::fprintf(stderr, "usage: %s make N_LAYERS SRC.dsq | quant SRC.dsq OUT.dsq\n", argv[0]);
+  std::fprintf(stderr, "usage: %s make N_LAYERS SRC.dsq [small|1b|7b] | quant SRC.dsq OUT.dsq\n", argv[0]);
   return 2;
 }
