@@ -92,6 +92,9 @@ struct LinearGroup {
   std::string_view name;                  // "attn_in", "attn_out", "ffn_in", "ffn_out"
   std::string_view producer;              // "attn_norm", "attn_v", "ffn_norm", "ffn_up"
   std::vector<std::string_view> linears;  // short names: "attn_q", "attn_k", ...
+  // Linears AWQ's clip search leaves at their min/max ranges: q and k, whose errors only matter
+  // through the softmax of their dot products (the reference skips them the same way).
+  std::vector<std::string_view> no_clip = {};
 };
 
 struct ArchInfo {

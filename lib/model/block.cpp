@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include <omp.h>
 
@@ -102,6 +103,31 @@ void add_inplace(float* h, const float* x, int64_t n) {
 }
 
 }  // namespace
+
+Linear* BlockWeights::linear(std::string_view short_name) {
+  return const_cast<Linear*>(static_cast<const BlockWeights*>(this)->linear(short_name));
+}
+
+const Linear* BlockWeights::linear(std::string_view short_name) const {
+  static const std::pair<std::string_view, Linear BlockWeights::*> kMembers[] = {
+      {"attn_q", &BlockWeights::attn_q},       {"attn_k", &BlockWeights::attn_k},
+      {"attn_v", &BlockWeights::attn_v},       {"attn_output", &BlockWeights::attn_output},
+      {"ffn_gate", &BlockWeights::ffn_gate},   {"ffn_up", &BlockWeights::ffn_up},
+      {"ffn_down", &BlockWeights::ffn_down}};
+  for (const auto& [name, member] : kMembers)
+    if (name == short_name) return &(this->*member);
+  return nullptr;
+}
+
+Tensor* BlockWeights::norm(std::string_view short_name) {
+  return const_cast<Tensor*>(static_cast<const BlockWeights*>(this)->norm(short_name));
+}
+
+const Tensor* BlockWeights::norm(std::string_view short_name) const {
+  if (short_name == "attn_norm") return &attn_norm;
+  if (short_name == "ffn_norm") return &ffn_norm;
+  return nullptr;
+}
 
 BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
   DSQ_ASSERT(ws.has_config, "BlockWeights::load without a config");

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "lib/core/arch.h"
@@ -31,6 +32,11 @@ struct BlockWeights {
   Tensor attn_bias_only, ffn_bias_only;
 
   bool has_attn() const { return dims.n_heads > 0; }
+  // The member linear / norm of a short name ("attn_q", "ffn_norm"); nullptr for other names.
+  Linear* linear(std::string_view short_name);
+  const Linear* linear(std::string_view short_name) const;
+  Tensor* norm(std::string_view short_name);
+  const Tensor* norm(std::string_view short_name) const;
   bool has_ffn() const { return dims.d_ff > 0; }
   // Loads block `layer` of ws (canonical names, see arch.h). Throws on missing tensors or shapes
   // that disagree with ws.config.
