@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# GPTQ vs RTN on stories260K (bench/RESULTS.md, "GPTQ"): W4 g32 and W3 g32 asymmetric, calibrated
-# on the TinyStories calibration ids (128 x 512), evaluated on the TinyStories eval ids (ctx 512,
-# BOS) against the FP32 model. Usage: bench/gptq_stories260k.sh [BUILD_DIR] [OUT_DIR]
+# RTN vs GPTQ vs AWQ vs AWQ+GPTQ on stories260K (bench/RESULTS.md, "GPTQ" and "AWQ"): W4 g32 and
+# W3 g32 asymmetric, calibrated on the TinyStories calibration ids (128 x 512), evaluated on the
+# TinyStories eval ids (ctx 512, BOS) against the FP32 model.
+# Usage: bench/gptq_stories260k.sh [BUILD_DIR] [OUT_DIR]   (METHODS="rtn awq" to run a subset)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -14,10 +15,10 @@ eval_ids=$shared/data/tinystories-eval.stories260K.u32
 mkdir -p "$out"
 printf '| method | bits | group | bpw | PPL | KLD | top-1 | quantize s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for bits in 4 3; do
-  for method in rtn gptq; do
+  for method in ${METHODS:-rtn gptq awq awq+gptq}; do
     f=$out/${method}_w${bits}g32.dsq
     extra=()
-    [ "$method" = gptq ] && extra=(--calib "$calib")
+    [ "$method" != rtn ] && extra=(--calib "$calib")
     t0=$(date +%s.%N)
     "$dsq" -q quantize "$model" -o "$f" --bits "$bits" --group 32 --method "$method" "${extra[@]}" \
       --json "$f.quant.json" > /dev/null

@@ -3,10 +3,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <optional>
 
 #include "calibration/pipeline_workdir.h"
@@ -16,7 +18,9 @@
 #include "lib/core/log.h"
 #include "lib/core/progress.h"
 #include "lib/model/block.h"
+#include "lib/model/fold.h"
 #include "lib/model/model.h"
+#include "lib/quant/qmatmul.h"
 #include "lib/quant/rtn.h"
 
 namespace dsq::calibration {
@@ -34,17 +38,16 @@ double seconds_since(Clock::time_point t0) {
 // and the f32 error of one gram_accumulate_f32 call.
 constexpr int64_t kChunkRows = 4096;
 
-// The block's linear of a short name (a member table, not architecture logic).
+// The block's linear of a short name (BlockWeights member table).
 model::Linear& block_linear(model::BlockWeights& b, std::string_view short_name) {
-  static const std::pair<std::string_view, model::Linear model::BlockWeights::*> kMembers[] = {
-      {"attn_q", &model::BlockWeights::attn_q},   {"attn_k", &model::BlockWeights::attn_k},
-      {"attn_v", &model::BlockWeights::attn_v},   {"attn_output", &model::BlockWeights::attn_output},
-      {"ffn_gate", &model::BlockWeights::ffn_gate}, {"ffn_up", &model::BlockWeights::ffn_up},
-      {"ffn_down", &model::BlockWeights::ffn_down}};
-  for (const auto& [name, member] : kMembers)
-    if (name == short_name) return b.*member;
-  DSQ_ASSERT(false, "no block linear '%.*s'", static_cast<int>(short_name.size()), short_name.data());
-  __builtin_unreachable();
+  model::Linear* l = b.linear(short_name);
+  DSQ_ASSERT(l != nullptr, "no block linear '%.*s'", static_cast<int>(short_name.size()),
+             short_name.data());
+  return *l;
+}
+
+bool contains(const std::vector<std::string_view>& v, std::string_view x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
 }
 
 // Thrown by the capture observer once the wanted input was seen, to skip the rest of the block
@@ -107,49 +110,85 @@ void maybe_kill(const char* when, int64_t layer) {
   }
 }
 
-class GptqQuantizer : public LinearQuantizer {
+enum class Solver { kGptq, kAwq, kAwqGptq };
+
+Solver solver_of(const std::string& method) {
+  if (method == "gptq") return Solver::kGptq;
+  if (method == "awq") return Solver::kAwq;
+  if (method == "awq+gptq") return Solver::kAwqGptq;
+  throw UsageError("'" + method + "' is not a calibrated method");
+}
+
+// What AWQ decided for one group of the current block.
+struct GroupScale {
+  std::vector<float> scales;  // [n_in], the group reads x / s
+  double alpha = 0.0;
+  double search_rel = 0.0, search_rel_rtn = 0.0;  // the search objective at alpha and at 0
+};
+
+class CalibratedQuantizer : public LinearQuantizer {
  public:
-  GptqQuantizer(const WeightStore& src, const QuantizeOptions& o);
-  ~GptqQuantizer() override;
+  CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o);
+  ~CalibratedQuantizer() override;
   void begin_block(int64_t layer) override;
   Tensor quantize(const std::string& name, const Tensor& w, TensorReport* rep) override;
+  std::optional<Tensor> replace(const std::string& name) override;
 
  private:
+  bool awq() const { return solver_ != Solver::kGptq; }
+  bool selected(int64_t layer, std::string_view short_name, const model::BlockWeights& bw) const;
   void process_block(int64_t layer);
   // Runs the block over the calibration hidden states, chunk by chunk: kInPlace updates them,
   // kCopy writes the outputs to `out` (same layout), kDiscard drops them (only the observer
   // matters; it may stop each chunk early).
   enum class Run { kInPlace, kCopy, kDiscard };
   void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs);
+  // Input statistics of g on the block as it is now (from the file with --load-stats). The first
+  // call of a block runs the whole FP block and keeps its output in fp_out_ (drift reference).
   h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
+  // AWQ step 2 for one group: search (or load) the scale and fold it. Returns false when the
+  // group has nothing to scale or cannot be folded.
+  bool scale_group(model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
   void solve_group(model::BlockWeights& bw, const LinearGroup& g, const h5::InputStats& st,
-                   detail::BlockResult* res);
+                   detail::BlockResult* res, h5::AwqSearch* awq_out);
   void write_stats_file();
 
   const WeightStore& src_;
   const ModelConfig& cfg_;
   const ArchInfo& arch_;
   QuantizeOptions opts_;
-  GptqMethodOptions method_;
+  Solver solver_;
+  CalibMethodOptions method_;
   PipelineRuntime runtime_;
   std::optional<detail::WorkDir> work_;
   std::optional<h5::Reader> load_stats_;
+  bool load_clips_ = false;  // the loaded AWQ clips were searched for this bits/group/sym
   CalibData calib_;
   std::vector<float> hidden_;  // [rows, d_model]: inputs of block work_->completed()
   std::vector<float> fp_out_;  // FP outputs of the current block (drift reference)
+  bool fp_captured_ = false;   // fp_out_ holds the current block's FP output
+  std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
   std::optional<detail::BlockResult> current_;
   std::optional<Progress> bar_;
 };
 
-GptqQuantizer::GptqQuantizer(const WeightStore& src, const QuantizeOptions& o)
+CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o)
     : src_(src), cfg_(src.config), arch_(require_arch(src.config.arch, o.model_path)), opts_(o),
-      method_(gptq_method_options(o.method_options)),
+      solver_(solver_of(o.method)), method_(calib_method_options(o.method_options)),
       runtime_(pipeline_runtime(o.method_runtime)) {
   method_.gptq.mse_clip = o.mse_clip;
   const bool calibrate = runtime_.load_stats.empty();
   if (calibrate && method_.calib.path.empty())
     throw UsageError("--method " + o.method + " needs calibration data (--calib FILE) or "
                      "--load-stats FILE.h5");
+  if (awq()) {
+    // Folding rescales a linear's input: a sparsified model's thresholds would no longer apply.
+    for (const auto& name : src.names()) {
+      if (src.entry(name).attrs.contains("act_threshold"))
+        throw ConfigError("'" + o.model_path + "': tensor '" + name + "' has an activation "
+                          "threshold: run --method " + o.method + " before dsq sparsify");
+    }
+  }
   json recipe = quantize_recipe(o, src.metadata.value("source_format", std::string()));
   if (!calibrate) {
     load_stats_.emplace(runtime_.load_stats);
@@ -172,6 +211,7 @@ GptqQuantizer::GptqQuantizer(const WeightStore& src, const QuantizeOptions& o)
                "them with " + value.dump() + " is an approximation");
       break;
     }
+    load_clips_ = a["bits"] == b["bits"] && a["group"] == b["group"] && a["sym"] == b["sym"];
     recipe["load_stats"] = h.recipe;  // the resumable recipe depends on the statistics used
   }
   work_.emplace(runtime_.work_dir.empty() ? o.out_path + ".partial" : runtime_.work_dir, recipe,
@@ -201,15 +241,23 @@ GptqQuantizer::GptqQuantizer(const WeightStore& src, const QuantizeOptions& o)
     bar_.emplace(o.method + " blocks", cfg_.n_layers, "blocks").set(work_->completed());
 }
 
-GptqQuantizer::~GptqQuantizer() {
+CalibratedQuantizer::~CalibratedQuantizer() {
   // The driver destroys the quantizer after writing the output: the work directory is no longer
   // needed unless the run is failing (an exception in flight keeps it for --resume).
   if (std::uncaught_exceptions() == 0 && work_ && work_->completed() == cfg_.n_layers)
     work_->remove();
 }
 
-void GptqQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
-                              model::Observer* obs) {
+bool CalibratedQuantizer::selected(int64_t layer, std::string_view short_name,
+                                   const model::BlockWeights& bw) const {
+  const model::Linear* l = bw.linear(short_name);
+  if (!l || l->empty()) return false;
+  const std::string name = linear_name(layer, short_name);
+  return should_quantize(name, src_.entry(name).dtype, opts_.skip);
+}
+
+void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
+                                    model::Observer* obs) {
   const int64_t T = calib_.seq_len, d = cfg_.d_model;
   const int64_t per = std::max<int64_t>(1, kChunkRows / T);
   std::vector<float> scratch;
@@ -228,69 +276,210 @@ void GptqQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* ou
   }
 }
 
-h5::InputStats GptqQuantizer::collect(const model::BlockWeights& bw, int64_t layer,
-                                      const LinearGroup& g) {
+h5::InputStats CalibratedQuantizer::collect(const model::BlockWeights& bw, int64_t layer,
+                                            const LinearGroup& g) {
   const std::string_view first = g.linears.front();
   const int64_t n = block_linear(const_cast<model::BlockWeights&>(bw), first).n_in();
   if (load_stats_) return h5::read_input_stats(*load_stats_, layer, std::string(g.name), n);
-  const bool first_group = &g == &arch_.linear_groups.front();
-  CaptureObserver obs(first, n, /*stop=*/!first_group);
-  if (first_group) {  // the full FP run: keeps the block's FP output for the drift
+  CaptureObserver obs(first, n, /*stop=*/fp_captured_);
+  if (!fp_captured_) {  // the full FP run: keeps the block's FP output for the drift
     fp_out_.resize(hidden_.size());
     run_block(bw, Run::kCopy, fp_out_.data(), &obs);
+    fp_captured_ = true;
   } else {
     run_block(bw, Run::kDiscard, nullptr, &obs);
   }
   return obs.finish(layer, g);
 }
 
-void GptqQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup& g,
-                                const h5::InputStats& st, detail::BlockResult* res) {
+bool CalibratedQuantizer::scale_group(model::BlockWeights& bw, int64_t layer,
+                                      const LinearGroup& g) {
+  std::vector<std::string_view> targets;
+  for (const auto l : g.linears)
+    if (selected(layer, l, bw)) targets.push_back(l);
+  int64_t n_prod = 0;
+  const std::vector<int64_t> map = model::fold_channel_map(bw, cfg_, g, &n_prod);
+  if (targets.empty() || map.empty()) {
+    if (!targets.empty())
+      log_debug(strprintf("block %lld: group %s: AWQ scale not foldable into %s, skipped",
+                          static_cast<long long>(layer), std::string(g.name).c_str(),
+                          std::string(g.producer).c_str()));
+    return false;
+  }
+  const int64_t n = static_cast<int64_t>(map.size());
+  GroupScale gs;
+  if (load_stats_) {
+    const auto a = h5::read_awq_search(*load_stats_, layer, std::string(g.name), n, {});
+    if (!a)
+      throw FormatError("'" + load_stats_->path() + "': no AWQ scales for '" +
+                        h5::stats_object(layer, std::string(g.name)) +
+                        "' (statistics of a --method gptq run?)");
+    gs.alpha = a->alpha;
+    gs.scales.assign(a->scales.begin(), a->scales.end());
+  } else {
+    const h5::InputStats st = collect(bw, layer, g);
+    std::vector<quant::AwqLinear> lins;
+    for (const auto l : targets) {
+      const model::Linear& lin = block_linear(bw, l);
+      lins.push_back({lin.weight().data<float>(), lin.n_out()});
+    }
+    const quant::AwqScaleResult r =
+        quant::awq_search_scales(lins, n, st.hessian.data(), st.abs_mean.data(), opts_.desc,
+                                 method_.awq, map.data(), n_prod);
+    gs.alpha = r.alpha;
+    gs.scales = r.scales;
+    gs.search_rel = r.norm > 0 ? r.err / r.norm : 0.0;
+    gs.search_rel_rtn = r.norm > 0 ? r.err_rtn / r.norm : 0.0;
+  }
+  model::fold_input_scale(bw, cfg_, g, gs.scales);
+  scales_[std::string(g.name)] = std::move(gs);
+  return true;
+}
+
+void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup& g,
+                                      const h5::InputStats& st, detail::BlockResult* res,
+                                      h5::AwqSearch* awq_out) {
+  const auto sc = scales_.find(g.name);
+  const GroupScale* gs = sc == scales_.end() ? nullptr : &sc->second;
+  std::vector<float> h32;  // H as f32 for the output-error traces
   for (const auto short_name : g.linears) {
+    if (!selected(bw.layer, short_name, bw)) continue;
     model::Linear& lin = block_linear(bw, short_name);
     const std::string name = linear_name(bw.layer, short_name);
-    if (lin.empty() || !should_quantize(name, src_.entry(name).dtype, opts_.skip)) continue;
-    const Tensor w = lin.weight();  // f32 (converted at load when the source is f16/bf16)
-    quant::GptqOptions go = method_.gptq;
-    go.name = name;
-    quant::GptqStats gs;
+    const auto t0 = Clock::now();
+    const Tensor w = lin.weight();  // f32 (AWQ: the folded W diag(s))
+    const int64_t rows = w.dim(0), cols = w.dim(1);
     detail::LinearResult r;
     r.name = name;
-    r.q = quant::gptq_quantize(w.data<float>(), w.dim(0), w.dim(1), st.hessian.data(), opts_.desc,
-                               go, &gs);
-    r.error = quant::quant_error(w, r.q);
-    r.extra = {{"method", opts_.method},       {"out_rel_err", gs.rel_gptq()},
-               {"out_rel_err_rtn", gs.rel_rtn()}, {"damp", gs.damp_used},
-               {"dead_cols", gs.dead_cols},    {"solve_seconds", gs.seconds},
-               {"calib_tokens", st.n_tokens}};
+    r.extra = {{"method", opts_.method}, {"calib_tokens", st.n_tokens}};
+    if (solver_ == Solver::kAwq) {
+      std::vector<float> ratios;
+      if (!contains(g.no_clip, short_name)) {
+        const QuantLayout L = quant_layout(opts_.desc, rows, cols);
+        std::optional<h5::AwqSearch> saved;
+        if (load_stats_ && load_clips_)
+          saved = h5::read_awq_search(*load_stats_, bw.layer, std::string(g.name), cols,
+                                      {{std::string(short_name), rows, L.n_groups, {}}});
+        ratios = saved ? saved->clips.front().ratios
+                       : quant::awq_search_clip(w.data<float>(), rows, cols, st.hessian.data(),
+                                                opts_.desc, method_.awq);
+        double mean = 0.0;
+        for (const float v : ratios) mean += v;
+        r.extra["clip_mean"] = ratios.empty() ? 1.0 : mean / static_cast<double>(ratios.size());
+        if (awq_out) awq_out->clips.push_back({std::string(short_name), rows, L.n_groups, ratios});
+      }
+      r.q = quant::quantize_clipped(w.data<float>(), rows, cols, opts_.desc,
+                                    ratios.empty() ? nullptr : ratios.data(), &r.error);
+    } else {
+      quant::GptqOptions go = method_.gptq;
+      go.name = name;
+      go.report_rtn = false;  // RTN's error is measured below, on the unscaled weights
+      quant::GptqStats gst;
+      r.q = quant::gptq_quantize(w.data<float>(), rows, cols, st.hessian.data(), opts_.desc, go,
+                                 &gst);
+      r.error = quant::quant_error(w, r.q);
+      r.extra.update({{"damp", gst.damp_used}, {"dead_cols", gst.dead_cols}});
+    }
+    // Output errors on the calibration inputs, tr(E H E^T) / tr(W H W^T), for the result and for
+    // plain RTN of the unscaled weights (E_rtn diag(s) under the scaled input's H).
+    if (h32.empty()) {
+      h32.resize(st.hessian.size());
+      for (size_t i = 0; i < h32.size(); ++i) h32[i] = static_cast<float>(st.hessian[i]);
+    }
+    std::vector<float> e(static_cast<size_t>(rows * cols));
+    quant::dequantize_rows(r.q, 0, rows, e.data());
+    const float* wp = w.data<float>();
+    for (size_t i = 0; i < e.size(); ++i) e[i] = wp[i] - e[i];
+    const double norm = quant::hessian_quadratic(wp, rows, cols, h32.data());
+    const double err = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
+    const Tensor w0 = gs ? src_.entry(name).load().to(DType::kF32) : w;  // the unscaled W
+    quant::fake_quantize_rtn(w0.data<float>(), rows, cols, opts_.desc, e.data());
+    const float* w0p = w0.data<float>();
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        const size_t k = static_cast<size_t>(i * cols + j);
+        e[k] = (w0p[k] - e[k]) * (gs ? gs->scales[static_cast<size_t>(j)] : 1.0f);
+      }
+    const double err_rtn = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
+    r.extra["out_rel_err"] = norm > 0 ? err / norm : 0.0;
+    r.extra["out_rel_err_rtn"] = norm > 0 ? err_rtn / norm : 0.0;
+    if (gs) {
+      const auto [lo, hi] = std::minmax_element(gs->scales.begin(), gs->scales.end());
+      r.extra.update({{"awq_alpha", gs->alpha}, {"awq_scale_min", *lo}, {"awq_scale_max", *hi}});
+      if (!load_stats_)
+        r.extra.update({{"awq_search_rel_err", gs->search_rel},
+                        {"awq_search_rel_err_rtn", gs->search_rel_rtn}});
+    }
+    r.extra["solve_seconds"] = seconds_since(t0);
     lin = model::Linear::from_tensors(name, r.q, lin.bias());
     res->linears.push_back(std::move(r));
   }
 }
 
-void GptqQuantizer::process_block(int64_t layer) {
+void CalibratedQuantizer::process_block(int64_t layer) {
   const auto t0 = Clock::now();
   model::BlockWeights bw = model::BlockWeights::load(src_, layer);
   detail::BlockResult res;
   res.layer = layer;
   std::optional<h5::Writer> stats;
   if (!runtime_.save_stats.empty()) stats.emplace(work_->stats_path(layer));
-  double capture_s = 0.0;
+  fp_captured_ = false;
+  scales_.clear();
+  double capture_s = 0.0, awq_s = 0.0;
+  // Step 2: AWQ scales, searched on the FP block and folded (exact up to f32 rounding).
+  std::vector<std::string> changed;  // canonical names of float tensors the folds changed
+  if (awq()) {
+    for (const LinearGroup& g : arch_.linear_groups) {
+      const auto tc = Clock::now();
+      const bool folded = scale_group(bw, layer, g);
+      awq_s += seconds_since(tc);
+      if (!folded) continue;
+      const bool norm_producer = bw.norm(g.producer) != nullptr;
+      changed.push_back(expand_name(std::string("blk.{L}.") + std::string(g.producer) + ".weight", layer));
+      if (!norm_producer && !bw.linear(g.producer)->bias().empty())
+        changed.push_back(expand_name(std::string("blk.{L}.") + std::string(g.producer) + ".bias", layer));
+      for (const auto l : g.linears)
+        if (bw.linear(l) && !bw.linear(l)->empty()) changed.push_back(linear_name(layer, l));
+    }
+  }
+  // Step 3: quantize the groups in true-sequential order.
   bool first = true;
   for (const LinearGroup& g : arch_.linear_groups) {
     bool any = false;
-    for (const auto l : g.linears) {
-      const std::string name = linear_name(layer, l);
-      any |= !block_linear(bw, l).empty() && should_quantize(name, src_.entry(name).dtype, opts_.skip);
-    }
-    if (!any && !(first && load_stats_ == std::nullopt)) continue;  // FP run 1 always happens
+    for (const auto l : g.linears) any |= selected(layer, l, bw);
+    if (!any && !(first && !load_stats_ && !fp_captured_)) continue;  // FP run 1 always happens
     const auto tc = Clock::now();
     const h5::InputStats st = collect(bw, layer, g);
     capture_s += seconds_since(tc);
-    if (stats) h5::write_input_stats(*stats, st);
-    if (any) solve_group(bw, g, st, &res);
+    h5::AwqSearch awq_found;
+    if (any) solve_group(bw, g, st, &res, &awq_found);
+    if (stats) {
+      h5::write_input_stats(*stats, st);
+      if (const auto sc = scales_.find(g.name); sc != scales_.end()) {
+        awq_found.alpha = sc->second.alpha;
+        awq_found.scales.assign(sc->second.scales.begin(), sc->second.scales.end());
+        h5::write_awq_search(*stats, layer, std::string(g.name), awq_found);
+      }
+    }
     if (first) maybe_kill("during", layer);
     first = false;
+  }
+  // Float tensors the folds changed and that were not quantized go out in place of the source's.
+  for (const auto& name : changed) {
+    if (std::any_of(res.linears.begin(), res.linears.end(),
+                    [&](const detail::LinearResult& l) { return l.name == name; }) ||
+        std::any_of(res.replaced.begin(), res.replaced.end(),
+                    [&](const auto& r) { return r.first == name; }))
+      continue;
+    int64_t l = 0;
+    std::string short_name;
+    parse_block_name(name, &l, &short_name);
+    const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (const Tensor* t = bw.norm(short_name)) {
+      res.replaced.emplace_back(name, t->clone());
+    } else if (const model::Linear* lin = bw.linear(short_name)) {
+      res.replaced.emplace_back(name, (bias ? lin->bias() : lin->weight()).clone());
+    }
   }
   double drift = 0.0;
   if (!load_stats_) {  // the quantized block's outputs are the next block's inputs
@@ -310,6 +499,7 @@ void GptqQuantizer::process_block(int64_t layer) {
   const json drift_j = load_stats_ ? json(nullptr) : json(drift);
   res.summary = {{"block_drift", drift_j}, {"forward_seconds", capture_s},
                  {"block_seconds", seconds_since(t0)}};
+  if (awq()) res.summary["awq_scale_seconds"] = awq_s;  // its forward passes included
   double err = 0, err_rtn = 0;
   for (auto& l : res.linears) {
     l.extra["block_drift"] = drift_j;
@@ -332,7 +522,7 @@ void GptqQuantizer::process_block(int64_t layer) {
   maybe_kill("after", layer);
 }
 
-void GptqQuantizer::write_stats_file() {
+void CalibratedQuantizer::write_stats_file() {
   h5::Writer w(runtime_.save_stats);
   h5::StatsHeader h;
   h.n_layers = cfg_.n_layers;
@@ -345,12 +535,12 @@ void GptqQuantizer::write_stats_file() {
   w.commit();
 }
 
-void GptqQuantizer::begin_block(int64_t layer) {
+void CalibratedQuantizer::begin_block(int64_t layer) {
   while (work_->completed() <= layer) process_block(work_->completed());
   if (layer + 1 == cfg_.n_layers && !runtime_.save_stats.empty()) write_stats_file();
 }
 
-Tensor GptqQuantizer::quantize(const std::string& name, const Tensor&, TensorReport* rep) {
+Tensor CalibratedQuantizer::quantize(const std::string& name, const Tensor&, TensorReport* rep) {
   int64_t layer = 0;
   std::string short_name;
   DSQ_ASSERT(parse_block_name(name, &layer, &short_name), "not a block linear: %s", name.c_str());
@@ -366,17 +556,30 @@ Tensor GptqQuantizer::quantize(const std::string& name, const Tensor&, TensorRep
                     "work directory was started?)");
 }
 
-}  // namespace
-
-json to_method_options(const GptqMethodOptions& o) {
-  return json{{"calib", o.calib.path},         {"calib_samples", o.calib.n_samples},
-              {"calib_len", o.calib.seq_len},  {"seed", o.calib.seed},
-              {"calib_bos", o.calib.bos},      {"damp", o.gptq.damp},
-              {"block", o.gptq.block},         {"act_order", o.gptq.act_order}};
+std::optional<Tensor> CalibratedQuantizer::replace(const std::string& name) {
+  int64_t layer = 0;
+  if (!parse_block_name(name, &layer, nullptr)) return std::nullopt;
+  begin_block(layer);
+  if (!current_ || current_->layer != layer) current_ = work_->load_block(layer);
+  for (const auto& [n, t] : current_->replaced)
+    if (n == name) return t;
+  return std::nullopt;
 }
 
-GptqMethodOptions gptq_method_options(const json& j) {
-  GptqMethodOptions o;
+}  // namespace
+
+json to_method_options(const CalibMethodOptions& o, const std::string& method) {
+  json j{{"calib", o.calib.path},        {"calib_samples", o.calib.n_samples},
+         {"calib_len", o.calib.seq_len}, {"seed", o.calib.seed},
+         {"calib_bos", o.calib.bos}};
+  if (method != "awq")
+    j.update({{"damp", o.gptq.damp}, {"block", o.gptq.block}, {"act_order", o.gptq.act_order}});
+  if (method != "gptq") j["awq_grid"] = o.awq.grid;
+  return j;
+}
+
+CalibMethodOptions calib_method_options(const json& j) {
+  CalibMethodOptions o;
   o.calib.path = j.value("calib", std::string());
   o.calib.n_samples = j.value("calib_samples", o.calib.n_samples);
   o.calib.seq_len = j.value("calib_len", o.calib.seq_len);
@@ -385,8 +588,10 @@ GptqMethodOptions gptq_method_options(const json& j) {
   o.gptq.damp = j.value("damp", o.gptq.damp);
   o.gptq.block = j.value("block", o.gptq.block);
   o.gptq.act_order = j.value("act_order", o.gptq.act_order);
+  o.awq.grid = j.value("awq_grid", o.awq.grid);
   if (!(o.gptq.damp >= 0.0) || o.gptq.damp > 100.0) throw UsageError("--damp must be in [0, 100]");
   if (o.gptq.block < 1) throw UsageError("--block must be positive");
+  if (o.awq.grid < 1 || o.awq.grid > 1000) throw UsageError("--awq-grid must be in [1, 1000]");
   return o;
 }
 
@@ -406,9 +611,9 @@ PipelineRuntime pipeline_runtime(const json& j) {
   return r;
 }
 
-std::unique_ptr<LinearQuantizer> make_gptq_quantizer(const WeightStore& src,
-                                                     const QuantizeOptions& opts) {
-  return std::make_unique<GptqQuantizer>(src, opts);
+std::unique_ptr<LinearQuantizer> make_calibrated_quantizer(const WeightStore& src,
+                                                           const QuantizeOptions& opts) {
+  return std::make_unique<CalibratedQuantizer>(src, opts);
 }
 
 }  // namespace dsq::calibration

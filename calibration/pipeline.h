@@ -1,19 +1,24 @@
-// The layer-by-layer calibration pipeline behind `dsq quantize --method gptq` (and the base of
-// AWQ). It plugs into the streaming driver (quantize.h) as a LinearQuantizer: when the driver
-// begins block L, the pipeline
+// The layer-by-layer calibration pipeline behind `dsq quantize --method gptq|awq|awq+gptq`. It
+// plugs into the streaming driver (quantize.h) as a LinearQuantizer: when the driver begins block
+// L, the pipeline
 //   1. loads only block L's weights (model::BlockWeights; f32 sources stay memory-mapped);
-//   2. runs the calibration hidden states [N*T, d_model] (the embedded windows, then the previous
-//      quantized block's outputs) through it in chunks of sequences, with an observer that
-//      accumulates the input statistics of the first linear group (H = mean x x^T in f64 via
-//      linalg::gram_accumulate_f32, mean/max |x_j|) and keeps the FP block output for the drift;
-//   3. quantizes the groups of ArchInfo::linear_groups in true-sequential order: before each
-//      later group its input statistics are collected by re-running the block with the earlier
-//      groups already quantized (the run stops right after the group's input was seen), then
-//      each linear of the group is solved (GPTQ) and swapped into the block as a kQInt linear;
+//   2. (awq, awq+gptq) searches the AWQ scale of each group of ArchInfo::linear_groups on the FP
+//      block (lib/quant/awq.h: the group's input statistics from a forward pass, then a grid over
+//      alpha) and folds it into the block (lib/model/fold.h), which leaves the FP block's function
+//      unchanged; the first of these passes keeps the FP block output for the drift;
+//   3. quantizes the groups in true-sequential order: before each group its input statistics
+//      (H = mean x x^T in f64 via linalg::gram_accumulate_f32, mean/max |x_j|) are collected by
+//      running the calibration hidden states [N*T, d_model] through the block with the earlier
+//      groups already quantized (the run stops right after the group's input was seen), then each
+//      linear of the group is solved and swapped into the block as a kQInt linear:
+//        gptq, awq+gptq : GPTQ (lib/quant/gptq.h) with that H;
+//        awq            : AWQ's clip search under that H (skipping LinearGroup::no_clip), then RTN
+//                         with the chosen ranges;
 //   4. re-runs the fully quantized block to produce the next block's inputs and measures the
 //      block's output drift ||Y_q - Y_fp||^2 / ||Y_fp||^2 on the same inputs;
-//   5. commits the block to the work directory <out>.partial/ (its kQInt tensors and report in
-//      blk.L.dsq, the next block's inputs in acts.L+1.dsq, then state.json), frees it.
+//   5. commits the block to the work directory <out>.partial/ (its kQInt tensors, the float
+//      tensors AWQ changed and the report in blk.L.dsq, the next block's inputs in acts.L+1.dsq,
+//      then state.json), frees it.
 // Peak memory: one block's weights + 2 x the calibration hidden states + one group's statistics
 // and the solver's copies of one linear, independent of the number of blocks.
 //
@@ -23,11 +28,13 @@
 // to an uninterrupted run. The work directory is removed when the output has been written.
 //
 // Statistics (--save-stats FILE.h5, docs/STATS.md): the statistics each group was solved with,
-// i.e. true-sequential ones (inputs produced by the model quantized so far with this recipe).
-// --load-stats FILE.h5 skips calibration entirely (no forward passes): each group is solved with
-// the stored H. With the same recipe the quantized tensors are bit-identical to the run that saved
-// the file; with other bits/group/options it is an approximation (the stored inputs came from a
-// differently quantized prefix) and a warning says so.
+// i.e. true-sequential ones (inputs produced by the model quantized so far with this recipe), and
+// for AWQ the scales and clip ratios. --load-stats FILE.h5 skips calibration entirely (no forward
+// passes): each group is solved with the stored H, AWQ folds the stored scales and applies the
+// stored clips (re-searched under the stored H when bits/group/sym differ). With the same recipe
+// the quantized tensors are bit-identical to the run that saved the file; with other options it is
+// an approximation (the stored inputs came from a differently quantized prefix) and a warning says
+// so.
 #pragma once
 
 #include <cstdint>
@@ -38,14 +45,16 @@
 
 #include "calibration/calib_data.h"
 #include "calibration/quantize.h"
+#include "lib/quant/awq.h"
 #include "lib/quant/gptq.h"
 
 namespace dsq::calibration {
 
 // Options that change the output; recorded in the recipe (QuantizeOptions::method_options).
-struct GptqMethodOptions {
+struct CalibMethodOptions {
   CalibOptions calib;          // path, samples, len, seed, bos
   quant::GptqOptions gptq;     // damp, block, act_order (mse_clip comes from QuantizeOptions)
+  quant::AwqOptions awq;       // grid
 };
 // Options that never change the output bytes (QuantizeOptions::method_runtime): not recorded.
 struct PipelineRuntime {
@@ -55,15 +64,17 @@ struct PipelineRuntime {
   std::string work_dir;    // default: <out>.partial
 };
 
-nlohmann::json to_method_options(const GptqMethodOptions& o);
-GptqMethodOptions gptq_method_options(const nlohmann::json& j);  // defaults for absent keys
+// The recipe keys of `method` ("gptq": calibration + GPTQ keys; "awq": calibration + AWQ keys;
+// "awq+gptq": all of them).
+nlohmann::json to_method_options(const CalibMethodOptions& o, const std::string& method);
+CalibMethodOptions calib_method_options(const nlohmann::json& j);  // defaults for absent keys
 nlohmann::json to_method_runtime(const PipelineRuntime& r);
 PipelineRuntime pipeline_runtime(const nlohmann::json& j);
 
-// The quant_methods() factory of "gptq". Throws UsageError for missing/contradictory options,
-// IoError/FormatError for unreadable calibration or statistics files.
-std::unique_ptr<LinearQuantizer> make_gptq_quantizer(const WeightStore& src,
-                                                     const QuantizeOptions& opts);
+// The quant_methods() factory of "gptq", "awq" and "awq+gptq" (opts.method). Throws UsageError for
+// missing/contradictory options, IoError/FormatError for unreadable calibration or statistics files.
+std::unique_ptr<LinearQuantizer> make_calibrated_quantizer(const WeightStore& src,
+                                                           const QuantizeOptions& opts);
 
 // Testing hook: when the environment variable DSQ_PIPELINE_KILL is "after:L" the process kills
 // itself with SIGKILL right after block L was committed; "during:L" kills it while block L is

@@ -1,5 +1,6 @@
 #include "calibration/pipeline_workdir.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -64,10 +65,13 @@ void WorkDir::save_block(const BlockResult& r) const {
   json reports = json::object();
   for (const auto& l : r.linears)
     reports[l.name] = {{"err_sq", l.error.err_sq}, {"norm_sq", l.error.norm_sq}, {"extra", l.extra}};
+  json replaced = json::array();
+  for (const auto& [name, t] : r.replaced) replaced.push_back(name);
   formats::DsqWriter w(path(block_file(r.layer)),
                        json{{"partial", {{"layer", r.layer}, {"linears", reports},
-                                         {"summary", r.summary}}}});
+                                         {"replaced", replaced}, {"summary", r.summary}}}});
   for (const auto& l : r.linears) w.add(l.name, l.q);
+  for (const auto& [name, t] : r.replaced) w.add(name, t);
   w.finish();
 }
 
@@ -82,7 +86,12 @@ BlockResult WorkDir::load_block(int64_t layer) const {
   BlockResult r;
   r.layer = layer;
   r.summary = part->value("summary", json::object());
+  const json replaced = part->value("replaced", json::array());
   for (const auto& name : ws.names()) {
+    if (std::find(replaced.begin(), replaced.end(), name) != replaced.end()) {
+      r.replaced.emplace_back(name, ws.get(name));
+      continue;
+    }
     const json& rep = part->at("linears").at(name);
     LinearResult l;
     l.name = name;

@@ -2,7 +2,8 @@
 // calibration/pipeline*.cpp.
 //
 //   state.json     {"recipe": ..., "completed": K}: blocks [0, K) are committed
-//   blk.L.dsq      block L's quantized linears; header "partial" holds their reports
+//   blk.L.dsq      block L's quantized linears and replaced float tensors; header "partial"
+//                  holds the linears' reports and the replaced tensors' names
 //   acts.L.dsq     f32 [rows, d_model]: the calibration hidden states entering block L
 //   stats.L.h5     block L's input statistics (only with --save-stats)
 // Commit order for block L: blk.L.dsq, stats.L.h5, acts.L+1.dsq, state.json (K = L+1), then
@@ -12,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +33,9 @@ struct LinearResult {
 struct BlockResult {
   int64_t layer = 0;
   std::vector<LinearResult> linears;
+  // Float tensors of the block the method changed (AWQ's folded norms, producer rows and biases,
+  // skipped linears), written in place of the source's: canonical name -> f32 tensor.
+  std::vector<std::pair<std::string, Tensor>> replaced;
   nlohmann::json summary = nlohmann::json::object();  // drift, timings
 };
 

@@ -104,7 +104,12 @@ const std::vector<QuantMethod>& quant_methods() {
          return std::make_unique<RtnQuantizer>(o);
        }},
       {"gptq", "GPTQ (Frantar et al. 2022) on calibration data, block by block (--calib)",
-       make_gptq_quantizer},
+       make_calibrated_quantizer},
+      {"awq", "AWQ (Lin et al. 2023): activation-aware scales and clipping on calibration data, "
+              "then round-to-nearest (--calib)",
+       make_calibrated_quantizer},
+      {"awq+gptq", "AWQ scales folded in, then GPTQ on the scaled weights (--calib)",
+       make_calibrated_quantizer},
   };
   return kMethods;
 }
@@ -234,10 +239,9 @@ QuantizeReport quantize_model(const QuantizeOptions& opts) {
     rep.params = shape_numel(e.shape, name);
     const Tensor src = e.load();
     Tensor t = src;
+    int64_t layer = 0;
+    const bool in_block = parse_block_name(name, &layer, nullptr);
     if (selected(name, t.dtype(), skip)) {
-      int64_t layer = 0;
-      std::string short_name;
-      parse_block_name(name, &layer, &short_name);
       if (t.ndim() != 2)
         throw ShapeError(strprintf("'%s': tensor '%s': linear weight must be 2-D, got %s",
                                    e.source.c_str(), name.c_str(), shape_str(t.shape()).c_str()));
@@ -251,6 +255,13 @@ QuantizeReport quantize_model(const QuantizeOptions& opts) {
       rep.scheme = scheme;
       report.quantized_params += rep.params;
       report.quantized_bytes += t.nbytes();
+    } else if (in_block) {
+      for (; next_block <= layer; ++next_block) quantizer->begin_block(next_block);
+      if (std::optional<Tensor> r = quantizer->replace(name)) {
+        DSQ_ASSERT(r->shape() == t.shape(), "method replaced %s with another shape", name.c_str());
+        t = std::move(*r);
+        rep.extra["replaced"] = true;  // e.g. an AWQ-scaled norm
+      }
     }
     rep.dtype = std::string(dtype_name(t.dtype()));
     rep.bytes = t.nbytes();

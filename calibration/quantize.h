@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,6 +86,10 @@ class LinearQuantizer {
   // kQInt tensor with opts.desc. Fill rep->error (||W - Q||^2, ||W||^2) and any rep->extra
   // fields; the driver fills the rest (name, shape, bytes, bpw, time).
   virtual Tensor quantize(const std::string& name, const Tensor& w, TensorReport* rep) = 0;
+  // For a block tensor the driver does not quantize (norms, biases, skipped linears): the tensor
+  // to write instead of the source's when the method changed it (AWQ folds scales into norms and
+  // producer linears), else nullopt. Called after begin_block of its layer.
+  virtual std::optional<Tensor> replace(const std::string& /*name*/) { return std::nullopt; }
 };
 
 struct QuantMethod {

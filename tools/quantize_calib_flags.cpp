@@ -7,7 +7,7 @@ namespace dsq::tools {
 namespace {
 
 struct {
-  calibration::GptqMethodOptions method;
+  calibration::CalibMethodOptions method;
   calibration::PipelineRuntime runtime;
   bool no_bos = false;
 } g_flags;
@@ -16,7 +16,7 @@ struct {
 
 void add_calib_quantize_flags(CLI::App& sub) {
   auto& f = g_flags;
-  const char* kGroup = "Calibrated methods (gptq)";
+  const char* kGroup = "Calibrated methods (gptq, awq, awq+gptq)";
   sub.add_option("--calib", f.method.calib.path,
                  "Calibration data: token ids (.u32) or text (.txt, .jsonl with a 'text' field)")
       ->group(kGroup);
@@ -38,11 +38,16 @@ void add_calib_quantize_flags(CLI::App& sub) {
                "GPTQ: quantize columns by decreasing activation energy (static groups: no "
                "reordering at load)")
       ->group(kGroup);
+  sub.add_option("--awq-grid", f.method.awq.grid,
+                 "AWQ: number of alpha values tried for the scales s = mean|x|^alpha (0, "
+                 "1/N, ..., (N-1)/N)")
+      ->capture_default_str()->check(CLI::Range(1, 1000))->group(kGroup);
   sub.add_flag("--resume", f.runtime.resume,
                "Continue an interrupted run from OUT.partial/ (same output bytes)")
       ->group(kGroup);
   sub.add_option("--save-stats", f.runtime.save_stats,
-                 "Write the per-linear Hessians and input norms to this HDF5 file")
+                 "Write the per-linear Hessians and input norms (and AWQ's scales and clips) to "
+                 "this HDF5 file")
       ->group(kGroup);
   sub.add_option("--load-stats", f.runtime.load_stats,
                  "Quantize from saved statistics instead of calibrating (docs/STATS.md)")
@@ -52,7 +57,7 @@ void add_calib_quantize_flags(CLI::App& sub) {
 void apply_calib_quantize_flags(calibration::QuantizeOptions& q) {
   if (q.method == "rtn") return;
   g_flags.method.calib.bos = !g_flags.no_bos;
-  q.method_options = calibration::to_method_options(g_flags.method);
+  q.method_options = calibration::to_method_options(g_flags.method, q.method);
   q.method_runtime = calibration::to_method_runtime(g_flags.runtime);
 }
 

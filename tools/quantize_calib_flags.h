@@ -1,4 +1,4 @@
-// `dsq quantize` flags of the calibrated methods (GPTQ, and AWQ on the same pipeline): bound here
+// `dsq quantize` flags of the calibrated methods (GPTQ, AWQ, AWQ+GPTQ on one pipeline): bound here
 // so cmd_quantize.cpp stays thin. Output-changing settings go to QuantizeOptions::method_options
 // (recorded in the recipe), the others to method_runtime (not recorded).
 #pragma once

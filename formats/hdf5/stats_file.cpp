@@ -1,5 +1,7 @@
 #include "formats/hdf5/stats_file.h"
 
+#include <cmath>
+
 #include "lib/core/error.h"
 
 namespace dsq::formats::hdf5 {
@@ -99,6 +101,42 @@ InputStats read_input_stats(const Reader& r, int64_t layer, const std::string& g
   s.abs_mean = r.read_f64(obj + "/abs_mean", Shape{n_in});
   s.abs_max = r.read_f64(obj + "/abs_max", Shape{n_in});
   return s;
+}
+
+void write_awq_search(Writer& w, int64_t layer, const std::string& group, const AwqSearch& a) {
+  const std::string obj = stats_object(layer, group);
+  w.write_f64(obj + "/awq_scales", {static_cast<int64_t>(a.scales.size())}, a.scales.data());
+  w.set_attr(obj, "awq_alpha", a.alpha);
+  for (const auto& c : a.clips) {
+    DSQ_ASSERT(static_cast<int64_t>(c.ratios.size()) == c.rows * c.n_groups, "bad AwqClip %s",
+               c.linear.c_str());
+    w.write_f32(obj + "/awq_clip." + c.linear, {c.rows, c.n_groups}, c.ratios.data());
+  }
+}
+
+std::optional<AwqSearch> read_awq_search(const Reader& r, int64_t layer, const std::string& group,
+                                         int64_t n_in, const std::vector<AwqClip>& clip_shapes) {
+  const std::string obj = stats_object(layer, group);
+  if (!r.has(obj + "/awq_scales")) return std::nullopt;
+  AwqSearch a;
+  a.alpha = r.attr_double(obj, "awq_alpha").value_or(0.0);
+  a.scales = r.read_f64(obj + "/awq_scales", Shape{n_in});
+  for (const double s : a.scales)
+    if (!(s > 0.0) || !std::isfinite(s))
+      throw ShapeError("'" + r.path() + "': '" + obj + "/awq_scales': scales must be positive");
+  for (const auto& shape : clip_shapes) {
+    const std::string ds = obj + "/awq_clip." + shape.linear;
+    if (!r.has(ds))
+      throw FormatError("'" + r.path() + "': no AWQ clip ratios '" + ds + "'");
+    const std::vector<double> v = r.read_f64(ds, Shape{shape.rows, shape.n_groups});
+    AwqClip c = shape;
+    c.ratios.assign(v.begin(), v.end());
+    for (const float x : c.ratios)
+      if (!(x > 0.0f && x <= 1.0f))
+        throw ShapeError("'" + r.path() + "': '" + ds + "': clip ratios must be in (0, 1]");
+    a.clips.push_back(std::move(c));
+  }
+  return a;
 }
 
 }  // namespace dsq::formats::hdf5

@@ -10,10 +10,15 @@
 //   /blk.{L}/{group}/abs_mean     f64 [n_in]
 //   /blk.{L}/{group}/abs_max      f64 [n_in]
 //
-// Other datasets may be added to a group by later methods (AWQ scales); readers ignore them.
+// AWQ runs add their search results to a group (read_awq_search):
+//   /blk.{L}/{group}       attrs: awq_alpha (f64)
+//   /blk.{L}/{group}/awq_scales           f64 [n_in]  input-channel scales folded into the model
+//   /blk.{L}/{group}/awq_clip.{linear}    f32 [rows, n_groups] clip ratios (clipped linears only)
+// Other datasets may be added to a group by later methods; readers ignore what they do not know.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +49,19 @@ struct InputStats {
   std::vector<double> abs_max;       // [n_in], max of |x_j|
 };
 
+// AWQ search results of one group: the scales s (the group reads x / s; the statistics above were
+// collected on that scaled input) and, per clipped linear, its per-(row, group) clip ratios.
+struct AwqClip {
+  std::string linear;         // short name, "attn_v"
+  int64_t rows = 0, n_groups = 0;
+  std::vector<float> ratios;  // [rows, n_groups]
+};
+struct AwqSearch {
+  double alpha = 0.0;
+  std::vector<double> scales;  // [n_in]
+  std::vector<AwqClip> clips;
+};
+
 // "blk.3/attn_in"
 std::string stats_object(int64_t layer, const std::string& group);
 
@@ -56,5 +74,13 @@ StatsHeader read_stats_header(const Reader& r);
 // model's width) or the datasets disagree with it.
 InputStats read_input_stats(const Reader& r, int64_t layer, const std::string& group,
                             int64_t n_in);
+
+// Adds AWQ results to the (already written) group object of blk.{layer}/{group}.
+void write_awq_search(Writer& w, int64_t layer, const std::string& group, const AwqSearch& a);
+// nullopt when the group has no AWQ results (statistics of another method). ShapeError when the
+// scales are not [n_in] or not positive; clips are read for `clip_linears` only, each checked
+// against [rows, n_groups] of clip_shapes (same order); a missing clip dataset is a FormatError.
+std::optional<AwqSearch> read_awq_search(const Reader& r, int64_t layer, const std::string& group,
+                                         int64_t n_in, const std::vector<AwqClip>& clip_shapes);
 
 }  // namespace dsq::formats::hdf5
