@@ -3,10 +3,12 @@
 // drift more, and bad flags give exit code 2 with no output left behind.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
+#include "formats/format_table.h"
 #include "lib/quant/quant_types.h"
 #include "tests/tools/cli_run.h"
 
@@ -97,6 +99,48 @@ TEST(CliQuantize, BadFlagsExitTwoAndLeaveNoOutput) {
   EXPECT_EQ(missing.code, 1);
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
+// AWQ's search and apply as two steps: the first run searches scales and clips and saves them,
+// the second applies them from the statistics file without calibration data, byte for byte.
+TEST(CliQuantize, AwqSearchOnceApplyFromStats) {
+  DSQ_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  const std::string hf = shared + "/models/stories260K/hf", a = tmp.file("a.dsq"),
+                    b = tmp.file("b.dsq"), stats = tmp.file("awq.h5"), aj = tmp.file("a.json");
+  const std::string common = "-q quantize " + hf + " --method awq --bits 3 --group 32 ";
+  auto r = run_dsq(tmp, common + "-o " + a + " --calib " + shared +
+                            "/data/tinystories-calib.stories260K.u32 --calib-samples 8 "
+                            "--calib-len 128 --awq-grid 10 --save-stats " + stats + " --json " + aj);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_dsq(tmp, common + "-o " + b + " --awq-grid 10 --load-stats " + stats);
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Same tensors, byte for byte (the headers differ: the second recipe names the statistics).
+  const WeightStore wa = formats::open_model(a), wb = formats::open_model(b);
+  ASSERT_EQ(wa.names(), wb.names());
+  for (const auto& name : wa.names()) {
+    const Tensor ta = wa.get(name), tb = wb.get(name);
+    ASSERT_EQ(ta.nbytes(), tb.nbytes()) << name;
+    EXPECT_TRUE(std::memcmp(ta.bytes(), tb.bytes(), ta.nbytes()) == 0) << name;
+  }
+  const auto rep = nlohmann::json::parse(read_text(aj));
+  int alphas = 0, replaced = 0;
+  for (const auto& t : rep.at("tensors")) {
+    const auto extra = t.value("extra", nlohmann::json::object());
+    alphas += extra.contains("awq_alpha");
+    replaced += extra.value("replaced", false);
+  }
+  EXPECT_EQ(alphas, 5 * 7);
+  EXPECT_EQ(replaced, 5 * 2);  // attn_norm and ffn_norm of every block
+  EXPECT_EQ(rep.at("recipe").at("method"), "awq");
+  EXPECT_EQ(rep.at("recipe").at("method_options").at("awq_grid"), 10);
+
+  const auto grid = run_dsq(tmp, common + "-o " + tmp.file("c.dsq") + " --calib x.u32 --awq-grid 0");
+  EXPECT_EQ(grid.code, 2);
+  const auto nocalib = run_dsq(tmp, common + "-o " + tmp.file("c.dsq"));
+  EXPECT_EQ(nocalib.code, 2);
+  EXPECT_NE(nocalib.err.find("needs calibration data"), std::string::npos) << nocalib.err;
+  EXPECT_FALSE(fs::exists(tmp.file("c.dsq")));
 }
 
 }  // namespace
