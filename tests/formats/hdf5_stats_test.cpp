@@ -63,6 +63,50 @@ TEST(Hdf5Stats, RoundTripIsExact) {
   EXPECT_EQ(r.children("blk.0"), (std::vector<std::string>{"attn_in"}));
 }
 
+// AWQ results ride along a group: scales and per-linear clip ratios round-trip, their absence is
+// reported as "no results", and bad values or shapes are rejected naming the dataset.
+TEST(Hdf5Stats, AwqSearchRoundTripAndChecks) {
+  testing::TempDir tmp;
+  const std::string path = tmp.file("awq.h5");
+  AwqSearch a;
+  a.alpha = 0.35;
+  a.scales = {0.5, 1.0, 2.0, 1.5, 0.75};
+  a.clips = {{"attn_v", 2, 3, {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.55f}}};
+  {
+    Writer w(path);
+    StatsHeader h;
+    h.n_layers = 2;
+    write_stats_header(w, h);
+    write_input_stats(w, make_stats(0, "attn_in", 5));
+    write_awq_search(w, 0, "attn_in", a);
+    write_input_stats(w, make_stats(1, "ffn_out", 5));
+    AwqSearch bad;
+    bad.scales = {1.0, -1.0, 1.0, 1.0, 1.0};
+    write_awq_search(w, 1, "ffn_out", bad);
+    w.commit();
+  }
+  Reader r(path);
+  const auto got = read_awq_search(r, 0, "attn_in", 5, {{"attn_v", 2, 3, {}}});
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->alpha, 0.35);
+  EXPECT_EQ(got->scales, a.scales);
+  ASSERT_EQ(got->clips.size(), 1u);
+  EXPECT_EQ(got->clips[0].ratios, a.clips[0].ratios);
+  // The input statistics of the group are untouched by the extra datasets.
+  EXPECT_EQ(read_input_stats(r, 0, "attn_in", 5).hessian, make_stats(0, "attn_in", 5).hessian);
+  write_file(tmp.file("plain.h5"), 5);
+  EXPECT_FALSE(read_awq_search(Reader(tmp.file("plain.h5")), 0, "attn_in", 5, {}).has_value());
+  EXPECT_THROW(read_awq_search(r, 0, "attn_in", 4, {}), ShapeError);                   // n_in
+  EXPECT_THROW(read_awq_search(r, 0, "attn_in", 5, {{"attn_v", 3, 3, {}}}), ShapeError);  // rows
+  EXPECT_THROW(read_awq_search(r, 0, "attn_in", 5, {{"attn_o", 2, 3, {}}}), FormatError);
+  try {
+    read_awq_search(r, 1, "ffn_out", 5, {});
+    ADD_FAILURE() << "negative scale accepted";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.1/ffn_out/awq_scales"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Hdf5Stats, UncommittedWriterLeavesNothing) {
   testing::TempDir tmp;
   const std::string path = tmp.file("s.h5");
