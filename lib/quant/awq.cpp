@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "lib/core/error.h"
+#include "lib/core/linalg.h"
 #include "lib/core/parallel.h"
 #include "lib/core/quant_layout.h"
 #include "lib/quant/gptq.h"
@@ -148,45 +149,48 @@ std::vector<float> awq_search_clip(const float* w, int64_t rows, int64_t cols, c
   const QuantLayout L = quant_layout(d, rows, cols);
   const int64_t G = L.group, ng = L.n_groups;
   const int n_cand = std::max(1, static_cast<int>(o.max_shrink * o.clip_grid));
-  // The diagonal blocks H_gg in f32, contiguous per group.
-  std::vector<float> hb(static_cast<size_t>(cols * G));
+  // Rows per GEMM: bounds the candidate deltas D and D H_gg to a few MiB.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 19) / (n_cand * G));
+  std::vector<float> ratios(static_cast<size_t>(rows * ng), 1.0f);
+  std::vector<float> hg(static_cast<size_t>(G * G));
+  std::vector<float> dl(static_cast<size_t>(std::min(chunk, rows) * n_cand * G)), hd(dl.size());
   for (int64_t g = 0; g < ng; ++g) {
     const int64_t c0 = g * G, len = std::min(G, cols - c0);
     for (int64_t i = 0; i < len; ++i)
       for (int64_t k = 0; k < len; ++k)
-        hb[static_cast<size_t>(c0 * G + i * len + k)] = static_cast<float>(h[(c0 + i) * cols + c0 + k]);
-  }
-  std::vector<float> ratios(static_cast<size_t>(rows * ng), 1.0f);
-#pragma omp parallel if (rows * cols >= (int64_t{1} << 14))
-  {
-    std::vector<float> q(static_cast<size_t>(G)), dlt(q.size());
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t g = 0; g < ng; ++g) {
-        const int64_t c0 = g * G, len = std::min(G, cols - c0);
-        const float* wg = w + r * cols + c0;
-        const float* hg = hb.data() + c0 * G;
+        hg[static_cast<size_t>(i * len + k)] = static_cast<float>(h[(c0 + i) * cols + c0 + k]);
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+      const int64_t nr = std::min(chunk, rows - r0);
+      // D[(r, i), :] = w_rg - Q(clip_i(w_rg)) for every row of the chunk and candidate i.
+#pragma omp parallel for schedule(static) if (nr * len >= (int64_t{1} << 12))
+      for (int64_t r = 0; r < nr; ++r) {
+        const float* wg = w + (r0 + r) * cols + c0;
+        for (int i = 0; i < n_cand; ++i) {
+          float* dr = dl.data() + (r * n_cand + i) * len;
+          float lo, hi;
+          clip_range(wg, len, 1.0f - static_cast<float>(i) / static_cast<float>(o.clip_grid), &lo, &hi);
+          quantize_group(wg, len, lo, hi, d, dr);
+          for (int64_t k = 0; k < len; ++k) dr[k] = wg[k] - dr[k];
+        }
+      }
+      // The group's output error of every candidate, d^T H_gg d, with one GEMM for the chunk.
+      linalg::sgemm_tiled(false, false, nr * n_cand, len, len, 1.0f, dl.data(), len, hg.data(),
+                          len, 0.0f, hd.data(), len);
+#pragma omp parallel for schedule(static) if (nr * len >= (int64_t{1} << 12))
+      for (int64_t r = 0; r < nr; ++r) {
         double best = INFINITY;
         float best_p = 1.0f;
         for (int i = 0; i < n_cand; ++i) {
-          const float p = 1.0f - static_cast<float>(i) / static_cast<float>(o.clip_grid);
-          float lo, hi;
-          clip_range(wg, len, p, &lo, &hi);
-          quantize_group(wg, len, lo, hi, d, q.data());
-          for (int64_t k = 0; k < len; ++k) dlt[static_cast<size_t>(k)] = wg[k] - q[static_cast<size_t>(k)];
+          const float* dr = dl.data() + (r * n_cand + i) * len;
+          const float* hr = hd.data() + (r * n_cand + i) * len;
           double err = 0.0;
-          for (int64_t a = 0; a < len; ++a) {
-            float hd = 0.0f;  // (H_gg d)_a
-            const float* ha = hg + a * len;
-            for (int64_t k = 0; k < len; ++k) hd += ha[k] * dlt[static_cast<size_t>(k)];
-            err += static_cast<double>(dlt[static_cast<size_t>(a)]) * hd;
-          }
+          for (int64_t k = 0; k < len; ++k) err += static_cast<double>(dr[k]) * hr[k];
           if (err < best) {
             best = err;
-            best_p = p;
+            best_p = 1.0f - static_cast<float>(i) / static_cast<float>(o.clip_grid);
           }
         }
-        ratios[static_cast<size_t>(r * ng + g)] = best_p;
+        ratios[static_cast<size_t>((r0 + r) * ng + g)] = best_p;
       }
     }
   }
