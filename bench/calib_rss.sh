@@ -23,13 +23,15 @@
 #   MAX_LOAD [1.5]             wait (sleep 30, at most WAIT_MAX [600] s) until the 1-minute load
 #                              average is below this before each timed run; 0 disables waiting
 #   THREADS [unset]            passed as dsq -t
+# glibc's malloc raises its mmap threshold dynamically, which lets the peak creep up by a few percent
+# with the block count (bench/RESULTS.md); MALLOC_MMAP_THRESHOLD_=131072 in the environment pins it.
 # Models and the ids file are kept in WORKDIR and reused by later runs (e.g. another METHOD);
 # quantized outputs are deleted after each run. BUILD_DIR must contain bin/dsq and
 # bin/bench_quant_stream (configure with -DDSQ_BUILD_BENCH=ON).
 set -euo pipefail
 
 if [[ $# -lt 2 || $# -gt 3 ]]; then
-  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
 fi
 BUILD_DIR=$1
