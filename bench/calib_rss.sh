@@ -23,6 +23,7 @@
 #   MAX_LOAD [1.5]             wait (sleep 30, at most WAIT_MAX [600] s) until the 1-minute load
 #                              average is below this before each timed run; 0 disables waiting
 #   THREADS [unset]            passed as dsq -t
+#   EXTRA [unset]              more `dsq quantize` flags, e.g. "--awq-grid 4" (word-split)
 # glibc's malloc raises its mmap threshold dynamically, which lets the peak creep up by a few percent
 # with the block count (bench/RESULTS.md); MALLOC_MMAP_THRESHOLD_=131072 in the environment pins it.
 # Models and the ids file are kept in WORKDIR and reused by later runs (e.g. another METHOD);
@@ -94,8 +95,9 @@ fi
 
 THREAD_FLAGS=()
 [[ -n ${THREADS:-} ]] && THREAD_FLAGS=(-t "$THREADS")
+read -r -a EXTRA_FLAGS <<< "${EXTRA:-}"
 
-echo "# dsq quantize --method $METHOD --bits 4 --group 128, calibration $SAMPLES x $LEN ids," \
+echo "# dsq quantize --method $METHOD --bits 4 --group 128 ${EXTRA:-}, calibration $SAMPLES x $LEN ids," \
   "width $WIDTH, $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
 ROWS=()
 RSS=()
@@ -113,7 +115,7 @@ for n in $BLOCKS; do
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   /usr/bin/time -v -o "$TIMELOG" "$DSQ" "${THREAD_FLAGS[@]}" quantize "$MODEL" -o "$OUT" \
     --method "$METHOD" --bits 4 --group 128 --calib "$IDS" --calib-samples "$SAMPLES" \
-    --calib-len "$LEN" >"$LOG" 2>&1 || { echo "calib_rss.sh: dsq quantize failed, see $LOG" >&2; exit 1; }
+    --calib-len "$LEN" "${EXTRA_FLAGS[@]}" >"$LOG" 2>&1 || { echo "calib_rss.sh: dsq quantize failed, see $LOG" >&2; exit 1; }
   LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0;
            for (i = 1; i <= n; ++i) s = s * 60 + t[i]; printf "%.1f", s }' "$TIMELOG")
