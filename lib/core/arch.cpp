@@ -134,7 +134,7 @@ std::vector<ArchTensor> llama_like_tensors() {
 std::vector<LinearGroup> llama_like_groups() {
   return {
       {"attn_in", "attn_norm", {"attn_q", "attn_k", "attn_v"}, {"attn_q", "attn_k"}},
-      {"attn_out", "attn_v", {"attn_output"}},
+      {"attn_out", "attn_v", {"attn_output"}, {}, ChannelMap::kKvHeads},
       {"ffn_in", "ffn_norm", {"ffn_gate", "ffn_up"}},
       {"ffn_out", "ffn_up", {"ffn_down"}},
   };

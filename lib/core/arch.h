@@ -86,6 +86,14 @@ struct ArchTensor {
   bool optional;        // bias only present when qkv_bias; output absent when tied
 };
 
+// How a group's input channels derive from its producer's output channels, for folding a scale
+// into the producer (lib/model/fold.h).
+enum class ChannelMap : uint8_t {
+  kIdentity,  // input channel j is producer channel j (norms; ffn_up -> ffn_down)
+  kKvHeads,   // attention output: channel h*head_dim + i reads value channel (h / rep)*head_dim + i,
+              // rep = n_heads / n_kv_heads (GQA)
+};
+
 // Linears that read the same input, and the tensor that produces that input (a norm or a linear)
 // into which an input-channel scale can be folded (AWQ). Order = true-sequential order.
 struct LinearGroup {
@@ -95,6 +103,7 @@ struct LinearGroup {
   // Linears AWQ's clip search leaves at their min/max ranges: q and k, whose errors only matter
   // through the softmax of their dot products (the reference skips them the same way).
   std::vector<std::string_view> no_clip = {};
+  ChannelMap channels = ChannelMap::kIdentity;
 };
 
 struct ArchInfo {

@@ -52,7 +52,7 @@ std::vector<int64_t> fold_channel_map(const BlockWeights& b, const ModelConfig& 
     return {};
   }
   std::vector<int64_t> map;
-  if (g.producer == "attn_v") {
+  if (g.channels == ChannelMap::kKvHeads) {
     map = kv_head_map(b, c, n_in, n_prod);
   } else if (n_prod == n_in) {
     map.resize(static_cast<size_t>(n_in));

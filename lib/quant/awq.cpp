@@ -16,10 +16,6 @@ namespace {
 
 constexpr double kMinScale = 1e-4;  // the reference's clamp of s before normalising
 
-int64_t effective_group(const QuantDesc& d, int64_t cols) {
-  return d.group == 0 ? cols : static_cast<int64_t>(d.group);
-}
-
 void require_finite(const double* v, size_t n, const char* what) {
   for (size_t i = 0; i < n; ++i)
     if (!std::isfinite(v[i])) throw ShapeError(std::string("awq: non-finite ") + what);
@@ -86,7 +82,7 @@ std::vector<float> awq_scales(const double* m, int64_t n, double alpha, const in
 }
 
 void fake_quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantDesc& d, float* out) {
-  const int64_t G = effective_group(d, cols);
+  const int64_t G = quant_layout(d, rows, cols).group;
 #pragma omp parallel for schedule(static) if (rows * cols >= (int64_t{1} << 15))
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c0 = 0; c0 < cols; c0 += G) {

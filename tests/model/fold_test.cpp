@@ -130,7 +130,7 @@ TEST(Fold, ChannelMapAndErrors) {
   BlockWeights bw = BlockWeights::load(ws, 0);
   const LinearGroup* attn_out = nullptr;
   for (const auto& g : arch.linear_groups)
-    if (g.producer == "attn_v") attn_out = &g;
+    if (g.channels == ChannelMap::kKvHeads) attn_out = &g;
   ASSERT_NE(attn_out, nullptr);
   int64_t n_prod = 0;
   const std::vector<int64_t> map = fold_channel_map(bw, c, *attn_out, &n_prod);
