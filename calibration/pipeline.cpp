@@ -352,6 +352,14 @@ void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup
     detail::LinearResult r;
     r.name = name;
     r.extra = {{"method", opts_.method}, {"calib_tokens", st.n_tokens}};
+    if (h32.empty()) {
+      h32.resize(st.hessian.size());
+      for (size_t i = 0; i < h32.size(); ++i) h32[i] = static_cast<float>(st.hessian[i]);
+    }
+    const float* wp = w.data<float>();
+    std::vector<float> e(static_cast<size_t>(rows * cols));
+    // Output errors on the calibration inputs: tr(E H E^T) and tr(W H W^T).
+    double norm = 0.0, err = 0.0;
     if (solver_ == Solver::kAwq) {
       std::vector<float> ratios;
       if (!contains(g.no_clip, short_name)) {
@@ -370,6 +378,10 @@ void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup
       }
       r.q = quant::quantize_clipped(w.data<float>(), rows, cols, opts_.desc,
                                     ratios.empty() ? nullptr : ratios.data(), &r.error);
+      quant::dequantize_rows(r.q, 0, rows, e.data());
+      for (size_t i = 0; i < e.size(); ++i) e[i] = wp[i] - e[i];
+      norm = quant::hessian_quadratic(wp, rows, cols, h32.data());
+      err = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
     } else {
       quant::GptqOptions go = method_.gptq;
       go.name = name;
@@ -379,19 +391,10 @@ void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup
                                  &gst);
       r.error = quant::quant_error(w, r.q);
       r.extra.update({{"damp", gst.damp_used}, {"dead_cols", gst.dead_cols}});
+      norm = gst.norm;  // the solver measured them under the same (undamped) H
+      err = gst.err_gptq;
     }
-    // Output errors on the calibration inputs, tr(E H E^T) / tr(W H W^T), for the result and for
-    // plain RTN of the unscaled weights (E_rtn diag(s) under the scaled input's H).
-    if (h32.empty()) {
-      h32.resize(st.hessian.size());
-      for (size_t i = 0; i < h32.size(); ++i) h32[i] = static_cast<float>(st.hessian[i]);
-    }
-    std::vector<float> e(static_cast<size_t>(rows * cols));
-    quant::dequantize_rows(r.q, 0, rows, e.data());
-    const float* wp = w.data<float>();
-    for (size_t i = 0; i < e.size(); ++i) e[i] = wp[i] - e[i];
-    const double norm = quant::hessian_quadratic(wp, rows, cols, h32.data());
-    const double err = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
+    // Plain RTN of the unscaled weights for comparison: E_rtn diag(s) under the scaled input's H.
     const Tensor w0 = gs ? src_.entry(name).load().to(DType::kF32) : w;  // the unscaled W
     quant::fake_quantize_rtn(w0.data<float>(), rows, cols, opts_.desc, e.data());
     const float* w0p = w0.data<float>();

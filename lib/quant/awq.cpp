@@ -7,7 +7,6 @@
 
 #include "lib/core/error.h"
 #include "lib/core/linalg.h"
-#include "lib/core/parallel.h"
 #include "lib/core/quant_layout.h"
 #include "lib/quant/gptq.h"
 
