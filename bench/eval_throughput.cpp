@@ -15,7 +15,7 @@
 #include "lib/core/linalg.h"
 #include "lib/model/metrics.h"
 #include "lib/model/model.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 
 namespace {
 
@@ -86,7 +86,7 @@ double window_flops(const ModelConfig& c, int64_t T) {
 
 void BM_eval_forward(benchmark::State& st) {
   const ModelConfig c = one_b_config(st.range(0));
-  const WeightStore ws = model::make_synthetic_model(c, 1);
+  const WeightStore ws = make_synthetic_model(c, 1);
   const model::Model m = model::Model::load(ws);
   std::vector<int32_t> toks(kCtx);
   for (int64_t i = 0; i < kCtx; ++i) toks[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919) % c.vocab_size);

@@ -91,7 +91,7 @@ void BM_quant_rtn_f16(benchmark::State& state) {
     benchmark::DoNotOptimize(q.bytes());
   }
   add_memcpy_fraction(state, static_cast<double>(w.nbytes()));
-  state.SetLabel(dsq::quant::desc_str(d) + (o.mse_clip ? " mse-clip" : ""));
+  state.SetLabel(dsq::scheme_name(d) + (o.mse_clip ? " mse-clip" : ""));
 }
 BENCHMARK(BM_quant_rtn_f16)
     ->ArgNames({"bits", "group", "sym", "clip", "threads"})
@@ -118,7 +118,7 @@ void BM_quant_gemv(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   add_memcpy_fraction(state, static_cast<double>(q.nbytes()));
-  state.SetLabel(dsq::quant::desc_str(d));
+  state.SetLabel(dsq::scheme_name(d));
 }
 BENCHMARK(BM_quant_gemv)
     ->ArgNames({"bits", "group", "sym", "threads"})

@@ -15,31 +15,30 @@
 #include <cstring>
 #include <string>
 
-#include "calibration/quantize.h"
+#include "jobs/quantize.h"
 #include "formats/dsq/dsq_writer.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 
 int main(int argc, char** argv) {
   if ((argc == 4 || argc == 5) && std::strcmp(argv[1], "make") == 0) {
-    dsq::ModelConfig c = dsq::model::tiny_llama_config();
-    c.n_layers = std::atoi(argv[2]);
     const std::string width = argc == 5 ? argv[4] : "small";
+    dsq::SyntheticShape s;
     if (width == "small") {
-      c.d_model = 1024, c.n_heads = 16, c.n_kv_heads = 16, c.head_dim = 64, c.d_ff = 2816;
-      c.vocab_size = 4096;
+      s = {.d_model = 1024, .n_heads = 16, .n_kv_heads = 16, .head_dim = 64, .d_ff = 2816,
+           .vocab = 4096};
     } else if (width == "1b") {
-      c.d_model = 2048, c.n_heads = 32, c.n_kv_heads = 4, c.head_dim = 64, c.d_ff = 5632;
-      c.vocab_size = 32000, c.max_ctx = 2048;
+      s = dsq::kLlama1BShape;
     } else if (width == "7b") {
-      c.d_model = 4096, c.n_heads = 32, c.n_kv_heads = 32, c.head_dim = 128, c.d_ff = 11008;
-      c.vocab_size = 32000, c.max_ctx = 4096;
+      s = dsq::kLlama7BShape;
     } else {
       std::fprintf(stderr, "unknown width '%s' (small, 1b or 7b)\n", width.c_str());
       return 2;
     }
+    s.n_layers = std::atoi(argv[2]);
+    const dsq::ModelConfig c = dsq::synthetic_config("llama", s);
     dsq::formats::DsqWriteOptions wo;
     wo.progress = false;
-    const auto r = dsq::formats::write_dsq(dsq::model::make_synthetic_model(c, 1, dsq::DType::kF16),
+    const auto r = dsq::formats::write_dsq(dsq::make_synthetic_model(c, 1, dsq::DType::kF16),
                                            argv[3], wo);
     std::printf("wrote %s (%s width, %d blocks, vocab %d): %lld parameters, %llu bytes\n", argv[3],
                 width.c_str(), static_cast<int>(c.n_layers), static_cast<int>(c.vocab_size),
@@ -47,12 +46,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc == 4 && std::strcmp(argv[1], "quant") == 0) {
-    dsq::calibration::QuantizeOptions o;
+    dsq::jobs::QuantizeOptions o;
     o.model_path = argv[2];
     o.out_path = argv[3];
     o.desc = dsq::QuantDesc{4, 128, false};
     o.progress = false;
-    const auto r = dsq::calibration::quantize_model(o);
+    const auto r = dsq::jobs::run_quantize(o);
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     std::printf("quantized %lld weights (%zu tensors) in %.2fs; peak RSS %.1f MiB\n",

@@ -36,7 +36,7 @@ std::string extension(const std::string& path) {
 }
 
 std::vector<int32_t> tokenize_jsonl(const std::string& path, const std::string& text,
-                                    const Tokenizer& tok) {
+                                    const text::Tokenizer& tok) {
   std::vector<int32_t> ids;
   std::istringstream in(text);
   std::string line;
@@ -62,18 +62,18 @@ std::vector<int32_t> tokenize_jsonl(const std::string& path, const std::string& 
 
 }  // namespace
 
-std::vector<int32_t> read_calib_stream(const std::string& path, const Tokenizer* tok,
+std::vector<int32_t> read_calib_stream(const std::string& path, const text::Tokenizer* tok,
                                        int64_t vocab) {
   const std::string ext = extension(path);
   std::vector<int32_t> ids;
   if (ext == ".u32") {
-    ids = read_token_ids(path);
+    ids = text::read_token_ids(path);
   } else if (ext == ".txt" || ext == ".jsonl") {
     if (!tok) {
       throw ConfigError("'" + path + "': text calibration data needs the model's tokenizer, and "
                         "the model has none (pass token ids as a .u32 file)");
     }
-    const std::string text = load_text_file(path);
+    const std::string text = text::load_text_file(path);
     ids = ext == ".txt" ? tok->encode(text, false) : tokenize_jsonl(path, text, *tok);
   } else {
     throw UsageError("'" + path + "': calibration data must be .u32 (token ids), .txt or .jsonl");
@@ -115,7 +115,7 @@ std::vector<int64_t> draw_slots(int64_t n_slots, int64_t n, uint64_t seed) {
 }
 
 CalibData load_calib_data(const CalibOptions& o, int64_t vocab, int32_t bos_id,
-                          const Tokenizer* tok) {
+                          const text::Tokenizer* tok) {
   if (o.path.empty()) throw UsageError("missing calibration data (--calib FILE)");
   if (o.n_samples <= 0) throw UsageError("--calib-samples must be positive");
   if (o.seq_len <= 1) throw UsageError("--calib-len must be at least 2");

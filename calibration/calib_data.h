@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "calibration/tokenizer.h"
+#include "lib/text/tokenizer.h"
 
 namespace dsq::calibration {
 
@@ -50,13 +50,13 @@ struct CalibData {
 
 // The ids of the file (tokenized when text). `tok` may be null for .u32 files; text files without
 // a tokenizer throw ConfigError. Ids are checked against `vocab` (FormatError naming the file).
-std::vector<int32_t> read_calib_stream(const std::string& path, const Tokenizer* tok,
+std::vector<int32_t> read_calib_stream(const std::string& path, const text::Tokenizer* tok,
                                        int64_t vocab);
 
 // Reads the file and draws the windows. bos_id < 0 disables BOS. Throws UsageError for
 // non-positive counts, FormatError for an empty stream.
 CalibData load_calib_data(const CalibOptions& opts, int64_t vocab, int32_t bos_id,
-                          const Tokenizer* tok);
+                          const text::Tokenizer* tok);
 
 // The window draw alone (exposed for tests): start offsets of the chosen slots, in file order.
 std::vector<int64_t> draw_slots(int64_t n_slots, int64_t n, uint64_t seed);

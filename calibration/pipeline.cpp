@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 
+#include "calibration/methods.h"
 #include "calibration/pipeline_workdir.h"
 #include "formats/hdf5/stats_file.h"
 #include "lib/core/error.h"
@@ -22,6 +23,8 @@
 #include "lib/model/model.h"
 #include "lib/quant/qmatmul.h"
 #include "lib/quant/rtn.h"
+#include "lib/quant/solver.h"
+#include "lib/text/tokenizer.h"
 
 namespace dsq::calibration {
 namespace {
@@ -38,7 +41,7 @@ double seconds_since(Clock::time_point t0) {
 // and the f32 error of one gram_accumulate_f32 call.
 constexpr int64_t kChunkRows = 4096;
 
-// The block's linear of a short name (BlockWeights member table).
+// The block's linear of a short name (from the architecture table's rows).
 model::Linear& block_linear(model::BlockWeights& b, std::string_view short_name) {
   model::Linear* l = b.linear(short_name);
   DSQ_ASSERT(l != nullptr, "no block linear '%.*s'", static_cast<int>(short_name.size()),
@@ -110,15 +113,6 @@ void maybe_kill(const char* when, int64_t layer) {
   }
 }
 
-enum class Solver { kGptq, kAwq, kAwqGptq };
-
-Solver solver_of(const std::string& method) {
-  if (method == "gptq") return Solver::kGptq;
-  if (method == "awq") return Solver::kAwq;
-  if (method == "awq+gptq") return Solver::kAwqGptq;
-  throw UsageError("'" + method + "' is not a calibrated method");
-}
-
 // What AWQ decided for one group of the current block.
 struct GroupScale {
   std::vector<float> scales;  // [n_in], the group reads x / s
@@ -135,7 +129,7 @@ class CalibratedQuantizer : public LinearQuantizer {
   std::optional<Tensor> replace(const std::string& name) override;
 
  private:
-  bool awq() const { return solver_ != Solver::kGptq; }
+  bool awq() const { return method_.awq_scales; }
   bool selected(int64_t layer, std::string_view short_name, const model::BlockWeights& bw) const;
   void process_block(int64_t layer);
   // Runs the block over the calibration hidden states, chunk by chunk: kInPlace updates them,
@@ -157,9 +151,12 @@ class CalibratedQuantizer : public LinearQuantizer {
   const ModelConfig& cfg_;
   const ArchInfo& arch_;
   QuantizeOptions opts_;
-  Solver solver_;
-  CalibMethodOptions method_;
-  PipelineRuntime runtime_;
+  const QuantMethod& method_;
+  std::unique_ptr<quant::LinearSolver> solver_;
+  CalibOptions calib_opts_;
+  quant::AwqOptions awq_opts_;  // the scale search (rows with awq_scales)
+  bool resume_ = false;
+  std::string save_stats_, load_stats_path_;
   std::optional<detail::WorkDir> work_;
   std::optional<h5::Reader> load_stats_;
   bool load_clips_ = false;  // the loaded AWQ clips were searched for this bits/group/sym
@@ -174,11 +171,15 @@ class CalibratedQuantizer : public LinearQuantizer {
 
 CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o)
     : src_(src), cfg_(src.config), arch_(require_arch(src.config.arch, o.model_path)), opts_(o),
-      solver_(solver_of(o.method)), method_(calib_method_options(o.method_options)),
-      runtime_(pipeline_runtime(o.method_runtime)) {
-  method_.gptq.mse_clip = o.mse_clip;
-  const bool calibrate = runtime_.load_stats.empty();
-  if (calibrate && method_.calib.path.empty())
+      method_(find_quant_method(o.method)),
+      solver_(method_.solver(o.method_options, o.mse_clip)),
+      calib_opts_(calib_options(o.method_options)), awq_opts_(awq_options(o.method_options)) {
+  const nlohmann::json rt = resolve_runtime_options(o.method_runtime);
+  resume_ = rt["resume"].get<bool>();
+  save_stats_ = rt["save_stats"].get<std::string>();
+  load_stats_path_ = rt["load_stats"].get<std::string>();
+  const bool calibrate = load_stats_path_.empty();
+  if (calibrate && calib_opts_.path.empty())
     throw UsageError("--method " + o.method + " needs calibration data (--calib FILE) or "
                      "--load-stats FILE.h5");
   if (awq()) {
@@ -191,10 +192,10 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
   }
   json recipe = quantize_recipe(o, src.metadata.value("source_format", std::string()));
   if (!calibrate) {
-    load_stats_.emplace(runtime_.load_stats);
+    load_stats_.emplace(load_stats_path_);
     const h5::StatsHeader h = h5::read_stats_header(*load_stats_);
     if (h.n_layers != cfg_.n_layers)
-      throw ShapeError("'" + runtime_.load_stats + "': statistics for " +
+      throw ShapeError("'" + load_stats_path_ + "': statistics for " +
                        std::to_string(h.n_layers) + " blocks, the model has " +
                        std::to_string(cfg_.n_layers));
     // True-sequential statistics depend on everything that shaped the quantized prefix.
@@ -206,7 +207,7 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
     }
     for (const auto& [key, value] : b.items()) {
       if (key.rfind("calib", 0) == 0 || key == "seed" || a.value(key, json()) == value) continue;
-      log_warn("'" + runtime_.load_stats + "': statistics were collected while quantizing with " +
+      log_warn("'" + load_stats_path_ + "': statistics were collected while quantizing with " +
                key + " = " + a.value(key, json()).dump() + " (true-sequential inputs); reusing " +
                "them with " + value.dump() + " is an approximation");
       break;
@@ -214,20 +215,19 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
     load_clips_ = a["bits"] == b["bits"] && a["group"] == b["group"] && a["sym"] == b["sym"];
     recipe["load_stats"] = h.recipe;  // the resumable recipe depends on the statistics used
   }
-  work_.emplace(runtime_.work_dir.empty() ? o.out_path + ".partial" : runtime_.work_dir, recipe,
-                runtime_.resume);
+  work_.emplace(o.out_path + ".partial", recipe, resume_);
   if (work_->completed() > 0)
     log_info(strprintf("resuming after block %lld", static_cast<long long>(work_->completed() - 1)));
   if (calibrate && work_->completed() < cfg_.n_layers) {
-    std::unique_ptr<Tokenizer> tok;
+    std::unique_ptr<text::Tokenizer> tok;
     if (src.metadata.contains("tokenizer")) {
       try {
-        tok = load_tokenizer(src.metadata["tokenizer"]);
+        tok = text::load_tokenizer(src.metadata["tokenizer"]);
       } catch (const Error& e) {
         log_debug(std::string("no tokenizer: ") + e.what());  // only text calibration needs it
       }
     }
-    calib_ = load_calib_data(method_.calib, cfg_.vocab_size, static_cast<int32_t>(cfg_.bos_id),
+    calib_ = load_calib_data(calib_opts_, cfg_.vocab_size, static_cast<int32_t>(cfg_.bos_id),
                              tok.get());
     const int64_t rows = calib_.n_samples * calib_.seq_len, d = cfg_.d_model;
     if (work_->completed() == 0) {
@@ -253,7 +253,7 @@ bool CalibratedQuantizer::selected(int64_t layer, std::string_view short_name,
   const model::Linear* l = bw.linear(short_name);
   if (!l || l->empty()) return false;
   const std::string name = linear_name(layer, short_name);
-  return should_quantize(name, src_.entry(name).dtype, opts_.skip);
+  return should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip);
 }
 
 void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
@@ -325,7 +325,7 @@ bool CalibratedQuantizer::scale_group(model::BlockWeights& bw, int64_t layer,
     }
     const quant::AwqScaleResult r =
         quant::awq_search_scales(lins, n, st.hessian.data(), st.abs_mean.data(), opts_.desc,
-                                 method_.awq, map.data(), n_prod);
+                                 awq_opts_, map.data(), n_prod);
     gs.alpha = r.alpha;
     gs.scales = r.scales;
     gs.search_rel = r.norm > 0 ? r.err / r.norm : 0.0;
@@ -356,43 +356,31 @@ void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup
       h32.resize(st.hessian.size());
       for (size_t i = 0; i < h32.size(); ++i) h32[i] = static_cast<float>(st.hessian[i]);
     }
-    const float* wp = w.data<float>();
     std::vector<float> e(static_cast<size_t>(rows * cols));
-    // Output errors on the calibration inputs: tr(E H E^T) and tr(W H W^T).
-    double norm = 0.0, err = 0.0;
-    if (solver_ == Solver::kAwq) {
-      std::vector<float> ratios;
-      if (!contains(g.no_clip, short_name)) {
-        const QuantLayout L = quant_layout(opts_.desc, rows, cols);
-        std::optional<h5::AwqSearch> saved;
-        if (load_stats_ && load_clips_)
-          saved = h5::read_awq_search(*load_stats_, bw.layer, std::string(g.name), cols,
-                                      {{std::string(short_name), rows, L.n_groups, {}}});
-        ratios = saved ? saved->clips.front().ratios
-                       : quant::awq_search_clip(w.data<float>(), rows, cols, st.hessian.data(),
-                                                opts_.desc, method_.awq);
-        double mean = 0.0;
-        for (const float v : ratios) mean += v;
-        r.extra["clip_mean"] = ratios.empty() ? 1.0 : mean / static_cast<double>(ratios.size());
-        if (awq_out) awq_out->clips.push_back({std::string(short_name), rows, L.n_groups, ratios});
-      }
-      r.q = quant::quantize_clipped(w.data<float>(), rows, cols, opts_.desc,
-                                    ratios.empty() ? nullptr : ratios.data(), &r.error);
-      quant::dequantize_rows(r.q, 0, rows, e.data());
-      for (size_t i = 0; i < e.size(); ++i) e[i] = wp[i] - e[i];
-      norm = quant::hessian_quadratic(wp, rows, cols, h32.data());
-      err = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
-    } else {
-      quant::GptqOptions go = method_.gptq;
-      go.name = name;
-      go.report_rtn = false;  // RTN's error is measured below, on the unscaled weights
-      quant::GptqStats gst;
-      r.q = quant::gptq_quantize(w.data<float>(), rows, cols, st.hessian.data(), opts_.desc, go,
-                                 &gst);
-      r.error = quant::quant_error(w, r.q);
-      r.extra.update({{"damp", gst.damp_used}, {"dead_cols", gst.dead_cols}});
-      norm = gst.norm;  // the solver measured them under the same (undamped) H
-      err = gst.err_gptq;
+    quant::SolveInput in;
+    in.name = name;
+    in.w = w.data<float>();
+    in.rows = rows;
+    in.cols = cols;
+    in.hessian = st.hessian.data();
+    in.hessian_f32 = h32.data();
+    in.desc = opts_.desc;
+    in.clip = !contains(g.no_clip, short_name);
+    std::optional<h5::AwqSearch> saved;  // clip ratios of a statistics file (AWQ)
+    if (load_stats_ && load_clips_ && in.clip && solver_->clips()) {
+      const QuantLayout L = quant_layout(opts_.desc, rows, cols);
+      saved = h5::read_awq_search(*load_stats_, bw.layer, std::string(g.name), cols,
+                                  {{std::string(short_name), rows, L.n_groups, {}}});
+      if (saved) in.saved_clip = &saved->clips.front().ratios;
+    }
+    quant::SolveResult sr = solver_->solve(in);
+    r.q = std::move(sr.q);
+    r.error = sr.error;
+    r.extra.update(sr.extra);
+    const double norm = sr.out_norm, err = sr.out_err;
+    if (awq_out && !sr.clip_ratios.empty()) {
+      const QuantLayout L = quant_layout(opts_.desc, rows, cols);
+      awq_out->clips.push_back({std::string(short_name), rows, L.n_groups, std::move(sr.clip_ratios)});
     }
     // Plain RTN of the unscaled weights for comparison: E_rtn diag(s) under the scaled input's H.
     const Tensor w0 = gs ? src_.entry(name).load().to(DType::kF32) : w;  // the unscaled W
@@ -425,7 +413,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   detail::BlockResult res;
   res.layer = layer;
   std::optional<h5::Writer> stats;
-  if (!runtime_.save_stats.empty()) stats.emplace(work_->stats_path(layer));
+  if (!save_stats_.empty()) stats.emplace(work_->stats_path(layer));
   fp_captured_ = false;
   scales_.clear();
   double capture_s = 0.0, awq_s = 0.0;
@@ -526,7 +514,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
 }
 
 void CalibratedQuantizer::write_stats_file() {
-  h5::Writer w(runtime_.save_stats);
+  h5::Writer w(save_stats_);
   h5::StatsHeader h;
   h.n_layers = cfg_.n_layers;
   h.model = opts_.model_path;
@@ -540,7 +528,7 @@ void CalibratedQuantizer::write_stats_file() {
 
 void CalibratedQuantizer::begin_block(int64_t layer) {
   while (work_->completed() <= layer) process_block(work_->completed());
-  if (layer + 1 == cfg_.n_layers && !runtime_.save_stats.empty()) write_stats_file();
+  if (layer + 1 == cfg_.n_layers && !save_stats_.empty()) write_stats_file();
 }
 
 Tensor CalibratedQuantizer::quantize(const std::string& name, const Tensor&, TensorReport* rep) {
@@ -570,49 +558,6 @@ std::optional<Tensor> CalibratedQuantizer::replace(const std::string& name) {
 }
 
 }  // namespace
-
-json to_method_options(const CalibMethodOptions& o, const std::string& method) {
-  json j{{"calib", o.calib.path},        {"calib_samples", o.calib.n_samples},
-         {"calib_len", o.calib.seq_len}, {"seed", o.calib.seed},
-         {"calib_bos", o.calib.bos}};
-  if (method != "awq")
-    j.update({{"damp", o.gptq.damp}, {"block", o.gptq.block}, {"act_order", o.gptq.act_order}});
-  if (method != "gptq") j["awq_grid"] = o.awq.grid;
-  return j;
-}
-
-CalibMethodOptions calib_method_options(const json& j) {
-  CalibMethodOptions o;
-  o.calib.path = j.value("calib", std::string());
-  o.calib.n_samples = j.value("calib_samples", o.calib.n_samples);
-  o.calib.seq_len = j.value("calib_len", o.calib.seq_len);
-  o.calib.seed = j.value("seed", o.calib.seed);
-  o.calib.bos = j.value("calib_bos", o.calib.bos);
-  o.gptq.damp = j.value("damp", o.gptq.damp);
-  o.gptq.block = j.value("block", o.gptq.block);
-  o.gptq.act_order = j.value("act_order", o.gptq.act_order);
-  o.awq.grid = j.value("awq_grid", o.awq.grid);
-  if (!(o.gptq.damp >= 0.0) || o.gptq.damp > 100.0) throw UsageError("--damp must be in [0, 100]");
-  if (o.gptq.block < 1) throw UsageError("--block must be positive");
-  if (o.awq.grid < 1 || o.awq.grid > 1000) throw UsageError("--awq-grid must be in [1, 1000]");
-  return o;
-}
-
-json to_method_runtime(const PipelineRuntime& r) {
-  return json{{"resume", r.resume}, {"save_stats", r.save_stats}, {"load_stats", r.load_stats},
-              {"work_dir", r.work_dir}};
-}
-
-PipelineRuntime pipeline_runtime(const json& j) {
-  PipelineRuntime r;
-  r.resume = j.value("resume", false);
-  r.save_stats = j.value("save_stats", std::string());
-  r.load_stats = j.value("load_stats", std::string());
-  r.work_dir = j.value("work_dir", std::string());
-  if (!r.save_stats.empty() && !r.load_stats.empty())
-    throw UsageError("--save-stats and --load-stats cannot be combined");
-  return r;
-}
 
 std::unique_ptr<LinearQuantizer> make_calibrated_quantizer(const WeightStore& src,
                                                            const QuantizeOptions& opts) {

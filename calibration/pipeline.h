@@ -1,8 +1,9 @@
-// The layer-by-layer calibration pipeline behind `dsq quantize --method gptq|awq|awq+gptq`. It
-// plugs into the streaming driver (quantize.h) as a LinearQuantizer: when the driver begins block
+// The layer-by-layer calibration pipeline behind the calibrated rows of the method table
+// (methods.h: gptq, awq, awq+gptq). It plugs into the streaming driver (jobs/quantize.h) as a
+// LinearQuantizer: when the driver begins block
 // L, the pipeline
 //   1. loads only block L's weights (model::BlockWeights; f32 sources stay memory-mapped);
-//   2. (awq, awq+gptq) searches the AWQ scale of each group of ArchInfo::linear_groups on the FP
+//   2. (rows with awq_scales) searches the AWQ scale of each group of ArchInfo::linear_groups on the FP
 //      block (lib/quant/awq.h: the group's input statistics from a forward pass, then a grid over
 //      alpha) and folds it into the block (lib/model/fold.h), which leaves the FP block's function
 //      unchanged; the first of these passes keeps the FP block output for the drift;
@@ -10,10 +11,9 @@
 //      (H = mean x x^T in f64 via linalg::gram_accumulate_f32, mean/max |x_j|) are collected by
 //      running the calibration hidden states [N*T, d_model] through the block with the earlier
 //      groups already quantized (the run stops right after the group's input was seen), then each
-//      linear of the group is solved and swapped into the block as a kQInt linear:
-//        gptq, awq+gptq : GPTQ (lib/quant/gptq.h) with that H;
-//        awq            : AWQ's clip search under that H (skipping LinearGroup::no_clip), then RTN
-//                         with the chosen ranges;
+//      linear of the group is solved by the row's solver (lib/quant/solver.h) and swapped into
+//      the block as a kQInt linear: GPTQ (gptq, awq+gptq) with that H, or AWQ's clip search under
+//      that H (skipping LinearGroup::no_clip) then RTN with the chosen ranges (awq);
 //   4. re-runs the fully quantized block to produce the next block's inputs and measures the
 //      block's output drift ||Y_q - Y_fp||^2 / ||Y_fp||^2 on the same inputs;
 //   5. commits the block to the work directory <out>.partial/ (its kQInt tensors, the float
@@ -37,42 +37,17 @@
 // so.
 #pragma once
 
-#include <cstdint>
 #include <memory>
-#include <string>
 
-#include <nlohmann/json.hpp>
-
-#include "calibration/calib_data.h"
-#include "calibration/quantize.h"
-#include "lib/quant/awq.h"
-#include "lib/quant/gptq.h"
+#include "calibration/quantizer.h"
 
 namespace dsq::calibration {
 
-// Options that change the output; recorded in the recipe (QuantizeOptions::method_options).
-struct CalibMethodOptions {
-  CalibOptions calib;          // path, samples, len, seed, bos
-  quant::GptqOptions gptq;     // damp, block, act_order (mse_clip comes from QuantizeOptions)
-  quant::AwqOptions awq;       // grid
-};
-// Options that never change the output bytes (QuantizeOptions::method_runtime): not recorded.
-struct PipelineRuntime {
-  bool resume = false;
-  std::string save_stats;  // write the statistics here (HDF5)
-  std::string load_stats;  // solve from these statistics instead of calibrating
-  std::string work_dir;    // default: <out>.partial
-};
-
-// The recipe keys of `method` ("gptq": calibration + GPTQ keys; "awq": calibration + AWQ keys;
-// "awq+gptq": all of them).
-nlohmann::json to_method_options(const CalibMethodOptions& o, const std::string& method);
-CalibMethodOptions calib_method_options(const nlohmann::json& j);  // defaults for absent keys
-nlohmann::json to_method_runtime(const PipelineRuntime& r);
-PipelineRuntime pipeline_runtime(const nlohmann::json& j);
-
-// The quant_methods() factory of "gptq", "awq" and "awq+gptq" (opts.method). Throws UsageError for
-// missing/contradictory options, IoError/FormatError for unreadable calibration or statistics files.
+// The factory of the calibrated rows of the method table (methods.h): the method's row decides
+// whether AWQ scales are searched and which solver each linear gets. opts.method_options must be
+// resolved (resolve_method_options), opts.method_runtime holds the pipeline runtime options.
+// Throws UsageError for missing/contradictory options, IoError/FormatError for unreadable
+// calibration or statistics files.
 std::unique_ptr<LinearQuantizer> make_calibrated_quantizer(const WeightStore& src,
                                                            const QuantizeOptions& opts);
 

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "calibration/quantize.h"
+#include "calibration/quantizer.h"
 #include "lib/core/tensor.h"
 
 namespace dsq::calibration::detail {

@@ -1,18 +1,23 @@
 #include "formats/format_table.h"
 
+#include <filesystem>
+#include <optional>
+
 #include "formats/dsq/dsq_reader.h"
+#include "formats/dsq/dsq_writer.h"
 #include "formats/gguf/gguf.h"
 #include "formats/hf/hf.h"
 #include "formats/llama2c/llama2c.h"
 #include "formats/safetensors/safetensors.h"
 #include "lib/core/error.h"
+#include "lib/core/progress.h"
 
 namespace dsq::formats {
 
 const std::vector<FormatInfo>& format_table() {
   static const std::vector<FormatInfo> table = {
-      // Rows are added by each formats/<fmt>/ reader: {name, extensions, sniff, open}.
-      {"dsq", {".dsq"}, sniff_dsq, open_dsq},
+      // Rows are added by each formats/<fmt>/ reader: {name, extensions, sniff, open, sink}.
+      {"dsq", {".dsq"}, sniff_dsq, open_dsq, dsq_sink},
       {"gguf", {".gguf"}, sniff_gguf, read_gguf},
       {"safetensors", {".safetensors"}, sniff_safetensors, read_safetensors_model},
       {"hf", {}, sniff_hf_dir, read_hf_dir},
@@ -32,6 +37,44 @@ const FormatInfo& detect_format(const std::string& path) {
 
 WeightStore open_model(const std::string& path, const OpenOptions& opts) {
   return detect_format(path).open(path, opts);
+}
+
+DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast) {
+  if (!cast || !dtype_is_float(dtype)) return dtype;
+  return ndim >= 2 ? *cast : DType::kF32;
+}
+
+std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
+                                     const SinkOptions& opts) {
+  if (opts.cast && *opts.cast != DType::kF32 && *opts.cast != DType::kF16 &&
+      *opts.cast != DType::kBF16)
+    throw UsageError("cast dtype must be f32, f16 or bf16");
+  const std::string ext = std::filesystem::path(path).extension().string();
+  std::string writable;
+  for (const auto& f : format_table()) {
+    if (!f.sink) continue;
+    for (const auto e : f.extensions) {
+      if (e == ext) return f.sink(path, src, opts);
+      writable += (writable.empty() ? "" : ", ") + std::string(e);
+    }
+  }
+  throw UsageError("'" + path + "': cannot write '" + (ext.empty() ? std::string("(no extension)") : ext) +
+                   "' files (writable: " + writable + ")");
+}
+
+SinkReport write_model(const WeightStore& ws, const std::string& path, const SinkOptions& opts) {
+  std::unique_ptr<ModelSink> sink = open_sink(path, ws, opts);
+  std::optional<Progress> bar;
+  if (opts.progress) bar.emplace("writing", static_cast<int64_t>(ws.size()), "tensors");
+  for (const auto& name : ws.names()) {
+    const auto& e = ws.entry(name);
+    Tensor t = e.load();
+    const DType to = sink_cast_dtype(t.dtype(), t.ndim(), opts.cast);
+    if (to != t.dtype()) t = t.to(to);
+    sink->add(name, t, e.attrs);
+    if (bar) bar->add();
+  }
+  return sink->finish();
 }
 
 }  // namespace dsq::formats

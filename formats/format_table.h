@@ -1,11 +1,13 @@
-// The input/output format table. One row per format: {name, extensions, sniff, open}. Every
-// command opens models through open_model(), so a new format is one row plus a formats/<fmt>/ dir.
+// The input/output format table. One row per format: {name, extensions, sniff, open, sink}. Every
+// command opens models through open_model() and writes them through open_sink() (sinks.h), so a
+// new format is one row plus a formats/<fmt>/ dir.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "formats/sinks.h"
 #include "lib/core/weight_store.h"
 
 namespace dsq::formats {
@@ -21,6 +23,10 @@ struct FormatInfo {
   bool (*sniff)(const std::string& path);
   // Open into a WeightStore with canonical names and a validated config. Throws dsq::Error.
   WeightStore (*open)(const std::string& path, const OpenOptions& opts);
+  // The writer: a sink for an output path with one of `extensions`; nullptr when the format is
+  // read-only.
+  std::unique_ptr<ModelSink> (*sink)(const std::string& path, const WeightStore& src,
+                                     const SinkOptions& opts) = nullptr;
 };
 
 const std::vector<FormatInfo>& format_table();

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "formats/dsq/dsq_convert.h"
+#include "jobs/convert.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
 
@@ -11,7 +11,7 @@ namespace dsq::tools {
 namespace {
 
 struct {
-  formats::ConvertOptions convert;
+  jobs::ConvertOptions convert;
   bool json = false;
 } g_opts;
 
@@ -19,7 +19,7 @@ void add_options(CLI::App& sub) {
   auto& o = g_opts.convert;
   sub.add_option("src", o.src, "Model to convert: HF directory, .safetensors, .gguf, llama2.c .bin, .dsq")
       ->required();
-  sub.add_option("-o,--output", o.out, "Output .dsq file")->required();
+  sub.add_option("-o,--output", o.out, "Output model (its extension picks the writer: .dsq)")->required();
   sub.add_option("--dtype", o.dtype,
                  "Tensor dtype: keep, or f32/f16/bf16 for matrices (1-D norms and biases stay f32)")
       ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}))
@@ -38,7 +38,7 @@ std::string group_digits(uint64_t v) {
 
 int run() {
   g_opts.convert.progress = !quiet();
-  const formats::ConvertReport r = formats::convert_to_dsq(g_opts.convert);
+  const jobs::ConvertReport r = jobs::run_convert(g_opts.convert);
   if (g_opts.json) {
     std::printf("%s\n", r.to_json().dump(2).c_str());
     return 0;

@@ -3,14 +3,14 @@
 #include <cstdio>
 #include <string>
 
-#include "calibration/eval.h"
+#include "jobs/eval.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
 
 namespace dsq::tools {
 namespace {
 
-calibration::EvalOptions g_opts;
+jobs::EvalOptions g_opts;
 
 void add_options(CLI::App& sub) {
   auto& o = g_opts;
@@ -43,8 +43,8 @@ void add_options(CLI::App& sub) {
 
 int run() {
   g_opts.progress = !quiet();
-  const calibration::EvalReport r = calibration::run_eval(g_opts);
-  std::fputs(calibration::format_eval_summary(r).c_str(), stdout);
+  const jobs::EvalReport r = jobs::run_eval(g_opts);
+  std::fputs(model::format_eval_summary(r).c_str(), stdout);
   if (!g_opts.json_out.empty()) std::printf("wrote '%s'\n", g_opts.json_out.c_str());
   return 0;
 }

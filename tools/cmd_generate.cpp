@@ -2,20 +2,21 @@
 #include <cstdio>
 #include <string>
 
-#include "calibration/eval.h"
+#include "jobs/generate.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
 
 namespace dsq::tools {
 namespace {
 
-calibration::GenerateOptions g_opts;
+jobs::GenerateOptions g_opts;
 
 void add_options(CLI::App& sub) {
   auto& o = g_opts;
   sub.add_option("model", o.model, "Model (HF directory, .safetensors, .gguf, llama2.c .bin, .dsq)")
       ->required();
-  sub.add_option("-p,--prompt", o.prompt, "Prompt text; BOS + encode(prompt) is fed to the model")
+  sub.add_option("-p,--prompt", o.prompt, "Prompt text; encode(prompt) is fed to the model, with BOS first when the model's "
+                 "tokenizer adds one")
       ->required();
   sub.add_option("-n", o.n_new, "Tokens to generate (stops early at EOS)")->capture_default_str();
   sub.add_option("--temp", o.temperature, "Sampling temperature; 0 = greedy (argmax)")
@@ -26,7 +27,7 @@ void add_options(CLI::App& sub) {
 }
 
 int run() {
-  const calibration::GenerateResult r = calibration::run_generate(g_opts);
+  const jobs::GenerateResult r = jobs::run_generate(g_opts);
   std::printf("%s\n", r.text.c_str());
   if (!quiet()) {
     std::string ids;

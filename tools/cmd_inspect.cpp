@@ -4,14 +4,14 @@
 #include <cstdio>
 #include <string>
 
-#include "formats/dsq/model_info.h"
+#include "jobs/inspect.h"
 #include "tools/commands.h"
 
 namespace dsq::tools {
 namespace {
 
 struct {
-  formats::InspectOptions inspect;
+  jobs::InspectOptions inspect;
   bool json = false;
 } g_opts;
 
@@ -74,7 +74,7 @@ void print_text(const nlohmann::json& j) {
 }
 
 int run() {
-  const nlohmann::json j = formats::inspect_model(g_opts.inspect);
+  const nlohmann::json j = jobs::run_inspect(g_opts.inspect);
   if (g_opts.json) std::printf("%s\n", j.dump(2).c_str());
   else print_text(j);
   return 0;

@@ -3,7 +3,7 @@
 //           [--calib FILE --calib-samples N --calib-len L --seed S] [--json REPORT]
 #include <cstdio>
 
-#include "lib/compress/prune_run.h"
+#include "jobs/prune.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
 #include "tools/compress_flags.h"
@@ -13,7 +13,7 @@ namespace {
 
 struct {
   CompressFlags f;
-  compress::PruneOptions p;
+  jobs::PruneOptions p;
   std::string importance = "activation", head_mode = "kv-groups";
   bool global = false;
 } g_opts;
@@ -48,15 +48,15 @@ void add_options(CLI::App& sub) {
 
 int run() {
   auto& o = g_opts;
-  compress::PruneModelOptions po;
+  jobs::PruneModelOptions po;
   apply_compress_flags(o.f, &po);
   po.prune = o.p;
-  po.prune.importance = compress::parse_importance(o.importance);
-  po.prune.head_mode = compress::parse_head_mode(o.head_mode);
+  po.prune.importance = jobs::parse_importance(o.importance);
+  po.prune.head_mode = jobs::parse_head_mode(o.head_mode);
   po.prune.uniform = !o.global;
-  const compress::PruneModelReport r = compress::prune_model(po);
+  const jobs::PruneModelReport r = jobs::run_prune(po);
   write_json_report(o.f, nlohmann::json(r));
-  if (!quiet()) std::fputs(compress::format_prune_report(r).c_str(), stdout);
+  if (!quiet()) std::fputs(jobs::format_prune_report(r).c_str(), stdout);
   std::printf("wrote '%s': %lld -> %lld parameters\n", r.out.c_str(),
               static_cast<long long>(r.params_before), static_cast<long long>(r.params_after));
   return 0;

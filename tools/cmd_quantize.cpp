@@ -1,48 +1,53 @@
-// dsq quantize MODEL -o OUT.dsq --bits B --group G [--method M] [--sym|--asym] [--mse-clip]
-//              [--skip REGEX] [--json REPORT]
+// dsq quantize MODEL -o OUT.dsq (--scheme NAME | --bits B --group G [--sym|--asym]) [--method M]
+//              [--mse-clip] [--skip REGEX] [--json REPORT] [method options]
 #include <cstdio>
-#include <fstream>
 #include <string>
 
-#include "calibration/quantize.h"
+#include "jobs/quantize.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
-#include "lib/quant/quant_types.h"
 #include "tools/commands.h"
-#include "tools/quantize_calib_flags.h"
+#include "tools/quantize_flags.h"
 
 namespace dsq::tools {
 namespace {
 
 struct {
-  calibration::QuantizeOptions q;
-  int bits = 4;
-  int group = 128;
+  jobs::QuantizeOptions q;
+  int64_t bits = 4, group = 128;
   bool sym = false, asym = false;
-  std::string json_path;
+  std::string scheme, json_path;
+  MethodFlags method_flags;
+  CLI::Option *bits_opt = nullptr, *group_opt = nullptr, *scheme_opt = nullptr;
 } g_opts;
 
-std::string bits_help() {
-  std::string s = "Code width in bits: " + quant::supported_bits_list() + " (schemes:";
-  for (size_t i = 0; i < quant::kNumQuantTypes; ++i) s += " " + std::string(quant::kQuantTraits[i].name);
-  return s + ")";
+std::string scheme_help() {
+  std::string rows;
+  for (const auto& s : kSchemes) rows += (rows.empty() ? "" : ", ") + std::string(s.name);
+  return "Scheme by name, <row>_g<group> or <row>_perchannel, e.g. int4_asym_g128 (rows: " + rows +
+         "); replaces --bits/--group/--sym";
 }
 
 void add_options(CLI::App& sub) {
   auto& o = g_opts;
   sub.add_option("model", o.q.model_path, "Input model (HF directory, .safetensors, .gguf, llama2.c .bin, .dsq)")
       ->required();
-  sub.add_option("-o,--output", o.q.out_path, "Output .dsq file")->required();
-  sub.add_option("--bits", o.bits, bits_help())->capture_default_str();
-  sub.add_option("--group", o.group,
-                 "Group size along the input dimension: 32, 64, 128, 256, or 0 for one group per "
-                 "output channel")
-      ->capture_default_str();
-  sub.add_option("--method", o.q.method, "Quantization method: " + calibration::quant_method_names())
-      ->capture_default_str();
+  sub.add_option("-o,--output", o.q.out_path, "Output model (its extension picks the writer: .dsq)")
+      ->required();
+  o.scheme_opt = sub.add_option("--scheme", o.scheme, scheme_help());
+  o.bits_opt = sub.add_option("--bits", o.bits, "Code width in bits: " + supported_bits_list())
+                   ->capture_default_str();
+  o.group_opt = sub.add_option("--group", o.group,
+                               "Group size along the input dimension: " + supported_groups_list())
+                    ->capture_default_str();
   auto* sym = sub.add_flag("--sym", o.sym, "Symmetric: zero point fixed at 2^(bits-1), no zeros stored");
   auto* asym = sub.add_flag("--asym", o.asym, "Asymmetric: a u8 zero point per group (default)");
   sym->excludes(asym);
+  o.scheme_opt->excludes(o.bits_opt)->excludes(o.group_opt)->excludes(sym)->excludes(asym);
+  std::string methods;
+  for (const auto& m : jobs::quant_methods())
+    methods += "\n  " + std::string(m.name) + ": " + std::string(m.help);
+  sub.add_option("--method", o.q.method, "Quantization method:" + methods)->capture_default_str();
   sub.add_flag("--mse-clip", o.q.mse_clip,
                "Search a per-group clipping range (shrink to 0.5x) minimising squared error");
   sub.add_option("--skip", o.q.skip,
@@ -51,32 +56,25 @@ void add_options(CLI::App& sub) {
   sub.add_option("--json", o.json_path, "Write the per-tensor report as JSON to this file");
   sub.add_option("--zstd", o.q.zstd_level, "Compress tensors with zstd at this level (0 = off)")
       ->check(CLI::Range(0, 22));
-  add_calib_quantize_flags(sub);
+  o.method_flags.bind(sub);
 }
 
 int run() {
   auto& o = g_opts;
-  if (o.bits < 1 || o.bits > 8) throw UsageError("--bits must be one of " + quant::supported_bits_list());
-  if (o.group < 0) throw UsageError("--group must be 32, 64, 128, 256 or 0");
-  o.q.desc = QuantDesc{static_cast<uint8_t>(o.bits), static_cast<uint32_t>(o.group), o.sym};
+  o.q.desc = o.scheme_opt->count() ? make_quant_desc(o.scheme) : make_quant_desc(o.bits, o.group, o.sym);
   o.q.progress = !quiet();
-  apply_calib_quantize_flags(o.q);
-  const calibration::QuantizeReport r = calibration::quantize_model(o.q);
-  if (!o.json_path.empty()) {
-    std::ofstream f(o.json_path);
-    f << nlohmann::json(r).dump(2) << "\n";
-    if (!f) throw IoError("'" + o.json_path + "': cannot write report");
-  }
-  if (!quiet()) std::fputs(calibration::format_report(r).c_str(), stdout);
+  o.method_flags.apply(o.q);
+  const jobs::QuantizeReport r = jobs::run_quantize(o.q, o.json_path);
+  if (!quiet()) std::fputs(jobs::format_report(r).c_str(), stdout);
   std::printf("wrote '%s': %s, %s\n", o.q.out_path.c_str(), o.q.method.c_str(),
-              quant::desc_str(o.q.desc).c_str());
+              scheme_name(o.q.desc).c_str());
   return 0;
 }
 
 }  // namespace
 
 const Command kQuantizeCommand = {"quantize",
-                                  "Quantize the transformer blocks' linear weights (RTN, ...)",
+                                  "Quantize the transformer blocks' linear weights (RTN, GPTQ, AWQ)",
                                   add_options, run};
 
 }  // namespace dsq::tools

@@ -4,17 +4,14 @@
 #include <string>
 #include <vector>
 
+#include "jobs/report.h"
 #include "lib/core/log.h"
-#include "lib/report/html_report.h"
 #include "tools/commands.h"
 
 namespace dsq::tools {
 namespace {
 
-struct {
-  std::vector<std::string> inputs;
-  report::ReportOptions r;
-} g_opts;
+jobs::ReportJobOptions g_opts;
 
 void add_options(CLI::App& sub) {
   auto& o = g_opts;
@@ -22,18 +19,16 @@ void add_options(CLI::App& sub) {
                  "Reports from dsq eval/check/quantize --json; LABEL=FILE names the run (files "
                  "with the same label are merged into one run)")
       ->required();
-  sub.add_option("-o,--output", o.r.out_path, "Output HTML file")->required();
-  sub.add_option("--title", o.r.html.title, "Page title")->capture_default_str();
+  sub.add_option("-o,--output", o.out_path, "Output HTML file")->required();
+  sub.add_option("--title", o.title, "Page title")->capture_default_str();
 }
 
 int run() {
-  auto& o = g_opts;
-  for (const auto& a : o.inputs) o.r.inputs.push_back(report::parse_run_argument(a));
-  const std::vector<report::Run> runs = report::write_report(o.r);
+  const std::vector<report::Run> runs = jobs::run_report(g_opts);
   std::string labels;
   for (const auto& r : runs) labels += (labels.empty() ? "" : ", ") + r.label;
   if (!quiet())
-    std::printf("wrote '%s': %zu run%s (%s)\n", o.r.out_path.c_str(), runs.size(),
+    std::printf("wrote '%s': %zu run%s (%s)\n", g_opts.out_path.c_str(), runs.size(),
                 runs.size() == 1 ? "" : "s", labels.c_str());
   return 0;
 }

@@ -2,8 +2,7 @@
 //              [--calib-len L] [--seed S] [--json REPORT]
 #include <cstdio>
 
-#include "lib/compress/act_threshold.h"
-#include "lib/compress/sparsify.h"
+#include "jobs/sparsify.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
 #include "tools/compress_flags.h"
@@ -33,13 +32,13 @@ void add_options(CLI::App& sub) {
 
 int run() {
   auto& o = g_opts;
-  compress::SparsifyOptions so;
+  jobs::SparsifyOptions so;
   apply_compress_flags(o.f, &so);
   so.ratio = o.ratio;
-  so.targets = compress::parse_sparsify_targets(o.targets);
-  const compress::SparsifyReport r = compress::sparsify_model(so);
+  so.targets = o.targets;
+  const jobs::SparsifyReport r = jobs::run_sparsify(so);
   write_json_report(o.f, nlohmann::json(r));
-  if (!quiet()) std::fputs(compress::format_sparsify_report(r).c_str(), stdout);
+  if (!quiet()) std::fputs(jobs::format_sparsify_report(r).c_str(), stdout);
   std::printf("wrote '%s': thresholds on %zu linears\n", r.out.c_str(), r.thresholds.size());
   return 0;
 }

@@ -10,7 +10,7 @@ namespace dsq::tools {
 void add_compress_flags(CLI::App& sub, CompressFlags& f) {
   sub.add_option("model", f.model, "Input model (HF directory, .safetensors, .gguf, llama2.c .bin, .dsq)")
       ->required();
-  sub.add_option("-o,--output", f.out, "Output .dsq file")->required();
+  sub.add_option("-o,--output", f.out, "Output model (its extension picks the writer: .dsq)")->required();
   sub.add_option("--calib", f.calib.path,
                  "Calibration data: .u32 ids, .txt or .jsonl text (tokenized with the model's tokenizer)");
   sub.add_option("--calib-samples", f.calib.n_samples, "Calibration windows")->capture_default_str();
@@ -32,7 +32,7 @@ void write_json_report(const CompressFlags& f, const nlohmann::json& report) {
   if (!out) throw IoError("'" + f.json_path + "': cannot write report");
 }
 
-void apply_compress_flags(const CompressFlags& f, compress::CompressRunOptions* o) {
+void apply_compress_flags(const CompressFlags& f, jobs::CompressRunOptions* o) {
   o->model_path = f.model;
   o->out_path = f.out;
   o->calib = f.calib;

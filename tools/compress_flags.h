@@ -7,14 +7,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "calibration/calib_data.h"
-#include "lib/compress/compress_run.h"
+#include "jobs/compress_common.h"
 
 namespace dsq::tools {
 
 struct CompressFlags {
   std::string model, out, json_path;
-  calibration::CalibOptions calib;
+  jobs::CalibOptions calib;
   int64_t drift_samples = 16;
   int zstd_level = 0;
 };
@@ -22,7 +21,7 @@ struct CompressFlags {
 // Binds MODEL, -o, --calib, --calib-samples, --calib-len, --seed, --drift-samples, --zstd, --json.
 void add_compress_flags(CLI::App& sub, CompressFlags& f);
 // Copies the shared flags into a compression step's options (progress follows --quiet).
-void apply_compress_flags(const CompressFlags& f, compress::CompressRunOptions* o);
+void apply_compress_flags(const CompressFlags& f, jobs::CompressRunOptions* o);
 // Writes `report` to f.json_path when given (IoError when it cannot be written).
 void write_json_report(const CompressFlags& f, const nlohmann::json& report);
 

@@ -11,7 +11,6 @@
 
 #include <bit>
 #include <cstdint>
-#include <string>
 
 #include "lib/core/quant_layout.h"
 
@@ -22,7 +21,9 @@ static_assert(std::endian::native == std::endian::little, "the dsq format is lit
 inline constexpr char kMagic[8] = {'D', 'S', 'Q', 'M', 'O', 'D', 'E', 'L'};
 inline constexpr char kIndexMagic[4] = {'D', 'S', 'Q', 'I'};
 inline constexpr uint16_t kVersionMajor = 1;  // readers reject any other major version
-inline constexpr uint16_t kVersionMinor = 0;  // minor bumps only add optional fields
+// 1.1 added TensorRecord::quant_scheme. Minor bumps only add fields that 1.x readers may ignore:
+// schemes whose layout a 1.0 reader does not know are written with quant_bits 0, which it rejects.
+inline constexpr uint16_t kVersionMinor = 1;
 inline constexpr uint64_t kAlign = 64;        // tensor data offsets are multiples of this
 inline constexpr uint32_t kMaxDims = 8;
 
@@ -32,7 +33,7 @@ enum class Compression : uint8_t { kNone = 0, kZstd = 1 };
 struct Preamble {                  // 64 bytes at offset 0
   char magic[8];                   // "DSQMODEL"
   uint16_t version_major;          // 1
-  uint16_t version_minor;          // 0
+  uint16_t version_minor;          // 1 (files of 1.0 are read too)
   uint32_t flags;                  // 0 (reserved)
   uint64_t file_bytes;             // total file size: catches truncation
   uint64_t index_offset;           // absolute offset of the IndexHeader, multiple of 64
@@ -62,22 +63,12 @@ struct TensorRecord {              // 128 bytes each, after the IndexHeader
   uint64_t stored_bytes;           // bytes on disk (== raw_bytes when uncompressed)
   uint64_t raw_bytes;              // bytes of the tensor once decompressed
   uint64_t checksum;               // XXH64 (seed 0) of the raw (decompressed) bytes
-  uint8_t quant_bits;              // kQInt: 2, 3, 4 or 8; else 0
+  uint8_t quant_bits;              // kQInt grouped-integer schemes: 2, 3, 4 or 8; else 0
   uint8_t quant_sym;               // kQInt: 1 symmetric, 0 asymmetric; else 0
-  uint16_t reserved0;              // 0
+  uint16_t quant_scheme;           // kQInt: QuantScheme id (1.1; 0 in 1.0 files); else 0
   uint32_t quant_group;            // kQInt: group size along cols, 0 = per row; else 0
   uint64_t reserved1;              // 0
 };
 static_assert(sizeof(TensorRecord) == 128);
-
-// Informative scheme name stored in the JSON header: "q4_g128_asym", "q8_g0_sym" (g0 = per row).
-inline std::string scheme_name(const QuantDesc& q) {
-  std::string s = "q";  // appended piecewise: GCC 12 -Wrestrict misfires on "lit" + string&&
-  s += std::to_string(q.bits);
-  s += "_g";
-  s += std::to_string(q.group);
-  s += q.sym ? "_sym" : "_asym";
-  return s;
-}
 
 }  // namespace dsq::formats::dsqfile

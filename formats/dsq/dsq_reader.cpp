@@ -29,7 +29,7 @@ bool known_dtype(uint16_t v) { return v <= 8 || v == static_cast<uint16_t>(DType
 // Bytes of a kQInt blob, computed without overflow (nullopt when it would exceed 2^62).
 std::optional<uint64_t> qint_bytes(const QuantDesc& q, int64_t rows, int64_t cols) {
   using u128 = unsigned __int128;
-  const u128 row_code = (static_cast<u128>(cols) * q.bits + 7) / 8;
+  const u128 row_code = (static_cast<u128>(cols) * q.bits() + 7) / 8;
   const u128 group = q.group == 0 ? static_cast<u128>(cols) : q.group;
   const u128 n_groups = cols == 0 ? 0 : (static_cast<u128>(cols) + group - 1) / group;
   const u128 codes = row_code * static_cast<u128>(rows);
@@ -45,8 +45,33 @@ T load_pod(const std::byte* p) {
   return v;
 }
 
+// The scheme of a qint record: the quant_scheme id (format 1.1), which must agree with the bits and
+// symmetry also written for 1.0 readers; in 1.0 files the grouped-integer row of bits + sym.
+QuantDesc record_scheme(const std::string& tw, const TensorRecord& r, uint16_t minor) {
+  if (r.quant_sym > 1) throw FormatError(tw + ": quant_sym must be 0 or 1");
+  std::optional<QuantScheme> s;
+  if (minor == 0) {
+    if (r.quant_scheme != 0) throw FormatError(tw + ": reserved field is not 0 in a 1.0 file");
+    s = int_scheme(r.quant_bits, r.quant_sym == 1);
+    if (!s)
+      throw FormatError(tw + ": qint bits must be one of " + supported_bits_list() + ", got " +
+                        std::to_string(r.quant_bits));
+  } else {
+    s = scheme_from_id(r.quant_scheme);
+    if (!s) throw FormatError(tw + ": unknown quantization scheme id " + std::to_string(r.quant_scheme));
+    const SchemeInfo& info = scheme_info(*s);
+    const bool grouped = info.layout == SchemeLayout::kGroupedInt;
+    if (grouped ? (r.quant_bits != info.bits || (r.quant_sym == 1) == info.has_zero)
+                : (r.quant_bits != 0 || r.quant_sym != 0))
+      throw FormatError(tw + ": quant_bits " + std::to_string(r.quant_bits) + " / quant_sym " +
+                        std::to_string(r.quant_sym) + " disagree with scheme '" +
+                        std::string(info.name) + "'");
+  }
+  return QuantDesc(*s, r.quant_group);
+}
+
 DsqTensorInfo parse_record(const std::string& file, const TensorRecord& r, const std::byte* names,
-                           uint64_t names_bytes) {
+                           uint64_t names_bytes, uint16_t minor) {
   const std::string where = "'" + file + "'";
   if (r.name_bytes == 0 || r.name_offset > names_bytes || r.name_bytes > names_bytes - r.name_offset)
     throw FormatError(where + ": tensor name [" + std::to_string(r.name_offset) + ", +" +
@@ -73,16 +98,13 @@ DsqTensorInfo parse_record(const std::string& file, const TensorRecord& r, const
   t.compression = r.compression;
   uint64_t want;
   if (t.dtype == DType::kQInt) {
-    t.quant = {r.quant_bits, r.quant_group, r.quant_sym == 1};
-    if (r.quant_bits != 2 && r.quant_bits != 3 && r.quant_bits != 4 && r.quant_bits != 8)
-      throw FormatError(tw + ": qint bits must be 2, 3, 4 or 8, got " + std::to_string(r.quant_bits));
-    if (r.quant_sym > 1) throw FormatError(tw + ": quant_sym must be 0 or 1");
+    t.quant = record_scheme(tw, r, minor);
     if (r.ndim != 2) throw FormatError(tw + ": qint tensors must be 2-D, got " + shape_str(t.shape));
     const auto q = qint_bytes(t.quant, t.shape[0], t.shape[1]);
     if (!q) throw FormatError(tw + ": qint shape " + shape_str(t.shape) + " is too large");
     want = *q;
   } else {
-    if (r.quant_bits || r.quant_sym || r.quant_group)
+    if (r.quant_bits || r.quant_sym || r.quant_group || r.quant_scheme)
       throw FormatError(tw + ": quantization fields set on a " +
                         std::string(dtype_name(t.dtype)) + " tensor");
     const uint64_t es = dtype_size(t.dtype);
@@ -160,7 +182,7 @@ DsqIndex read_dsq_index(const MappedFile& f) {
   out.tensors.reserve(ih.n_tensors);
   for (uint32_t i = 0; i < ih.n_tensors; ++i) {
     const auto r = load_pod<TensorRecord>(recs + i * sizeof(TensorRecord));
-    DsqTensorInfo t = parse_record(f.path(), r, names, ih.names_bytes);
+    DsqTensorInfo t = parse_record(f.path(), r, names, ih.names_bytes, pre.version_minor);
     if (!seen.insert(t.name).second)
       throw FormatError(where + ": duplicate tensor '" + t.name + "'");
     if (t.data_offset < sizeof(Preamble) || t.data_offset > pre.index_offset ||

@@ -344,6 +344,7 @@ struct TensorInfo {
   unsigned quant_bits = 0;       // QINT only
   uint32_t quant_group = 0;      // QINT only; 0 = one group per row
   bool quant_sym = false;        // QINT only
+  uint16_t quant_scheme = 0;     // QINT only (format 1.1): the scheme id of docs/FORMAT.md
 };
 
 class Reader {
@@ -481,14 +482,24 @@ class Reader {
     t.quant_bits = r[112];
     t.quant_sym = r[113] != 0;
     t.quant_group = u32(r + 116);
+    t.quant_scheme = u16(r + 114);
     uint64_t want;
     if (t.dtype == QINT) {
+      // This reader knows the grouped-integer schemes (ids 0..7: int8/4/3/2, sym = even id); a
+      // scheme of another layout has quant_bits 0 and is refused below.
+      static const unsigned kSchemeBits[8] = {8, 8, 4, 4, 3, 3, 2, 2};
+      if (version_minor_ == 0 && t.quant_scheme != 0) fail(tw + "reserved field is not 0");
+      if (version_minor_ >= 1 && (t.quant_scheme > 7 || (t.quant_scheme % 2 == 0) != t.quant_sym ||
+                                  t.quant_bits != kSchemeBits[t.quant_scheme % 8]))
+        fail(tw + "quantization scheme " + std::to_string(t.quant_scheme) + " is not supported");
       if (ndim != 2 || (t.quant_bits != 2 && t.quant_bits != 3 && t.quant_bits != 4 && t.quant_bits != 8) ||
           r[113] > 1 || t.shape[1] > (int64_t(1) << 56))
         fail(tw + "bad qint description");
       want = qint_layout(t.quant_bits, t.quant_group, t.quant_sym, uint64_t(t.shape[0]),
                          uint64_t(t.shape[1])).total_bytes;
     } else {
+      if (t.quant_bits || r[113] || t.quant_group || t.quant_scheme)
+        fail(tw + "quantization fields set on a non-qint tensor");
       want = numel * dtype_bytes(t.dtype);
     }
     if (t.raw_bytes != want) fail(tw + "byte size does not match dtype and shape");

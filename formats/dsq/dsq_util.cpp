@@ -5,7 +5,7 @@
 namespace dsq::formats {
 
 std::string describe_dtype(DType t, const QuantDesc& q) {
-  if (t == DType::kQInt) return "qint(" + dsqfile::scheme_name(q) + ")";
+  if (t == DType::kQInt) return "qint(" + scheme_name(q) + ")";
   return std::string(dtype_name(t));
 }
 

@@ -65,8 +65,9 @@ std::string non_finite_msg(const std::string& where, DType dt, const std::byte* 
 
 void validate_quant(const std::string& where, const Tensor& t) {
   const QuantDesc& q = t.quant();
-  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
-    throw FormatError(where + ": qint bits must be 2, 3, 4 or 8, got " + std::to_string(q.bits));
+  if (!scheme_from_id(static_cast<uint16_t>(q.scheme)))
+    throw FormatError(where + ": unknown quantization scheme id " +
+                      std::to_string(static_cast<int>(q.scheme)));
   if (t.ndim() != 2)
     throw FormatError(where + ": qint tensors must be 2-D, got " + shape_str(t.shape()));
   const QuantLayout L = quant_layout(q, t.dim(0), t.dim(1));
@@ -78,12 +79,12 @@ void validate_quant(const std::string& where, const Tensor& t) {
     throw FormatError(where + ": scale " + std::to_string(bad) + " (row " +
                       std::to_string(bad / L.n_groups) + ", group " +
                       std::to_string(bad % L.n_groups) + ") is not finite");
-  if (!q.sym) {
+  if (!q.sym()) {
     const auto* zeros = reinterpret_cast<const uint8_t*>(t.bytes()) + L.zeros_offset;
     for (int64_t i = 0; i < n_scales; ++i)
-      if (zeros[i] >> q.bits)
+      if (zeros[i] >> q.bits())
         throw FormatError(where + ": zero point " + std::to_string(i) + " is " +
-                          std::to_string(zeros[i]) + ", more than " + std::to_string(q.bits) +
+                          std::to_string(zeros[i]) + ", more than " + std::to_string(q.bits()) +
                           "-bit codes allow");
   }
 }
@@ -156,8 +157,12 @@ void DsqWriter::add(const std::string& name, const Tensor& t, const nlohmann::js
   r.raw_bytes = t.nbytes();
   r.checksum = xxh64(t.bytes(), t.nbytes());
   if (qint) {
-    r.quant_bits = t.quant().bits;
-    r.quant_sym = t.quant().sym ? 1 : 0;
+    // bits and sym too, so 1.0 readers read grouped-integer schemes; 0 for other layouts, which
+    // 1.0 readers must refuse.
+    const bool grouped = t.quant().info().layout == SchemeLayout::kGroupedInt;
+    r.quant_bits = grouped ? t.quant().bits() : 0;
+    r.quant_sym = grouped && t.quant().sym() ? 1 : 0;
+    r.quant_scheme = static_cast<uint16_t>(t.quant().scheme);
     r.quant_group = t.quant().group;
   }
   std::string packed;
@@ -248,11 +253,6 @@ DsqWriteReport DsqWriter::finish() {
   return report_;
 }
 
-DType dsq_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast) {
-  if (!cast || !dtype_is_float(dtype)) return dtype;
-  return ndim >= 2 ? *cast : DType::kF32;
-}
-
 DsqWriteReport write_dsq(const WeightStore& ws, const std::string& path,
                          const DsqWriteOptions& opts) {
   if (opts.cast && *opts.cast != DType::kF32 && *opts.cast != DType::kF16 &&
@@ -264,12 +264,46 @@ DsqWriteReport write_dsq(const WeightStore& ws, const std::string& path,
   for (const auto& name : ws.names()) {
     const auto& e = ws.entry(name);
     Tensor t = e.load();
-    const DType to = dsq_cast_dtype(t.dtype(), t.ndim(), opts.cast);
+    const DType to = sink_cast_dtype(t.dtype(), t.ndim(), opts.cast);
     if (to != t.dtype()) t = t.to(to);
     w.add(name, t, e.attrs);
     if (bar) bar->add();
   }
   return w.finish();
+}
+
+int max_zstd_level() { return ZSTD_maxCLevel(); }
+
+namespace {
+
+class DsqSink : public ModelSink {
+ public:
+  DsqSink(const std::string& path, const WeightStore& src, const SinkOptions& o)
+      : cast_(o.cast), w_(path, dsq_header_for(src, write_options(o)), o.zstd_level) {}
+  void add(const std::string& name, const Tensor& t, const nlohmann::json& attrs) override {
+    const DType to = sink_cast_dtype(t.dtype(), t.ndim(), cast_);
+    w_.add(name, to == t.dtype() ? t : t.to(to), attrs);
+  }
+  SinkReport finish() override { return w_.finish(); }
+
+ private:
+  static DsqWriteOptions write_options(const SinkOptions& o) {
+    DsqWriteOptions w;
+    w.zstd_level = o.zstd_level;
+    w.cast = o.cast;
+    w.recipe = o.recipe;
+    w.progress = o.progress;
+    return w;
+  }
+  std::optional<DType> cast_;
+  DsqWriter w_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelSink> dsq_sink(const std::string& path, const WeightStore& src,
+                                    const SinkOptions& opts) {
+  return std::make_unique<DsqSink>(path, src, opts);
 }
 
 }  // namespace dsq::formats

@@ -5,23 +5,18 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "formats/sinks.h"
 #include "lib/core/weight_store.h"
 
 namespace dsq::formats {
 
-struct DsqWriteReport {
-  int64_t tensors = 0;
-  int64_t parameters = 0;      // elements (kQInt counted by logical shape)
-  uint64_t raw_bytes = 0;      // tensor bytes before compression
-  uint64_t stored_bytes = 0;   // tensor bytes on disk
-  uint64_t file_bytes = 0;     // the whole .dsq
-  int64_t compressed = 0;      // tensors stored with zstd
-};
+using DsqWriteReport = SinkReport;
 
 class DsqWriter {
  public:
@@ -70,15 +65,17 @@ struct DsqWriteOptions {
   bool progress = true;                // progress bar (silent unless a TTY)
 };
 
-// The dtype write_dsq stores for a tensor of `dtype` and `ndim` dims under `cast`.
-DType dsq_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast);
-
 // The header write_dsq stores for `ws`: config, tokenizer (files embedded as base64 when asked),
 // provenance (sources with sha256, dsq version, the previous provenance as "parent"), recipe.
 nlohmann::json dsq_header_for(const WeightStore& ws, const DsqWriteOptions& opts);
 
-// Streams every tensor of `ws` (in ws.names() order) through a DsqWriter.
+// Streams every tensor of `ws` (in ws.names() order, cast applied) through a DsqWriter.
 DsqWriteReport write_dsq(const WeightStore& ws, const std::string& path,
                          const DsqWriteOptions& opts = {});
+
+// The .dsq row of the format table's writer column (sinks.h): a DsqWriter with the header of
+// dsq_header_for(src) (tokenizer files embedded), casting as opts.cast says.
+std::unique_ptr<ModelSink> dsq_sink(const std::string& path, const WeightStore& src,
+                                    const SinkOptions& opts);
 
 }  // namespace dsq::formats

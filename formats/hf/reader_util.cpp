@@ -50,10 +50,10 @@ std::map<std::string, NameTarget, std::less<>> source_name_map(const ArchInfo& a
   std::map<std::string, NameTarget, std::less<>> out;
   for (const auto& row : arch.tensors) {
     const std::string_view pattern = col == NameColumn::kHf ? row.hf : row.gguf;
-    const int64_t n = row.per_layer ? n_layers : 1;
+    const int64_t n = row.per_layer() ? n_layers : 1;
     for (int64_t l = 0; l < n; ++l)
       out[expand_name(pattern, l)] =
-          NameTarget{expand_name(row.canonical, l), &row, row.per_layer ? l : -1};
+          NameTarget{expand_name(row.canonical, l), &row, row.per_layer() ? l : -1};
   }
   return out;
 }
@@ -106,7 +106,7 @@ namespace {
 const WeightStore::Entry* find_role(const std::vector<WeightStore::Entry>& entries,
                                     const ArchInfo& arch, TensorRole role) {
   for (const auto& row : arch.tensors)
-    if (row.role == role && !row.per_layer)
+    if (row.role == role && !row.per_layer())
       for (const auto& e : entries)
         if (e.name == row.canonical) return &e;
   return nullptr;
@@ -138,9 +138,9 @@ void add_in_canonical_order(WeightStore& ws, std::vector<WeightStore::Entry> ent
     if (!parse_block_name(e.name, &layer, &ignored)) layer = -1;
     for (int64_t i = 0; i < n_rows; ++i) {
       const auto& row = arch.tensors[static_cast<size_t>(i)];
-      if (row.per_layer != (layer >= 0)) continue;
+      if (row.per_layer() != (layer >= 0)) continue;
       if (expand_name(row.canonical, layer) == e.name) {
-        rank[e.name] = row.per_layer ? (layer + 1) * n_rows + i : i;
+        rank[e.name] = row.per_layer() ? (layer + 1) * n_rows + i : i;
         break;
       }
     }

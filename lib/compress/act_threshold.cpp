@@ -75,8 +75,11 @@ double AbsHistogram::quantile(double q) const {
   return std::ldexp(1.0, kMaxExp);
 }
 
-std::vector<std::string> parse_sparsify_targets(std::string_view list) {
-  static const std::vector<std::string> kGroups = {"attn_in", "attn_out", "ffn_in", "ffn_out"};
+std::vector<std::string> parse_sparsify_targets(const ArchInfo& arch, std::string_view list) {
+  // A group belongs to the sub-block of its linears; "attn"/"ffn" name all groups of one.
+  auto part_of = [&](const LinearGroup& g) { return arch.find(g.linears.front())->part; };
+  std::string valid = "attn, ffn";
+  for (const auto& g : arch.linear_groups) valid += ", " + std::string(g.name);
   std::vector<std::string> out;
   size_t pos = 0;
   while (pos <= list.size()) {
@@ -84,11 +87,12 @@ std::vector<std::string> parse_sparsify_targets(std::string_view list) {
     const std::string item(list.substr(pos, comma - pos));
     pos = comma + 1;
     std::vector<std::string> add;
-    if (item == "attn" || item == "ffn") add = {item + "_in", item + "_out"};
-    else if (std::find(kGroups.begin(), kGroups.end(), item) != kGroups.end()) add = {item};
-    else
-      throw UsageError("unknown sparsify target '" + item +
-                       "' (expected attn, ffn, attn_in, attn_out, ffn_in or ffn_out)");
+    for (const auto& g : arch.linear_groups)
+      if (g.name == item || (item == "attn" && part_of(g) == Part::kAttn) ||
+          (item == "ffn" && part_of(g) == Part::kFfn))
+        add.emplace_back(g.name);
+    if (add.empty())
+      throw UsageError("unknown sparsify target '" + item + "' (expected " + valid + ")");
     for (auto& g : add)
       if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
   }

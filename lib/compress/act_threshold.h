@@ -39,10 +39,10 @@ class AbsHistogram {
   int64_t count_ = 0;
 };
 
-// Which linear inputs get a threshold. Groups are the arch table's LinearGroups ("attn_in" =
-// q/k/v, "attn_out" = o, "ffn_in" = gate/up, "ffn_out" = down); "attn" and "ffn" name both groups
+// Which linear inputs get a threshold. Groups are the arch table's LinearGroups (Llama: "attn_in"
+// = q/k/v, "attn_out" = o, "ffn_in" = gate/up, "ffn_out" = down); "attn" and "ffn" name all groups
 // of a sub-block. Parses a comma list, throws UsageError listing the valid names.
-std::vector<std::string> parse_sparsify_targets(std::string_view list);
+std::vector<std::string> parse_sparsify_targets(const ArchInfo& arch, std::string_view list);
 
 // Observer accumulating one histogram per (layer, targeted group), keyed on the group's first
 // linear (the linears of a group share their input).

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <map>
 #include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -97,7 +99,11 @@ double col_abs(const Mat& m, int64_t c) {
   return s;
 }
 
-// Importance of input channel j of the consuming linear w (ffn_down or attn_output).
+// Squared entries of index i along `axis` (0: a row, 1: a column).
+double slice_sq(const Mat& m, int axis, int64_t i) { return axis == 0 ? row_sq(m, i) : col_sq(m, i); }
+
+// Importance of input channel j of the consuming linear w (arch.consumer_of: Llama's ffn_down or
+// attn_output).
 double channel_score(const Mat& w, int64_t j, const ChannelStats* x, bool fluctuation) {
   if (fluctuation) return x->variance(j) * col_sq(w, j);  // FLAP eq. 4
   return x->l2(j) * col_abs(w, j);                       // Wanda
@@ -191,21 +197,37 @@ void check_inputs(const WeightStore& src, const PruneOptions& o, const PruneStat
       throw UsageError("this pruning needs calibration statistics (--calib)");
   }
   for (const auto& n : src.names())
-    if (is_block_linear(n) && !dtype_is_float(src.entry(n).dtype))
+    if (is_block_linear(c, n) && !dtype_is_float(src.entry(n).dtype))
       throw UsageError("'" + src.entry(n).source + "': tensor '" + n + "' is " +
                        std::string(dtype_name(src.entry(n).dtype)) +
                        ": prune the float model, then quantize");
 }
 
-std::string tname(int64_t l, const char* s) { return "blk." + std::to_string(l) + "." + s; }
+// The linear rows of a layer with an axis of width `d`, with that axis (magnitude importance sums
+// their squared slices).
+std::vector<std::pair<const ArchTensor*, int>> axes_of(const ArchInfo& a, Dim d) {
+  std::vector<std::pair<const ArchTensor*, int>> out;
+  for (const ArchTensor* t : a.block_rows(TensorRole::kLinear))
+    for (int ax = 0; ax < static_cast<int>(t->shape.size()); ++ax)
+      if (t->shape[static_cast<size_t>(ax)] == d) out.emplace_back(t, ax);
+  return out;
+}
 
 }  // namespace
 
 PruneResult prune_weights(const WeightStore& src, const PruneOptions& o, const PruneStats* stats) {
   check_inputs(src, o, stats);
   const ModelConfig& c = src.config;
+  const ArchInfo& arch = arch_of(c);
   const int64_t L = c.n_layers, hd = c.head_dim;
   const bool act = o.importance == Importance::kActivation, fluct = o.bias_compensation;
+  // The linears reading the prunable channels (Llama: ffn_down for FFN channels, attn_output for
+  // the heads' outputs): activation importance and bias compensation are defined on them.
+  const ArchTensor* ffn_consumer = arch.consumer_of(Dim::kFfn);
+  const ArchTensor* head_consumer = arch.consumer_of(Dim::kQ);
+  if ((o.ffn_ratio > 0.0 && !ffn_consumer) || (o.head_ratio > 0.0 && !head_consumer))
+    throw UsageError("the " + c.arch + " architecture has no prunable FFN channels or heads");
+  auto name_of = [](int64_t l, const ArchTensor* t) { return expand_name(t->canonical, l); };
 
   // 1. Scores per layer from the unpruned weights (and statistics).
   Plan plan;
@@ -215,33 +237,48 @@ PruneResult prune_weights(const WeightStore& src, const PruneOptions& o, const P
     const LayerDims d = c.layer(l);
     const auto li = static_cast<size_t>(l);
     if (o.ffn_ratio > 0.0 && d.d_ff > 0) {
-      const Mat down = load_mat(src, tname(l, "ffn_down.weight"));
-      Mat gate, up;
-      if (!act) gate = load_mat(src, tname(l, "ffn_gate.weight")), up = load_mat(src, tname(l, "ffn_up.weight"));
-      for (int64_t ch = 0; ch < d.d_ff; ++ch)
-        plan.ffn[li].push_back(act ? channel_score(down, ch, &stats->ffn_out[li], fluct)
-                                   : row_sq(gate, ch) + row_sq(up, ch) + col_sq(down, ch));
+      std::vector<double>& sc = plan.ffn[li];
+      sc.assign(static_cast<size_t>(d.d_ff), 0.0);
+      if (act) {
+        const Mat down = load_mat(src, name_of(l, ffn_consumer));
+        for (int64_t ch = 0; ch < d.d_ff; ++ch)
+          sc[static_cast<size_t>(ch)] = channel_score(down, ch, &stats->ffn_out[li], fluct);
+      } else {  // every linear slice indexed by the channel (Llama: gate row + up row + down column)
+        for (const auto& [t, ax] : axes_of(arch, Dim::kFfn)) {
+          const Mat m = load_mat(src, name_of(l, t));
+          for (int64_t ch = 0; ch < d.d_ff; ++ch) sc[static_cast<size_t>(ch)] += slice_sq(m, ax, ch);
+        }
+      }
     }
     if (o.head_ratio > 0.0 && d.n_heads > 0) {
-      const Mat wo = load_mat(src, tname(l, "attn_output.weight"));
-      Mat wq;
-      if (!act) wq = load_mat(src, tname(l, "attn_q.weight"));
       std::vector<double> head(static_cast<size_t>(d.n_heads), 0.0);
-      for (int64_t h = 0; h < d.n_heads; ++h)
-        for (int64_t j = h * hd; j < (h + 1) * hd; ++j)
-          head[static_cast<size_t>(h)] += act ? channel_score(wo, j, &stats->attn_out[li], fluct)
-                                              : row_sq(wq, j) + col_sq(wo, j);
+      if (act) {
+        const Mat wo = load_mat(src, name_of(l, head_consumer));
+        for (int64_t h = 0; h < d.n_heads; ++h)
+          for (int64_t j = h * hd; j < (h + 1) * hd; ++j)
+            head[static_cast<size_t>(h)] += channel_score(wo, j, &stats->attn_out[li], fluct);
+      } else {  // Llama: q rows + o columns of the head
+        for (const auto& [t, ax] : axes_of(arch, Dim::kQ)) {
+          const Mat m = load_mat(src, name_of(l, t));
+          for (int64_t h = 0; h < d.n_heads; ++h)
+            for (int64_t j = h * hd; j < (h + 1) * hd; ++j)
+              head[static_cast<size_t>(h)] += slice_sq(m, ax, j);
+        }
+      }
       const int64_t group = d.n_heads / d.n_kv_heads;
       if (o.head_mode == HeadMode::kKvGroups) {
-        Mat wk, wv;
-        if (!act) wk = load_mat(src, tname(l, "attn_k.weight")), wv = load_mat(src, tname(l, "attn_v.weight"));
-        for (int64_t g = 0; g < d.n_kv_heads; ++g) {
-          double s = 0.0;
-          for (int64_t h = g * group; h < (g + 1) * group; ++h) s += head[static_cast<size_t>(h)];
-          if (!act)
-            for (int64_t r = g * hd; r < (g + 1) * hd; ++r) s += row_sq(wk, r) + row_sq(wv, r);
-          plan.heads[li].push_back(s);
-        }
+        std::vector<double> kv(static_cast<size_t>(d.n_kv_heads), 0.0);
+        for (int64_t g = 0; g < d.n_kv_heads; ++g)
+          for (int64_t h = g * group; h < (g + 1) * group; ++h)
+            kv[static_cast<size_t>(g)] += head[static_cast<size_t>(h)];
+        if (!act)  // Llama: + the k and v rows of the kv head
+          for (const auto& [t, ax] : axes_of(arch, Dim::kKv)) {
+            const Mat m = load_mat(src, name_of(l, t));
+            for (int64_t g = 0; g < d.n_kv_heads; ++g)
+              for (int64_t r = g * hd; r < (g + 1) * hd; ++r)
+                kv[static_cast<size_t>(g)] += slice_sq(m, ax, r);
+          }
+        plan.heads[li] = kv;
       } else {
         plan.heads[li] = head;
       }
@@ -278,7 +315,8 @@ PruneResult prune_weights(const WeightStore& src, const PruneOptions& o, const P
     for (int64_t i = 0; i < o.drop_layers; ++i) dropped[static_cast<size_t>(order[static_cast<size_t>(i)])] = true;
   }
 
-  // 3. Build the output store.
+  // 3. Build the output store: every tensor of a kept layer, in source order, selected along its
+  // prunable axes (the Dims of its table row), renamed to the layer's new index.
   PruneResult res;
   WeightStore& dst = res.store;
   dst.metadata = src.metadata;
@@ -289,12 +327,6 @@ PruneResult prune_weights(const WeightStore& src, const PruneOptions& o, const P
     WeightStore::Entry e = src.entry(from);
     e.name = to;
     dst.add(std::move(e));
-  };
-  // Adds tensor `to` replacing source `from`, keeping the source's dtype and attrs.
-  auto put = [&](const std::string& from, const std::string& to, Tensor t) {
-    const WeightStore::Entry& e = src.entry(from);
-    dst.add_tensor(to, std::move(t), e.source);
-    dst.entry(to).attrs = e.attrs;
   };
   auto numel = [](const WeightStore& ws, const std::string& prefix) {
     int64_t n = 0;
@@ -323,40 +355,14 @@ PruneResult prune_weights(const WeightStore& src, const PruneOptions& o, const P
     }
     const std::string dp = "blk." + std::to_string(out_l) + ".";
     LayerDims nd = d;
-    std::set<std::string> done;
-    auto put_layer = [&](const char* s, Tensor t) {
-      put(sp + s, dp + s, std::move(t));
-      done.insert(sp + s);
-    };
-    auto dtype_of = [&](const char* s) { return src.entry(sp + s).dtype; };
-    // Adds b + W[:, removed] * mean(X[removed]) as the output bias `s` of the consuming linear.
-    auto compensate = [&](const char* bias, const Mat& w, const Index& removed_cols,
-                          const ChannelStats& x) {
-      Tensor b(DType::kF32, {w.rows});
-      float* bp = b.mutable_data<float>();
-      if (src.has(sp + bias)) {
-        const Tensor old = src.get_f32(sp + bias);
-        std::copy_n(old.data<float>(), w.rows, bp);
-        done.insert(sp + bias);
-      }
-      for (int64_t r = 0; r < w.rows; ++r) {
-        double s = 0.0;
-        for (int64_t j : removed_cols) s += static_cast<double>(w.at(r, j)) * x.mean(j);
-        bp[r] += static_cast<float>(s);
-      }
-      dst.add_tensor(dp + bias, std::move(b), "<pruned>");
-      rep.bias_added = true;
-    };
-
+    // Kept indices per prunable Dim (absent: the axis is untouched).
+    std::map<Dim, Index> keep;
+    // Removed input channels of a consumer whose bias absorbs their mean (bias compensation).
+    std::map<const ArchTensor*, std::pair<Index, const ChannelStats*>> compensate;
     if (const Index& rm = plan.ffn_removed[li]; !rm.empty()) {
-      const Index keep = complement(rm, d.d_ff);
-      const Mat gate = load_mat(src, sp + "ffn_gate.weight"), up = load_mat(src, sp + "ffn_up.weight"),
-                down = load_mat(src, sp + "ffn_down.weight");
-      put_layer("ffn_gate.weight", select(gate, keep, 0, dtype_of("ffn_gate.weight")));
-      put_layer("ffn_up.weight", select(up, keep, 0, dtype_of("ffn_up.weight")));
-      put_layer("ffn_down.weight", select(down, keep, 1, dtype_of("ffn_down.weight")));
-      if (o.bias_compensation) compensate("ffn_down.bias", down, rm, stats->ffn_out[li]);
-      nd.d_ff = static_cast<int64_t>(keep.size());
+      keep[Dim::kFfn] = complement(rm, d.d_ff);
+      if (o.bias_compensation) compensate[ffn_consumer] = {rm, &stats->ffn_out[li]};
+      nd.d_ff = d.d_ff - static_cast<int64_t>(rm.size());
       rep.ffn_removed = static_cast<int64_t>(rm.size());
     }
     if (const Index& units = plan.units_removed[li]; !units.empty()) {
@@ -366,27 +372,64 @@ PruneResult prune_weights(const WeightStore& src, const PruneOptions& o, const P
         kv = units;
         heads = expand(units, group);
       }
-      const Index q_keep = complement(expand(heads, hd), d.n_heads * hd);
-      const Mat wq = load_mat(src, sp + "attn_q.weight"), wo = load_mat(src, sp + "attn_output.weight");
-      put_layer("attn_q.weight", select(wq, q_keep, 0, dtype_of("attn_q.weight")));
-      put_layer("attn_output.weight", select(wo, q_keep, 1, dtype_of("attn_output.weight")));
-      if (src.has(sp + "attn_q.bias"))
-        put_layer("attn_q.bias", select(load_mat(src, sp + "attn_q.bias"), q_keep, 0, dtype_of("attn_q.bias"), true));
-      if (!kv.empty()) {
-        const Index kv_keep = complement(expand(kv, hd), d.n_kv_heads * hd);
-        for (const char* s : {"attn_k.weight", "attn_v.weight", "attn_k.bias", "attn_v.bias"})
-          if (src.has(sp + s))
-            put_layer(s, select(load_mat(src, sp + s), kv_keep, 0, dtype_of(s),
-                                src.entry(sp + s).shape.size() == 1));
-      }
-      if (o.bias_compensation) compensate("attn_output.bias", wo, expand(heads, hd), stats->attn_out[li]);
+      keep[Dim::kQ] = complement(expand(heads, hd), d.n_heads * hd);
+      if (!kv.empty()) keep[Dim::kKv] = complement(expand(kv, hd), d.n_kv_heads * hd);
+      if (o.bias_compensation) compensate[head_consumer] = {expand(heads, hd), &stats->attn_out[li]};
       nd.n_heads = d.n_heads - static_cast<int64_t>(heads.size());
       nd.n_kv_heads = d.n_kv_heads - static_cast<int64_t>(kv.size());
       rep.removed_heads = heads;
       rep.removed_kv_heads = kv;
     }
-    for (const auto& name : src.names())  // everything else in the layer: renamed as is
-      if (name.rfind(sp, 0) == 0 && !done.count(name)) copy_entry(name, dp + name.substr(sp.size()));
+    // b + W[:, removed] * mean(X[removed]) as the output bias of consumer w (FLAP eq. 6).
+    auto compensated_bias = [&](const std::string& bname, const Mat& w, const Index& removed,
+                                const ChannelStats& x) {
+      Tensor b(DType::kF32, {w.rows});
+      float* bp = b.mutable_data<float>();
+      if (src.has(sp + bname)) std::copy_n(src.get_f32(sp + bname).data<float>(), w.rows, bp);
+      for (int64_t r = 0; r < w.rows; ++r) {
+        double s = 0.0;
+        for (int64_t j : removed) s += static_cast<double>(w.at(r, j)) * x.mean(j);
+        bp[r] += static_cast<float>(s);
+      }
+      rep.bias_added = true;
+      return b;
+    };
+    std::set<std::string> written;  // destination names
+    for (const auto& name : src.names()) {
+      if (name.rfind(sp, 0) != 0 || written.count(dp + name.substr(sp.size()))) continue;
+      const std::string rest = name.substr(sp.size()), to = dp + rest;
+      int64_t row_layer = 0;
+      const ArchTensor* row = find_tensor_row(c, name, &row_layer);
+      DSQ_ASSERT(row != nullptr, "validated store holds unknown tensor %s", name.c_str());
+      bool changed = false;
+      for (const Dim dim : row->shape) changed |= keep.count(dim) != 0;
+      const auto comp = compensate.find(row);
+      if (!changed && comp == compensate.end()) {
+        copy_entry(name, to);
+        written.insert(to);
+        continue;
+      }
+      const WeightStore::Entry& e = src.entry(name);
+      Mat m = load_mat(src, name);
+      Tensor t = m.t;
+      for (size_t ax = 0; ax < row->shape.size(); ++ax)
+        if (const auto k = keep.find(row->shape[ax]); k != keep.end()) {
+          t = select(m, k->second, static_cast<int>(ax), DType::kF32, row->shape.size() == 1);
+          m.t = t;
+          m.rows = t.dim(0);
+          m.cols = t.ndim() > 1 ? t.dim(1) : 1;
+        }
+      dst.add_tensor(to, e.dtype == DType::kF32 ? t : t.to(e.dtype), e.source);
+      dst.entry(to).attrs = e.attrs;
+      written.insert(to);
+      if (comp != compensate.end()) {  // the consumer's bias follows its weight
+        const std::string bname = std::string(row->short_name()) + ".bias";
+        const Mat w = load_mat(src, name);
+        dst.add_tensor(dp + bname, compensated_bias(bname, w, comp->second.first, *comp->second.second),
+                       "<pruned>");
+        written.insert(dp + bname);
+      }
+    }
     rep.layer = out_l;
     rep.after = nd;
     rep.params_after = numel(dst, dp);

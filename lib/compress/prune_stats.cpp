@@ -49,7 +49,12 @@ double PruneStats::influence(int64_t l) const {
   return 1.0 - cos_sum[i] / static_cast<double>(cos_rows[i]);
 }
 
-PruneStatsObserver::PruneStatsObserver(int64_t n_layers) {
+PruneStatsObserver::PruneStatsObserver(const ArchInfo& arch, int64_t n_layers) {
+  // The linears whose inputs are the prunable channels (Llama: attn_output, ffn_down).
+  const ArchTensor* heads = arch.consumer_of(Dim::kQ);
+  const ArchTensor* ffn = arch.consumer_of(Dim::kFfn);
+  if (heads) heads_consumer_ = heads->short_name();
+  if (ffn) ffn_consumer_ = ffn->short_name();
   const auto n = static_cast<size_t>(n_layers);
   stats_.attn_out.resize(n);
   stats_.ffn_out.resize(n);
@@ -59,8 +64,8 @@ PruneStatsObserver::PruneStatsObserver(int64_t n_layers) {
 
 void PruneStatsObserver::on_linear_input(int64_t layer, std::string_view name, model::ActView x) {
   if (layer < 0) return;
-  if (name == "attn_output") stats_.attn_out.at(static_cast<size_t>(layer)).add(x);
-  if (name == "ffn_down") stats_.ffn_out.at(static_cast<size_t>(layer)).add(x);
+  if (name == heads_consumer_) stats_.attn_out.at(static_cast<size_t>(layer)).add(x);
+  if (name == ffn_consumer_) stats_.ffn_out.at(static_cast<size_t>(layer)).add(x);
 }
 
 void PruneStatsObserver::on_block_input(int64_t /*layer*/, model::ActView h) {

@@ -1,5 +1,6 @@
 #include "lib/core/arch.h"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -86,7 +87,10 @@ void from_json(const json& j, ModelConfig& c) {
 
 void validate_config(const ModelConfig& c, const std::string& where) {
   auto bad = [&](const std::string& what) { throw ConfigError(where + ": " + what); };
-  require_arch(c.arch, where);
+  const ArchInfo& a = require_arch(c.arch, where);
+  if (c.qkv_bias != a.qkv_bias)
+    bad(strprintf("qkv_bias is %s but the %s architecture %s q/k/v biases",
+                  c.qkv_bias ? "true" : "false", c.arch.c_str(), a.qkv_bias ? "has" : "has no"));
   if (c.n_layers <= 0) bad("n_layers must be positive");
   if (c.d_model <= 0 || c.vocab_size <= 0) bad("d_model and vocab_size must be positive");
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) bad("head_dim must be positive and even");
@@ -107,59 +111,147 @@ void validate_config(const ModelConfig& c, const std::string& where) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The table. Adding a family = adding a row here.
-namespace {
-std::vector<ArchTensor> llama_like_tensors() {
-  using R = TensorRole;
-  using P = RopePermute;
-  return {
-      {"token_embd.weight", "model.embed_tokens.weight", "token_embd.weight", R::kEmbedding, P::kNone, false, false},
-      {"output_norm.weight", "model.norm.weight", "output_norm.weight", R::kNorm, P::kNone, false, false},
-      {"output.weight", "lm_head.weight", "output.weight", R::kClassifier, P::kNone, false, true},
-      {"blk.{L}.attn_norm.weight", "model.layers.{L}.input_layernorm.weight", "blk.{L}.attn_norm.weight", R::kNorm, P::kNone, true, false},
-      {"blk.{L}.attn_q.weight", "model.layers.{L}.self_attn.q_proj.weight", "blk.{L}.attn_q.weight", R::kLinear, P::kQ, true, false},
-      {"blk.{L}.attn_k.weight", "model.layers.{L}.self_attn.k_proj.weight", "blk.{L}.attn_k.weight", R::kLinear, P::kK, true, false},
-      {"blk.{L}.attn_v.weight", "model.layers.{L}.self_attn.v_proj.weight", "blk.{L}.attn_v.weight", R::kLinear, P::kNone, true, false},
-      {"blk.{L}.attn_q.bias", "model.layers.{L}.self_attn.q_proj.bias", "blk.{L}.attn_q.bias", R::kBias, P::kQ, true, true},
-      {"blk.{L}.attn_k.bias", "model.layers.{L}.self_attn.k_proj.bias", "blk.{L}.attn_k.bias", R::kBias, P::kK, true, true},
-      {"blk.{L}.attn_v.bias", "model.layers.{L}.self_attn.v_proj.bias", "blk.{L}.attn_v.bias", R::kBias, P::kNone, true, true},
-      {"blk.{L}.attn_output.weight", "model.layers.{L}.self_attn.o_proj.weight", "blk.{L}.attn_output.weight", R::kLinear, P::kNone, true, false},
-      {"blk.{L}.ffn_norm.weight", "model.layers.{L}.post_attention_layernorm.weight", "blk.{L}.ffn_norm.weight", R::kNorm, P::kNone, true, false},
-      {"blk.{L}.ffn_gate.weight", "model.layers.{L}.mlp.gate_proj.weight", "blk.{L}.ffn_gate.weight", R::kLinear, P::kNone, true, false},
-      {"blk.{L}.ffn_up.weight", "model.layers.{L}.mlp.up_proj.weight", "blk.{L}.ffn_up.weight", R::kLinear, P::kNone, true, false},
-      {"blk.{L}.ffn_down.weight", "model.layers.{L}.mlp.down_proj.weight", "blk.{L}.ffn_down.weight", R::kLinear, P::kNone, true, false},
-  };
+// Dims, rows and lookups.
+
+std::string_view dim_name(Dim d) {
+  switch (d) {
+    case Dim::kVocab: return "vocab_size";
+    case Dim::kModel: return "d_model";
+    case Dim::kHeadDim: return "head_dim";
+    case Dim::kQ: return "n_heads*head_dim";
+    case Dim::kKv: return "n_kv_heads*head_dim";
+    case Dim::kFfn: return "d_ff";
+  }
+  return "?";
 }
 
-std::vector<LinearGroup> llama_like_groups() {
-  return {
-      {"attn_in", "attn_norm", {"attn_q", "attn_k", "attn_v"}, {"attn_q", "attn_k"}},
-      {"attn_out", "attn_v", {"attn_output"}, {}, ChannelMap::kKvHeads},
-      {"ffn_in", "ffn_norm", {"ffn_gate", "ffn_up"}},
-      {"ffn_out", "ffn_up", {"ffn_down"}},
-  };
+int64_t dim_size(Dim d, const ModelConfig& c, const LayerDims& w) {
+  switch (d) {
+    case Dim::kVocab: return c.vocab_size;
+    case Dim::kModel: return c.d_model;
+    case Dim::kHeadDim: return c.head_dim;
+    case Dim::kQ: return w.n_heads * c.head_dim;
+    case Dim::kKv: return w.n_kv_heads * c.head_dim;
+    case Dim::kFfn: return w.d_ff;
+  }
+  return 0;
 }
+
+std::string_view ArchTensor::short_name() const {
+  if (!per_layer()) return canonical;
+  const std::string_view rest = canonical.substr(8);  // after "blk.{L}."
+  return rest.substr(0, rest.rfind('.'));
+}
+
+const ArchTensor* ArchInfo::find(std::string_view name) const {
+  for (const auto& t : tensors)
+    if (t.canonical == name || (t.per_layer() && t.role != TensorRole::kBias && t.short_name() == name))
+      return &t;
+  return nullptr;
+}
+
+const ArchTensor* ArchInfo::bias_of(std::string_view linear_short) const {
+  for (const auto& t : tensors)
+    if (t.role == TensorRole::kBias && t.short_name() == linear_short) return &t;
+  return nullptr;
+}
+
+const LinearGroup* ArchInfo::group(std::string_view name) const {
+  for (const auto& g : linear_groups)
+    if (g.name == name) return &g;
+  return nullptr;
+}
+
+std::vector<const ArchTensor*> ArchInfo::block_rows(TensorRole role) const {
+  std::vector<const ArchTensor*> out;
+  for (const auto& t : tensors)
+    if (t.per_layer() && t.role == role) out.push_back(&t);
+  return out;
+}
+
+const ArchTensor* ArchInfo::consumer_of(Dim d) const {
+  for (const ArchTensor* t : block_rows(TensorRole::kLinear))
+    if (t->shape.size() == 2 && t->shape[1] == d) return t;
+  return nullptr;
+}
+
+namespace {
+
+// The output axis of a producer (norm or linear) and the input axis of a group's linears decide
+// how a scale on the group's input folds into the producer.
+ChannelMap derive_channels(Dim producer_out, Dim consumer_in) {
+  if (producer_out == consumer_in) return ChannelMap::kIdentity;
+  if (producer_out == Dim::kKv && consumer_in == Dim::kQ) return ChannelMap::kKvHeads;
+  return ChannelMap::kNone;
+}
+
+// Derives the group fields of a row and checks that it is consistent; a bad row is a bug in the
+// table, so this asserts (tests/core/arch_table_test.cpp builds every row).
+ArchInfo finish_row(ArchInfo a) {
+  const char* an = a.name.data();
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    const ArchTensor& t = a.tensors[i];
+    DSQ_ASSERT(!t.shape.empty() && t.shape.size() <= 2, "%s: %s: bad shape rank", an, t.canonical.data());
+    const bool hf_l = t.hf.find("{L}") != std::string_view::npos;
+    const bool gg_l = t.gguf.find("{L}") != std::string_view::npos;
+    DSQ_ASSERT(hf_l == t.per_layer() && gg_l == t.per_layer(), "%s: %s: {L} in some patterns only",
+               an, t.canonical.data());
+    DSQ_ASSERT(t.per_layer() == (t.part != Part::kGlobal), "%s: %s: part and {L} disagree", an,
+               t.canonical.data());
+    for (size_t j = 0; j < i; ++j)
+      DSQ_ASSERT(a.tensors[j].canonical != t.canonical && a.tensors[j].hf != t.hf &&
+                     a.tensors[j].gguf != t.gguf,
+                 "%s: %s: duplicate name", an, t.canonical.data());
+    if (t.role == TensorRole::kLinear && t.per_layer()) {
+      LinearGroup* g = nullptr;
+      for (auto& x : a.linear_groups)
+        if (x.name == t.group) g = &x;
+      DSQ_ASSERT(g != nullptr, "%s: linear %s has no group", an, t.canonical.data());
+      DSQ_ASSERT(t.shape.size() == 2, "%s: linear %s is not 2-D", an, t.canonical.data());
+      g->linears.push_back(t.short_name());
+    }
+    if (t.role == TensorRole::kBias) {
+      const ArchTensor* w = a.find(t.short_name());
+      DSQ_ASSERT(w && w->role == TensorRole::kLinear && t.shape.size() == 1 &&
+                     t.shape[0] == w->shape[0],
+                 "%s: bias %s does not match a linear's rows", an, t.canonical.data());
+    }
+  }
+  for (auto& g : a.linear_groups) {
+    DSQ_ASSERT(!g.linears.empty(), "%s: group %s has no linears", an, g.name.data());
+    const Dim in = a.find(g.linears.front())->shape[1];
+    for (auto l : g.linears)
+      DSQ_ASSERT(a.find(l)->shape[1] == in, "%s: group %s: linears read different widths", an,
+                 g.name.data());
+    const ArchTensor* p = a.find(g.producer);
+    DSQ_ASSERT(p && (p->role == TensorRole::kNorm || p->role == TensorRole::kLinear),
+               "%s: group %s: producer %s is not a norm or linear", an, g.name.data(),
+               g.producer.data());
+    g.channels = derive_channels(p->shape[0], in);
+    for (auto l : g.no_clip)
+      DSQ_ASSERT(std::find(g.linears.begin(), g.linears.end(), l) != g.linears.end(),
+                 "%s: group %s: no_clip %s is not a member", an, g.name.data(), l.data());
+  }
+  // The engine's kinds compute with these tensors (lib/model/block.cpp).
+  for (auto n : {names::kAttnNorm, names::kAttnQ, names::kAttnK, names::kAttnV, names::kAttnOutput,
+                 names::kFfnNorm, names::kFfnGate, names::kFfnUp, names::kFfnDown, names::kTokenEmbd,
+                 names::kOutputNorm, names::kOutput})
+    DSQ_ASSERT(a.find(n) != nullptr, "%s: no %s row", an, n.data());
+  const ArchTensor* qb = a.bias_of(names::kAttnQ);
+  a.qkv_bias = qb && !qb->optional;
+  a.qk_norm = a.find(names::kAttnQNorm) != nullptr;
+  DSQ_ASSERT(a.qk_norm == (a.find(names::kAttnKNorm) != nullptr), "%s: q and k norms", an);
+  return a;
+}
+
 }  // namespace
 
 const std::vector<ArchInfo>& arch_table() {
-  static const std::vector<ArchInfo> table = {
-      {"llama",
-       {"LlamaForCausalLM", "MistralForCausalLM"},
-       {"llama", "mistral"},
-       "llama",
-       /*meta_rope_in_gguf=*/true,
-       /*qkv_bias=*/false,
-       llama_like_tensors(),
-       llama_like_groups()},
-      {"qwen2",
-       {"Qwen2ForCausalLM"},
-       {"qwen2"},
-       "qwen2",
-       /*meta_rope_in_gguf=*/false,  // llama.cpp keeps NEOX order for qwen2
-       /*qkv_bias=*/true,
-       llama_like_tensors(),
-       llama_like_groups()},
-  };
+  static const std::vector<ArchInfo> table = [] {
+    std::vector<ArchInfo> rows;
+    for (auto& a : detail::arch_rows()) rows.push_back(finish_row(std::move(a)));
+    return rows;
+  }();
   return table;
 }
 
@@ -193,6 +285,12 @@ const ArchInfo& require_arch(std::string_view name, const std::string& where) {
                     "' (supported: " + known + ")");
 }
 
+const ArchInfo& arch_of(const ModelConfig& c) {
+  const ArchInfo* a = find_arch(c.arch);
+  DSQ_ASSERT(a != nullptr, "unvalidated config: architecture '%s'", c.arch.c_str());
+  return *a;
+}
+
 std::string expand_name(std::string_view pattern, int64_t layer) {
   std::string out(pattern);
   const auto pos = out.find("{L}");
@@ -204,10 +302,14 @@ std::string linear_name(int64_t layer, std::string_view short_name) {
   return "blk." + std::to_string(layer) + "." + std::string(short_name) + ".weight";
 }
 
+std::string bias_name(int64_t layer, std::string_view short_name) {
+  return "blk." + std::to_string(layer) + "." + std::string(short_name) + ".bias";
+}
+
 bool parse_block_name(const std::string& canonical, int64_t* layer, std::string* short_name) {
   if (canonical.rfind("blk.", 0) != 0) return false;
   const auto dot = canonical.find('.', 4);
-  if (dot == std::string::npos || dot == 4) return false;
+  if (dot == std::string::npos || dot == 4 || dot > 4 + 9) return false;  // at most 9 digits
   int64_t l = 0;
   for (size_t i = 4; i < dot; ++i) {
     if (canonical[i] < '0' || canonical[i] > '9') return false;
@@ -220,38 +322,45 @@ bool parse_block_name(const std::string& canonical, int64_t* layer, std::string*
   return true;
 }
 
-bool is_block_linear(const std::string& canonical) {
-  int64_t l;
-  std::string s;
-  if (!parse_block_name(canonical, &l, &s)) return false;
-  if (canonical.size() < 7 || canonical.compare(canonical.size() - 7, 7, ".weight") != 0) return false;
-  return s == "attn_q" || s == "attn_k" || s == "attn_v" || s == "attn_output" ||
-         s == "ffn_gate" || s == "ffn_up" || s == "ffn_down";
+const ArchTensor* find_tensor_row(const ModelConfig& c, const std::string& name, int64_t* layer) {
+  const ArchInfo* a = find_arch(c.arch);
+  if (!a) return nullptr;
+  int64_t l = -1;
+  std::string pattern = name;
+  if (parse_block_name(name, &l, nullptr)) {
+    if (l < 0 || l >= c.n_layers) return nullptr;
+    pattern = "blk.{L}." + name.substr(name.find('.', 4) + 1);
+  }
+  for (const auto& t : a->tensors)
+    if (t.canonical == pattern) {
+      if (layer) *layer = t.per_layer() ? l : -1;
+      return &t;
+    }
+  return nullptr;
+}
+
+Shape row_shape(const ArchTensor& row, const ModelConfig& c, int64_t layer) {
+  const LayerDims w = row.per_layer() ? c.layer(layer) : LayerDims{c.n_heads, c.n_kv_heads, c.d_ff};
+  Shape s;
+  for (const Dim d : row.shape) s.push_back(dim_size(d, c, w));
+  return s;
 }
 
 std::optional<Shape> expected_shape(const ModelConfig& c, const std::string& name) {
-  const int64_t d = c.d_model;
-  if (name == "token_embd.weight" || name == "output.weight") return Shape{c.vocab_size, d};
-  if (name == "output_norm.weight") return Shape{d};
-  int64_t l;
-  std::string s;
-  if (!parse_block_name(name, &l, &s) || l < 0 || l >= c.n_layers) return std::nullopt;
-  const LayerDims w = c.layer(l);
-  const int64_t q = w.n_heads * c.head_dim, kv = w.n_kv_heads * c.head_dim;
-  const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-  if (bias) {
-    if (s == "attn_q") return Shape{q};
-    if (s == "attn_k" || s == "attn_v") return Shape{kv};
-    if (s == "attn_output" || s == "ffn_down") return Shape{d};  // pruning's bias compensation
-    return std::nullopt;
-  }
-  if (s == "attn_norm" || s == "ffn_norm") return Shape{d};
-  if (s == "attn_q") return Shape{q, d};
-  if (s == "attn_k" || s == "attn_v") return Shape{kv, d};
-  if (s == "attn_output") return Shape{d, q};
-  if (s == "ffn_gate" || s == "ffn_up") return Shape{w.d_ff, d};
-  if (s == "ffn_down") return Shape{d, w.d_ff};
-  return std::nullopt;
+  int64_t l = -1;
+  const ArchTensor* row = find_tensor_row(c, name, &l);
+  if (!row) return std::nullopt;
+  return row_shape(*row, c, l);
+}
+
+bool is_block_linear(const ModelConfig& c, const std::string& canonical) {
+  const ArchTensor* row = find_tensor_row(c, canonical);
+  return row && row->per_layer() && row->role == TensorRole::kLinear;
+}
+
+bool row_required(const ArchTensor& row, const ModelConfig& c) {
+  if (row.role == TensorRole::kClassifier) return !c.tied_embeddings;
+  return !row.optional;
 }
 
 void permute_meta_to_hf(const std::byte* src, std::byte* dst, int64_t n_heads, int64_t head_dim,

@@ -6,6 +6,8 @@
 // Groups run along cols: group g of row r covers cols [g*G, min((g+1)*G, cols)); the last group
 // of a row is ragged when cols % G != 0. G == 0 means one group per row (per output channel).
 //
+// The scheme (lib/core/quant_scheme.h) decides the layout; every row today is
+// SchemeLayout::kGroupedInt:
 // Blob layout (three sections, each starting at a multiple of 64 bytes from the blob start):
 //   codes  : rows x row_code_bytes bytes. Row r's codes are a little-endian bit stream of `bits`
 //            bits per weight, weight c at bit offset c*bits (LSB first), unsigned in [0, 2^bits).
@@ -19,15 +21,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "lib/core/quant_scheme.h"
+
 namespace dsq {
-
-struct QuantDesc {
-  uint8_t bits = 4;     // 2, 3, 4 or 8
-  uint32_t group = 0;   // group size along the input dim; 0 = per output channel
-  bool sym = false;     // symmetric: zero point fixed at 2^(bits-1), no zeros section
-
-  bool operator==(const QuantDesc&) const = default;
-};
 
 struct QuantLayout {
   int64_t rows = 0, cols = 0;
@@ -44,21 +40,29 @@ constexpr size_t kQuantSectionAlign = 64;
 
 inline size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
-inline QuantLayout quant_layout(const QuantDesc& d, int64_t rows, int64_t cols) {
+inline QuantLayout grouped_int_layout(const QuantDesc& d, int64_t rows, int64_t cols) {
   QuantLayout L;
   L.rows = rows;
   L.cols = cols;
   L.group = d.group == 0 ? cols : static_cast<int64_t>(d.group);
   L.n_groups = cols == 0 ? 0 : (cols + L.group - 1) / L.group;
-  L.row_code_bytes = (cols * d.bits + 7) / 8;
+  L.row_code_bytes = (cols * d.bits() + 7) / 8;
   L.codes_offset = 0;
   L.codes_bytes = static_cast<size_t>(rows * L.row_code_bytes);
   L.scales_offset = align_up(L.codes_bytes, kQuantSectionAlign);
   L.scales_bytes = static_cast<size_t>(rows * L.n_groups) * 2;
   L.zeros_offset = align_up(L.scales_offset + L.scales_bytes, kQuantSectionAlign);
-  L.zeros_bytes = d.sym ? 0 : static_cast<size_t>(rows * L.n_groups);
-  L.total_bytes = d.sym ? L.scales_offset + L.scales_bytes : L.zeros_offset + L.zeros_bytes;
+  L.zeros_bytes = d.sym() ? 0 : static_cast<size_t>(rows * L.n_groups);
+  L.total_bytes = d.sym() ? L.scales_offset + L.scales_bytes : L.zeros_offset + L.zeros_bytes;
   return L;
+}
+
+// The layout of a [rows, cols] matrix in scheme d (the row's SchemeLayout decides).
+inline QuantLayout quant_layout(const QuantDesc& d, int64_t rows, int64_t cols) {
+  switch (d.info().layout) {
+    case SchemeLayout::kGroupedInt: break;
+  }
+  return grouped_int_layout(d, rows, cols);
 }
 
 // Bits per weight actually stored (codes + scales + zeros), padding excluded.

@@ -127,16 +127,11 @@ void validate_against_config(const WeightStore& ws, const std::string& where) {
                        ", the config implies " + shape_str(*want));
   }
   for (const auto& t : arch.tensors) {
-    const int64_t nl = t.per_layer ? c.n_layers : 1;
+    if (!row_required(t, c)) continue;
+    const int64_t nl = t.per_layer() ? c.n_layers : 1;
     for (int64_t l = 0; l < nl; ++l) {
       const std::string name = expand_name(t.canonical, l);
-      bool required = !t.optional;
-      if (t.role == TensorRole::kBias) required = c.qkv_bias;
-      if (t.role == TensorRole::kClassifier) required = !c.tied_embeddings;
-      if (required && !ws.has(name))
-        throw FormatError(where + ": missing tensor '" + name + "'");
-      if (t.role == TensorRole::kBias && !c.qkv_bias && ws.has(name))
-        throw FormatError(where + ": tensor '" + name + "' present but the config has no qkv bias");
+      if (!ws.has(name)) throw FormatError(where + ": missing tensor '" + name + "'");
     }
   }
 }

@@ -4,34 +4,14 @@
 
 namespace dsq::model {
 
-namespace {
-
-constexpr const char* kNames[] = {"attn_q", "attn_k", "attn_v", "attn_output",
-                                  "ffn_gate", "ffn_up", "ffn_down"};
-
-const Linear& linear_of(const BlockWeights& b, int i) {
-  const Linear* all[] = {&b.attn_q,   &b.attn_k, &b.attn_v,   &b.attn_output,
-                         &b.ffn_gate, &b.ffn_up, &b.ffn_down};
-  return *all[i];
-}
-
-int linear_index(std::string_view name) {
-  for (int i = 0; i < 7; ++i)
-    if (name == kNames[i]) return i;
-  return -1;
-}
-
-}  // namespace
-
 SparsityMeter::SparsityMeter(const Model& m, Observer* next) : next_(next) {
   const int64_t n_layers = m.config().n_layers;
-  index_.assign(static_cast<size_t>(n_layers), std::vector<int64_t>(7, -1));
+  index_.resize(static_cast<size_t>(n_layers));
   for (int64_t l = 0; l < n_layers; ++l)
-    for (int i = 0; i < 7; ++i) {
-      const Linear& lin = linear_of(m.block(l), i);
+    for (const auto& [name, lin] : m.block(l).linears) {
       if (lin.empty() || lin.act_threshold() <= 0.0f) continue;
-      index_[static_cast<size_t>(l)][static_cast<size_t>(i)] = static_cast<int64_t>(entries_.size());
-      entries_.push_back(LinearSparsity{l, kNames[i], lin.act_threshold(), 0, 0});
+      index_[static_cast<size_t>(l)].emplace_back(name, static_cast<int64_t>(entries_.size()));
+      entries_.push_back(LinearSparsity{l, std::string(name), lin.act_threshold(), 0, 0});
     }
 }
 
@@ -42,9 +22,9 @@ double SparsityMeter::overall() const {
 }
 
 void SparsityMeter::on_linear_input(int64_t layer, std::string_view name, ActView x) {
-  const int i = linear_index(name);
-  if (layer >= 0 && layer < static_cast<int64_t>(index_.size()) && i >= 0) {
-    if (const int64_t k = index_[static_cast<size_t>(layer)][static_cast<size_t>(i)]; k >= 0) {
+  if (layer >= 0 && layer < static_cast<int64_t>(index_.size())) {
+    for (const auto& [lname, k] : index_[static_cast<size_t>(layer)]) {
+      if (lname != name) continue;
       LinearSparsity& e = entries_[static_cast<size_t>(k)];
       const int64_t n = x.rows * x.cols;
       int64_t zeros = 0;

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lib/model/model.h"
@@ -14,7 +16,7 @@ namespace dsq::model {
 
 struct LinearSparsity {
   int64_t layer = 0;
-  std::string name;        // short name: "attn_q", ..., "ffn_down"
+  std::string name;        // short name of the arch table: "attn_q", ..., "ffn_down"
   float threshold = 0.0f;  // |x| <= threshold is zeroed
   int64_t zeros = 0;       // input entries zeroed
   int64_t total = 0;       // input entries seen
@@ -39,7 +41,8 @@ class SparsityMeter : public Observer {
 
  private:
   std::vector<LinearSparsity> entries_;
-  std::vector<std::vector<int64_t>> index_;  // [layer][linear] -> entry, or -1
+  // [layer] -> (short name, entry) of its thresholded linears
+  std::vector<std::vector<std::pair<std::string_view, int64_t>>> index_;
   Observer* next_;
 };
 

@@ -27,37 +27,12 @@ void check_shape(const WeightStore& ws, const std::string& name) {
                      ", the config implies " + shape_str(*want));
 }
 
-Tensor load_norm(const WeightStore& ws, const std::string& name) {
-  check_shape(ws, name);
-  return ws.get_f32(name);
-}
-
-std::string bias_name(int64_t layer, const char* short_name) {
-  return "blk." + std::to_string(layer) + "." + short_name + ".bias";
-}
-
-// `bias`: the family requires one; otherwise an optional bias (structured pruning's bias
-// compensation on attn_output / ffn_down) is used when the store has it.
-Linear load_linear(const WeightStore& ws, int64_t layer, const char* short_name, bool bias) {
-  const std::string name = linear_name(layer, short_name);
-  check_shape(ws, name);
-  std::string bname = bias_name(layer, short_name);
-  if (bias || ws.has(bname))
-    check_shape(ws, bname);
-  else
-    bname.clear();
-  return Linear::load(ws, name, bname);
-}
-
 // The bias left of a sub-block that pruning removed entirely (0 heads or 0 d_ff): a constant
 // added to the residual stream. Empty when absent.
-Tensor load_orphan_bias(const WeightStore& ws, int64_t layer, const char* short_name) {
+Tensor load_orphan_bias(const WeightStore& ws, int64_t layer, std::string_view short_name) {
   const std::string name = bias_name(layer, short_name);
   if (!ws.has(name)) return {};
-  const auto& e = ws.entry(name);
-  if (e.shape != Shape{ws.config.d_model})
-    throw ShapeError("'" + e.source + "': tensor '" + name + "' has shape " + shape_str(e.shape) +
-                     ", expected [" + std::to_string(ws.config.d_model) + "]");
+  check_shape(ws, name);
   return ws.get_f32(name);
 }
 
@@ -70,7 +45,7 @@ void add_row_bias(float* h, const Tensor& bias, int64_t rows) {
 
 // Runs one linear with its observer hooks.
 void run_linear(const Linear& lin, const float* x, int64_t rows, float* y, Observer* obs,
-                int64_t layer, const char* name) {
+                int64_t layer, std::string_view name) {
   if (obs) obs->on_linear_input(layer, name, ActView{x, rows, lin.n_in()});
   lin.forward(x, rows, y);
   if (obs) obs->on_linear_output(layer, name, ActView{y, rows, lin.n_out()});
@@ -109,13 +84,8 @@ Linear* BlockWeights::linear(std::string_view short_name) {
 }
 
 const Linear* BlockWeights::linear(std::string_view short_name) const {
-  static const std::pair<std::string_view, Linear BlockWeights::*> kMembers[] = {
-      {"attn_q", &BlockWeights::attn_q},       {"attn_k", &BlockWeights::attn_k},
-      {"attn_v", &BlockWeights::attn_v},       {"attn_output", &BlockWeights::attn_output},
-      {"ffn_gate", &BlockWeights::ffn_gate},   {"ffn_up", &BlockWeights::ffn_up},
-      {"ffn_down", &BlockWeights::ffn_down}};
-  for (const auto& [name, member] : kMembers)
-    if (name == short_name) return &(this->*member);
+  for (const auto& [name, l] : linears)
+    if (name == short_name) return &l;
   return nullptr;
 }
 
@@ -124,9 +94,16 @@ Tensor* BlockWeights::norm(std::string_view short_name) {
 }
 
 const Tensor* BlockWeights::norm(std::string_view short_name) const {
-  if (short_name == "attn_norm") return &attn_norm;
-  if (short_name == "ffn_norm") return &ffn_norm;
+  for (const auto& [name, t] : norms)
+    if (name == short_name) return &t;
   return nullptr;
+}
+
+const Linear& BlockWeights::lin(std::string_view short_name) const {
+  const Linear* l = linear(short_name);
+  DSQ_ASSERT(l != nullptr && !l->empty(), "block %lld has no linear '%.*s'",
+             static_cast<long long>(layer), static_cast<int>(short_name.size()), short_name.data());
+  return *l;
 }
 
 BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
@@ -137,23 +114,31 @@ BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
   BlockWeights w;
   w.layer = layer;
   w.dims = c.layer(layer);
-  const std::string p = "blk." + std::to_string(layer) + ".";
-  if (w.has_attn()) {
-    w.attn_norm = load_norm(ws, p + "attn_norm.weight");
-    w.attn_q = load_linear(ws, layer, "attn_q", c.qkv_bias);
-    w.attn_k = load_linear(ws, layer, "attn_k", c.qkv_bias);
-    w.attn_v = load_linear(ws, layer, "attn_v", c.qkv_bias);
-    w.attn_output = load_linear(ws, layer, "attn_output", false);
-  } else {
-    w.attn_bias_only = load_orphan_bias(ws, layer, "attn_output");
-  }
-  if (w.has_ffn()) {
-    w.ffn_norm = load_norm(ws, p + "ffn_norm.weight");
-    w.ffn_gate = load_linear(ws, layer, "ffn_gate", false);
-    w.ffn_up = load_linear(ws, layer, "ffn_up", false);
-    w.ffn_down = load_linear(ws, layer, "ffn_down", false);
-  } else {
-    w.ffn_bias_only = load_orphan_bias(ws, layer, "ffn_down");
+  w.arch = &arch_of(c);
+  for (const ArchTensor& row : w.arch->tensors) {
+    if (!row.per_layer()) continue;
+    const bool live = row.part == Part::kAttn ? w.has_attn() : w.has_ffn();
+    const std::string_view s = row.short_name();
+    if (!live) {
+      // The output bias of a removed sub-block (the linear that writes the residual stream).
+      if (row.role == TensorRole::kBias && row.shape == std::vector<Dim>{Dim::kModel})
+        (row.part == Part::kAttn ? w.attn_bias_only : w.ffn_bias_only) =
+            load_orphan_bias(ws, layer, s);
+      continue;
+    }
+    const std::string name = expand_name(row.canonical, layer);
+    if (row.role == TensorRole::kNorm) {
+      check_shape(ws, name);
+      w.norms.emplace_back(s, ws.get_f32(name));
+    } else if (row.role == TensorRole::kLinear) {
+      check_shape(ws, name);
+      std::string bname;
+      if (const ArchTensor* b = w.arch->bias_of(s); b && (!b->optional || ws.has(bias_name(layer, s)))) {
+        bname = bias_name(layer, s);
+        check_shape(ws, bname);
+      }
+      w.linears.emplace_back(s, Linear::load(ws, name, bname));
+    }
   }
   return w;
 }
@@ -168,6 +153,11 @@ void rmsnorm(const float* x, const float* w, int64_t rows, int64_t d, double eps
     float* yr = y + r * d;
     for (int64_t i = 0; i < d; ++i) yr[i] = xr[i] * inv * w[i];
   }
+}
+
+void head_rmsnorm(float* x, const float* w, int64_t rows, int64_t n_heads, int64_t head_dim,
+                  double eps) {
+  rmsnorm(x, w, rows * n_heads, head_dim, eps, x);
 }
 
 void rope_inplace(float* x, int64_t B, int64_t T, int64_t n_heads, int64_t head_dim, int64_t pos0,
@@ -241,51 +231,80 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t ld
   }
 }
 
+namespace {
+
+// Attention of kind kGqa on xn = attn_norm(h), added into h.
+void attention_gqa(const BlockWeights& w, const ModelConfig& c, const float* xn, float* h,
+                   int64_t B, int64_t T, Observer* obs, LayerKV* kv, int64_t pos0) {
+  namespace n = names;
+  const int64_t rows = B * T, d = c.d_model, hd = c.head_dim, l = w.layer;
+  const int64_t nh = w.dims.n_heads, nkv = w.dims.n_kv_heads, wq = nh * hd, wkv = nkv * hd;
+  Buf q = alloc(rows * wq), k = alloc(rows * wkv), v = alloc(rows * wkv), att = alloc(rows * wq);
+  run_linear(w.lin(n::kAttnQ), xn, rows, q.data(), obs, l, n::kAttnQ);
+  run_linear(w.lin(n::kAttnK), xn, rows, k.data(), obs, l, n::kAttnK);
+  run_linear(w.lin(n::kAttnV), xn, rows, v.data(), obs, l, n::kAttnV);
+  if (const Tensor* qn = w.norm(n::kAttnQNorm))
+    head_rmsnorm(q.data(), qn->data<float>(), rows, nh, hd, c.rms_eps);
+  if (const Tensor* kn = w.norm(n::kAttnKNorm))
+    head_rmsnorm(k.data(), kn->data<float>(), rows, nkv, hd, c.rms_eps);
+  rope_inplace(q.data(), B, T, nh, hd, pos0, c.rope_theta);
+  rope_inplace(k.data(), B, T, nkv, hd, pos0, c.rope_theta);
+  if (kv) {
+    DSQ_ASSERT(static_cast<int64_t>(kv->k.size()) >= (pos0 + T) * wkv, "KV cache too small");
+    std::copy(k.begin(), k.end(), kv->k.begin() + pos0 * wkv);
+    std::copy(v.begin(), v.end(), kv->v.begin() + pos0 * wkv);
+    causal_attention(q.data(), kv->k.data(), kv->v.data(), wkv, T, pos0, nh, nkv, hd, att.data());
+  } else {
+    for (int64_t b = 0; b < B; ++b)
+      causal_attention(q.data() + b * T * wq, k.data() + b * T * wkv, v.data() + b * T * wkv, wkv,
+                       T, 0, nh, nkv, hd, att.data() + b * T * wq);
+  }
+  Buf o = alloc(rows * d);
+  run_linear(w.lin(n::kAttnOutput), att.data(), rows, o.data(), obs, l, n::kAttnOutput);
+  add_inplace(h, o.data(), rows * d);
+}
+
+// FFN of kind kDense on xn = ffn_norm(h), added into h.
+void ffn_dense(const BlockWeights& w, const ModelConfig& c, const float* xn, float* h,
+               int64_t rows, Observer* obs) {
+  namespace n = names;
+  const int64_t d = c.d_model, ff = w.dims.d_ff, l = w.layer;
+  Buf g = alloc(rows * ff), u = alloc(rows * ff);
+  run_linear(w.lin(n::kFfnGate), xn, rows, g.data(), obs, l, n::kFfnGate);
+  run_linear(w.lin(n::kFfnUp), xn, rows, u.data(), obs, l, n::kFfnUp);
+  const int64_t total = rows * ff;
+#pragma omp parallel for schedule(static) if (total > (1 << 18))
+  for (int64_t i = 0; i < total; ++i) {
+    const float gi = g[static_cast<size_t>(i)];
+    g[static_cast<size_t>(i)] = gi / (1.0f + std::exp(-gi)) * u[static_cast<size_t>(i)];
+  }
+  Buf o = alloc(rows * d);
+  run_linear(w.lin(n::kFfnDown), g.data(), rows, o.data(), obs, l, n::kFfnDown);
+  add_inplace(h, o.data(), rows * d);
+}
+
+}  // namespace
+
 void block_forward(const BlockWeights& w, const ModelConfig& c, float* h, int64_t B, int64_t T,
                    Observer* obs, LayerKV* kv, int64_t pos0) {
-  const int64_t rows = B * T, d = c.d_model, hd = c.head_dim, l = w.layer;
+  const int64_t rows = B * T, d = c.d_model, l = w.layer;
   DSQ_ASSERT(kv == nullptr || B == 1, "the KV-cache path takes one sequence");
+  DSQ_ASSERT(w.arch != nullptr, "block %lld was not loaded", static_cast<long long>(l));
   if (obs) obs->on_block_input(l, ActView{h, rows, d});
-  Buf xn = alloc(rows * d), o = alloc(rows * d);
+  Buf xn = alloc(rows * d);
   if (w.has_attn()) {
-    const int64_t nh = w.dims.n_heads, nkv = w.dims.n_kv_heads, wq = nh * hd, wkv = nkv * hd;
-    Buf q = alloc(rows * wq), k = alloc(rows * wkv), v = alloc(rows * wkv), att = alloc(rows * wq);
-    rmsnorm(h, w.attn_norm.data<float>(), rows, d, c.rms_eps, xn.data());
-    run_linear(w.attn_q, xn.data(), rows, q.data(), obs, l, "attn_q");
-    run_linear(w.attn_k, xn.data(), rows, k.data(), obs, l, "attn_k");
-    run_linear(w.attn_v, xn.data(), rows, v.data(), obs, l, "attn_v");
-    rope_inplace(q.data(), B, T, nh, hd, pos0, c.rope_theta);
-    rope_inplace(k.data(), B, T, nkv, hd, pos0, c.rope_theta);
-    if (kv) {
-      DSQ_ASSERT(static_cast<int64_t>(kv->k.size()) >= (pos0 + T) * wkv, "KV cache too small");
-      std::copy(k.begin(), k.end(), kv->k.begin() + pos0 * wkv);
-      std::copy(v.begin(), v.end(), kv->v.begin() + pos0 * wkv);
-      causal_attention(q.data(), kv->k.data(), kv->v.data(), wkv, T, pos0, nh, nkv, hd,
-                       att.data());
-    } else {
-      for (int64_t b = 0; b < B; ++b)
-        causal_attention(q.data() + b * T * wq, k.data() + b * T * wkv, v.data() + b * T * wkv,
-                         wkv, T, 0, nh, nkv, hd, att.data() + b * T * wq);
+    rmsnorm(h, w.norm(names::kAttnNorm)->data<float>(), rows, d, c.rms_eps, xn.data());
+    switch (w.arch->attn) {
+      case AttnKind::kGqa: attention_gqa(w, c, xn.data(), h, B, T, obs, kv, pos0); break;
     }
-    run_linear(w.attn_output, att.data(), rows, o.data(), obs, l, "attn_output");
-    add_inplace(h, o.data(), rows * d);
   } else if (!w.attn_bias_only.empty()) {
     add_row_bias(h, w.attn_bias_only, rows);
   }
   if (w.has_ffn()) {
-    const int64_t ff = w.dims.d_ff;
-    Buf g = alloc(rows * ff), u = alloc(rows * ff);
-    rmsnorm(h, w.ffn_norm.data<float>(), rows, d, c.rms_eps, xn.data());
-    run_linear(w.ffn_gate, xn.data(), rows, g.data(), obs, l, "ffn_gate");
-    run_linear(w.ffn_up, xn.data(), rows, u.data(), obs, l, "ffn_up");
-    const int64_t n = rows * ff;
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
-    for (int64_t i = 0; i < n; ++i) {
-      const float gi = g[static_cast<size_t>(i)];
-      g[static_cast<size_t>(i)] = gi / (1.0f + std::exp(-gi)) * u[static_cast<size_t>(i)];
+    rmsnorm(h, w.norm(names::kFfnNorm)->data<float>(), rows, d, c.rms_eps, xn.data());
+    switch (w.arch->ffn) {
+      case FfnKind::kDense: ffn_dense(w, c, xn.data(), h, rows, obs); break;
     }
-    run_linear(w.ffn_down, g.data(), rows, o.data(), obs, l, "ffn_down");
-    add_inplace(h, o.data(), rows * d);
   } else if (!w.ffn_bias_only.empty()) {
     add_row_bias(h, w.ffn_bias_only, rows);
   }

@@ -1,8 +1,11 @@
-// One transformer block of the Llama family (Llama, Mistral, Qwen2): pre-norm attention with
-// GQA and RoPE, then a pre-norm SwiGLU FFN, both added to the residual stream.
+// One transformer block, as the architecture table declares it (lib/core/arch.h): a pre-norm
+// attention sub-block of the row's AttnKind and a pre-norm FFN sub-block of its FfnKind, both added
+// to the residual stream. The kinds implemented here:
 //
-//   h += attn_output( attention( rope(attn_q(n)), rope(attn_k(n)), attn_v(n) ) ), n = rmsnorm(h)
-//   h += ffn_down( silu(ffn_gate(n)) * ffn_up(n) ),                               n = rmsnorm(h)
+//   kGqa:   h += attn_output( attention( rope(qn(attn_q(n))), rope(kn(attn_k(n))), attn_v(n) ) ),
+//           n = rmsnorm(h); qn/kn are per-head RMSNorms when the row has attn_q_norm/attn_k_norm
+//           (Qwen3), identity otherwise
+//   kDense: h += ffn_down( silu(ffn_gate(n)) * ffn_up(n) ),                   n = rmsnorm(h)
 //
 // A block is loadable on its own (BlockWeights::load), so the layer-by-layer calibration pipeline
 // can hold one block in memory and stream hidden states [B*T, d_model] through it.
@@ -10,6 +13,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lib/core/arch.h"
@@ -21,23 +25,25 @@ namespace dsq::model {
 
 struct BlockWeights {
   int64_t layer = 0;
-  LayerDims dims;   // effective widths: n_heads == 0 skips attention, d_ff == 0 skips the FFN
-  Tensor attn_norm;  // f32 [d_model] (empty when the attention is skipped)
-  Tensor ffn_norm;   // f32 [d_model] (empty when the FFN is skipped)
-  Linear attn_q, attn_k, attn_v, attn_output;  // [n_heads*hd, d], [n_kv*hd, d] x2, [d, n_heads*hd]
-  Linear ffn_gate, ffn_up, ffn_down;           // [d_ff, d] x2, [d, d_ff]
-  // attn_output.bias / ffn_down.bias (optional, from pruning's bias compensation) ride on the
-  // linears above; when pruning removed the whole sub-block, its bias alone is kept here
-  // (f32 [d_model], added to every row) and the sub-block is otherwise skipped.
+  LayerDims dims;  // effective widths: n_heads == 0 skips attention, d_ff == 0 skips the FFN
+  const ArchInfo* arch = nullptr;
+  // The block's linears (with their biases) and norms, keyed by the table's short names, in table
+  // order; a pruned-away sub-block contributes none.
+  std::vector<std::pair<std::string_view, Linear>> linears;
+  std::vector<std::pair<std::string_view, Tensor>> norms;  // f32
+  // When pruning removed a whole sub-block, its output bias alone is kept (f32 [d_model], added
+  // to every row: pruning's bias compensation) and the sub-block is otherwise skipped.
   Tensor attn_bias_only, ffn_bias_only;
 
   bool has_attn() const { return dims.n_heads > 0; }
-  // The member linear / norm of a short name ("attn_q", "ffn_norm"); nullptr for other names.
+  bool has_ffn() const { return dims.d_ff > 0; }
+  // The linear / norm of a short name ("attn_q", "ffn_norm"); nullptr when the block has none.
   Linear* linear(std::string_view short_name);
   const Linear* linear(std::string_view short_name) const;
   Tensor* norm(std::string_view short_name);
   const Tensor* norm(std::string_view short_name) const;
-  bool has_ffn() const { return dims.d_ff > 0; }
+  // The linear of a short name the block's kind requires (asserts it is loaded).
+  const Linear& lin(std::string_view short_name) const;
   // Loads block `layer` of ws (canonical names, see arch.h). Throws on missing tensors or shapes
   // that disagree with ws.config.
   static BlockWeights load(const WeightStore& ws, int64_t layer);
@@ -57,6 +63,11 @@ struct KVCache {
 
 // RMSNorm of rows x[rows, d] into y (may alias x): y = x / sqrt(mean(x^2) + eps) * w.
 void rmsnorm(const float* x, const float* w, int64_t rows, int64_t d, double eps, float* y);
+
+// Per-head RMSNorm in place: each of the rows*n_heads vectors of head_dim entries of
+// x[rows, n_heads*head_dim] is normalised and multiplied by w[head_dim] (Qwen3's q_norm/k_norm).
+void head_rmsnorm(float* x, const float* w, int64_t rows, int64_t n_heads, int64_t head_dim,
+                  double eps);
 
 // Applies RoPE in place to x[rows, n_heads*head_dim] (rotate_half pairing (i, i + head_dim/2)),
 // row r at position pos0 + (r % T): rows are B sequences of T tokens.

@@ -40,7 +40,7 @@ std::vector<int64_t> kv_head_map(const BlockWeights& b, const ModelConfig& c, in
 std::vector<int64_t> fold_channel_map(const BlockWeights& b, const ModelConfig& c,
                                       const LinearGroup& g, int64_t* n_producer) {
   const int64_t n_in = group_width(b, g);
-  if (n_in <= 0) return {};
+  if (n_in <= 0 || g.channels == ChannelMap::kNone) return {};
   int64_t n_prod = 0;
   if (const Tensor* norm = b.norm(g.producer)) {
     if (norm->empty()) return {};

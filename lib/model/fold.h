@@ -5,8 +5,9 @@
 //
 //   producer is a norm (attn_norm, ffn_norm): norm weight_c /= s_c, and the group reads x / s.
 //   producer is a linear (attn_v, ffn_up): its rows (and bias) c /= s_c. How the consumer's input
-//     channels derive from the producer's output channels is declared by LinearGroup::channels in
-//     the architecture table and follows the block's computation (block.h):
+//     channels derive from the producer's output channels is LinearGroup::channels, which the
+//     architecture table derives from the Dims of the two axes, and follows the block's
+//     computation (block.h):
 //       attn_v -> attn_output: attention mixes positions, not channels, and q-head h reads
 //         kv-head h / (n_heads / n_kv_heads), so attn_output input channel h*hd + i comes from
 //         value channel (h / rep)*hd + i: channels of q-heads sharing a kv-head share one scale

@@ -40,9 +40,9 @@ void clip_range(const float* w, int64_t n, float p, float* lo, float* hi) {
 // dequant(quant(clamp(w, lo, hi))) of one group into out; returns the params.
 GroupParams quantize_group(const float* w, int64_t n, float lo, float hi, const QuantDesc& d,
                            float* out) {
-  const GroupParams p = params_for_range(lo, hi, d);
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = dequantize_value(quantize_value(std::clamp(w[i], lo, hi), p, d.bits), p);
+  const QuantTraits& row = quant_traits(d);
+  const GroupParams p = row.fit_range(lo, hi);
+  row.encode_group(w, n, lo, hi, p, nullptr, out);
   return p;
 }
 
@@ -196,6 +196,7 @@ Tensor quantize_clipped(const float* w, int64_t rows, int64_t cols, const QuantD
                         const float* ratios, QuantErrorStats* stats) {
   Tensor out = make_quant_tensor(rows, cols, d);
   QuantMatrix qm(out);
+  const QuantTraits& row = qm.row();
   const int64_t G = qm.group(), ng = qm.n_groups();
   std::vector<double> err(static_cast<size_t>(rows)), nrm(err.size());
 #pragma omp parallel for schedule(static) if (rows * cols >= (int64_t{1} << 15))
@@ -206,12 +207,15 @@ Tensor quantize_clipped(const float* w, int64_t rows, int64_t cols, const QuantD
       const float* wg = w + r * cols + c0;
       float lo, hi;
       clip_range(wg, len, ratios ? ratios[r * ng + g] : 1.0f, &lo, &hi);
-      const GroupParams p = params_for_range(lo, hi, d);
+      const GroupParams p = row.fit_range(lo, hi);
       qm.set_params(r, g, p);
+      uint32_t codes[256];
+      float deq[256];
       for (int64_t k = 0; k < len; ++k) {
-        const uint32_t code = quantize_value(std::clamp(wg[k], lo, hi), p, d.bits);
+        if (k % 256 == 0) row.encode_group(wg + k, std::min<int64_t>(256, len - k), lo, hi, p, codes, deq);
+        const uint32_t code = codes[k % 256];
         qm.set_code(r, c0 + k, code);
-        const double x = wg[k], dx = x - static_cast<double>(dequantize_value(code, p));
+        const double x = wg[k], dx = x - static_cast<double>(deq[k % 256]);
         e += dx * dx;
         nn += x * x;
       }

@@ -11,7 +11,35 @@
 namespace dsq::quant::detail {
 
 template <int Bits, bool Sym>
-constexpr QuantDesc kDesc{static_cast<uint8_t>(Bits), 0, Sym};
+const QuantDesc& desc_of() {
+  static const QuantDesc d(Bits, 0, Sym);
+  return d;
+}
+
+// The per-group codec of a grouped-integer row (QuantTraits::fit ... decode).
+template <int Bits, bool Sym>
+GroupParams fit(const float* w, int64_t n, const float* importance, bool mse_clip) {
+  return fit_group(w, n, desc_of<Bits, Sym>(), importance, mse_clip);
+}
+template <int Bits, bool Sym>
+GroupParams fit_range(float lo, float hi) {
+  return params_for_range(lo, hi, desc_of<Bits, Sym>());
+}
+template <int Bits, bool Sym>
+uint32_t encode(float w, GroupParams p) {
+  return quantize_value(w, p, Bits);
+}
+inline float decode(uint32_t code, GroupParams p) { return dequantize_value(code, p); }
+template <int Bits, bool Sym>
+void encode_group(const float* w, int64_t n, float lo, float hi, GroupParams p, uint32_t* codes,
+                  float* deq) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = w[i] < lo ? lo : (w[i] > hi ? hi : w[i]);
+    const uint32_t q = quantize_value(x, p, Bits);
+    if (codes) codes[i] = q;
+    if (deq) deq[i] = dequantize_value(q, p);
+  }
+}
 
 inline GroupParams load_params(QRowView q, int64_t g, int bits) {
   GroupParams p;
@@ -61,7 +89,7 @@ void quantize_row_impl(const float* w, const float* importance, bool mse_clip, i
   uint8_t codes[256];
   for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
     const int64_t n = cols - c0 < group ? cols - c0 : group;
-    const GroupParams p = fit_group(w + c0, n, kDesc<Bits, Sym>, importance ? importance + c0 : nullptr,
+    const GroupParams p = fit_group(w + c0, n, desc_of<Bits, Sym>(), importance ? importance + c0 : nullptr,
                                     mse_clip);
     // Chunks of 256 codes keep the buffer on the stack for per-channel groups (256*Bits % 8 == 0).
     for (int64_t k0 = 0; k0 < n; k0 += 256) {

@@ -98,8 +98,8 @@ Tensor gptq_quantize(const float* w_in, int64_t rows, int64_t cols, const double
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t g = 0; g < qm.n_groups(); ++g) {
         const int64_t c0 = g * G, n = std::min(G, cols - c0);
-        qm.set_params(r, g, fit_group(&w[static_cast<size_t>(r * cols + c0)], n, d, nullptr,
-                                      opts.mse_clip));
+        qm.set_params(r, g, qm.row().fit(&w[static_cast<size_t>(r * cols + c0)], n, nullptr,
+                                         opts.mse_clip));
       }
     }
   }
@@ -133,7 +133,7 @@ Tensor gptq_quantize(const float* w_in, int64_t rows, int64_t cols, const double
         const int64_t c = perm[static_cast<size_t>(i)];
         if (!static_groups && c % G == 0) {
           const int64_t n = std::min(G, cols - c);
-          qm.set_params(r, c / G, fit_group(wr + i, n, d, nullptr, opts.mse_clip));
+          qm.set_params(r, c / G, qm.row().fit(wr + i, n, nullptr, opts.mse_clip));
         }
         const float q = qm.quantize_store(r, c, wr[i]);
         deq[static_cast<size_t>(r * cols + c)] = q;

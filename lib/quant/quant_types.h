@@ -1,12 +1,14 @@
-// The quantization scheme table (rows in quant_types.def). Every consumer (the CLI's --bits/--sym
-// choices and help text, the format writer, the kernels, the tests) iterates kQuantTraits, so a
-// new scheme is one new row plus its codec instantiation.
+// The codecs of the quantization scheme table (rows in lib/core/quant_schemes.def; the on-disk id,
+// name and layout of each row are in lib/core/quant_scheme.h). Every consumer (the CLI's choices
+// and help text, the quantizers, the kernels, the tests) asks a row through quant_traits(), so a new
+// scheme is one new row plus its codec instantiation here.
 //
-// A scheme quantizes a [rows, cols] matrix in groups of G consecutive input columns per row
-// (G = cols when QuantDesc::group == 0), in the packed layout of lib/core/quant_layout.h:
+// The grouped-integer rows quantize a [rows, cols] matrix in groups of G consecutive input columns
+// per row (G = cols when QuantDesc::group == 0), in the packed layout of lib/core/quant_layout.h:
 //   w[r][c] ~= scale[r][g] * (code[r][c] - zero[r][g]),  g = c / G,
 // scale an f16, zero a u8 (fixed at 2^(bits-1) for symmetric schemes), code in [0, 2^bits).
-// Per-group parameter fitting and single-value coding (for GPTQ/AWQ) are in rtn.h.
+// Solvers never code a value themselves: RTN, GPTQ and AWQ fit, encode and decode through the
+// row's per-group codec (fit, fit_range, encode_group, encode, decode).
 #pragma once
 
 #include <cstdint>
@@ -15,14 +17,18 @@
 #include <string_view>
 
 #include "lib/core/quant_layout.h"
+#include "lib/core/quant_scheme.h"
 
 namespace dsq::quant {
 
-// On-disk enum: explicit values, never reused.
-enum class QuantType : uint16_t {
-#define DSQ_QUANT_TYPE(e, value, name, bits, sym) e = value,
-#include "lib/quant/quant_types.def"
-#undef DSQ_QUANT_TYPE
+using QuantType = QuantScheme;  // the row id (lib/core/quant_scheme.h)
+
+// Parameters of one group. `scale` is always exactly representable as an f16 (it is stored as
+// one); `zero` is 2^(bits-1) for symmetric schemes.
+struct GroupParams {
+  float scale = 0.0f;
+  uint8_t zero = 0;
+  bool operator==(const GroupParams&) const = default;
 };
 
 // One packed row of a kQInt matrix: its code bit stream and its per-group scales / zeros.
@@ -55,6 +61,19 @@ struct QuantTraits {
   std::string_view name;  // "int4_asym"
   uint8_t bits;
   bool has_zero;          // asymmetric: stores a u8 zero point per group
+  // Per-group codec.
+  // Fit the parameters of a group of n weights: min/max range, or with mse_clip the range shrunk
+  // to minimise sum importance[i]*(w - q)^2 (importance nullable = all ones); rtn.h details.
+  GroupParams (*fit)(const float* w, int64_t n, const float* importance, bool mse_clip);
+  // Parameters for an explicit range [lo, hi] (widened to contain 0), for clip searches.
+  GroupParams (*fit_range)(float lo, float hi);
+  // codes[i] = encode(clamp(w[i], lo, hi)) and deq[i] = decode(codes[i]) for i < n (either
+  // output may be null; pass -inf/+inf for no clamping).
+  void (*encode_group)(const float* w, int64_t n, float lo, float hi, GroupParams p,
+                       uint32_t* codes, float* deq);
+  uint32_t (*encode)(float w, GroupParams p);  // round to the nearest code (half to even)
+  float (*decode)(uint32_t code, GroupParams p);
+  // Row codec.
   QuantizeRowFn quantize_ref;
   QuantizeWeightedFn quantize_weighted;
   DequantizeRowFn dequantize_row;      // optimised (SIMD where available)
@@ -67,26 +86,16 @@ struct QuantTraits {
     return static_cast<double>(G) * bits / 8.0 + 2.0 + (has_zero ? 1.0 : 0.0);
   }
   constexpr double bits_per_weight(int64_t G) const { return 8.0 * bytes_per_group(G) / G; }
-  QuantDesc desc(uint32_t group) const { return QuantDesc{bits, group, !has_zero}; }
+  QuantDesc desc(uint32_t group) const { return QuantDesc(type, group); }
 };
 
 // Indexed by table row (which equals the enum value); defined in quant_types.cpp.
 extern const QuantTraits kQuantTraits[];
 extern const size_t kNumQuantTypes;
 
-// The scheme for a descriptor (bits + sym); throws ConfigError for an unsupported bit width.
+// The row of a descriptor or id.
 const QuantTraits& quant_traits(const QuantDesc& d);
 const QuantTraits& quant_traits(QuantType t);
-std::optional<QuantType> quant_type_from_name(std::string_view name);
-QuantType quant_type_of(const QuantDesc& d);  // throws ConfigError like quant_traits
-// "2, 3, 4, 8": the bit widths in the table, for CLI help and choices.
-std::string supported_bits_list();
-// Group sizes the CLI accepts (0 = per output channel).
-inline constexpr uint32_t kQuantGroupSizes[] = {32, 64, 128, 256, 0};
-// True when bits is in the table and group is one of kQuantGroupSizes (the CLI's contract; the
-// library itself accepts any group >= 1). Callers throw their own error kind.
-bool desc_supported(const QuantDesc& d);
-// "int4_asym g128" / "int8_sym per-channel".
-std::string desc_str(const QuantDesc& d);
+std::optional<QuantType> quant_type_from_name(std::string_view name);  // "int4_asym"
 
 }  // namespace dsq::quant

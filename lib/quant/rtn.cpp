@@ -29,11 +29,11 @@ float f16_round_up(double s) {
 }  // namespace
 
 GroupParams params_for_range(float lo, float hi, const QuantDesc& d) {
-  const int bits = d.bits;
+  const int bits = d.bits();
   const double l = std::min(static_cast<double>(lo), 0.0);
   const double h = std::max(static_cast<double>(hi), 0.0);
   GroupParams p;
-  if (d.sym) {
+  if (d.sym()) {
     const double qmax = static_cast<double>((1 << (bits - 1)) - 1);
     p.scale = f16_round_up(std::max(-l, h) / qmax);
     p.zero = static_cast<uint8_t>(1u << (bits - 1));
@@ -66,11 +66,11 @@ GroupParams fit_group(const float* w, int64_t n, const QuantDesc& d, const float
   }
   GroupParams best = params_for_range(lo, hi, d);
   if (!mse_clip || best.scale == 0.0f) return best;
-  double best_err = group_sq_error(w, n, best, d.bits, importance);
+  double best_err = group_sq_error(w, n, best, d.bits(), importance);
   for (int i = 1; i < kClipGrid; ++i) {
     const float shrink = 1.0f - static_cast<float>(i) / 100.0f;
     const GroupParams p = params_for_range(shrink * lo, shrink * hi, d);
-    const double err = group_sq_error(w, n, p, d.bits, importance);
+    const double err = group_sq_error(w, n, p, d.bits(), importance);
     if (err < best_err) {
       best_err = err;
       best = p;
@@ -82,11 +82,12 @@ GroupParams fit_group(const float* w, int64_t n, const QuantDesc& d, const float
 QuantMatrix::QuantMatrix(Tensor& t) {
   DSQ_ASSERT(t.dtype() == DType::kQInt && t.ndim() == 2, "QuantMatrix needs a 2-D qint tensor");
   d_ = t.quant();
+  row_ = &quant_traits(d_);
   L_ = quant_layout(d_, t.dim(0), t.dim(1));
   std::byte* base = t.mutable_bytes();
   codes_ = reinterpret_cast<uint8_t*>(base + L_.codes_offset);
   scales_ = reinterpret_cast<uint16_t*>(base + L_.scales_offset);
-  zeros_ = d_.sym ? nullptr : reinterpret_cast<uint8_t*>(base + L_.zeros_offset);
+  zeros_ = d_.sym() ? nullptr : reinterpret_cast<uint8_t*>(base + L_.zeros_offset);
 }
 
 void QuantMatrix::set_params(int64_t r, int64_t g, GroupParams p) {
@@ -99,15 +100,15 @@ void QuantMatrix::set_params(int64_t r, int64_t g, GroupParams p) {
 GroupParams QuantMatrix::params(int64_t r, int64_t g) const {
   GroupParams p;
   p.scale = f16_to_f32(scales_[r * L_.n_groups + g]);
-  p.zero = zeros_ ? zeros_[r * L_.n_groups + g] : static_cast<uint8_t>(1u << (d_.bits - 1));
+  p.zero = zeros_ ? zeros_[r * L_.n_groups + g] : static_cast<uint8_t>(1u << (d_.bits() - 1));
   return p;
 }
 
 float QuantMatrix::quantize_store(int64_t r, int64_t c, float w) {
   const GroupParams p = params(r, group_of(c));
-  const uint32_t q = quantize_value(w, p, d_.bits);
+  const uint32_t q = row_->encode(w, p);
   set_code(r, c, q);
-  return dequantize_value(q, p);
+  return row_->decode(q, p);
 }
 
 QRowRef QuantMatrix::row(int64_t r) {
@@ -127,7 +128,7 @@ QRowView qrow(const Tensor& t, int64_t r) {
   const auto* base = reinterpret_cast<const uint8_t*>(t.bytes());
   return QRowView{base + L.codes_offset + r * L.row_code_bytes,
                   reinterpret_cast<const uint16_t*>(base + L.scales_offset) + r * L.n_groups,
-                  d.sym ? nullptr : base + L.zeros_offset + r * L.n_groups};
+                  d.sym() ? nullptr : base + L.zeros_offset + r * L.n_groups};
 }
 
 Tensor make_quant_tensor(int64_t rows, int64_t cols, const QuantDesc& d) {

@@ -24,17 +24,11 @@
 
 namespace dsq::quant {
 
-// Parameters of one group. `scale` is always exactly representable as an f16 (it is stored as
-// one); `zero` is 2^(bits-1) for symmetric schemes.
-struct GroupParams {
-  float scale = 0.0f;
-  uint8_t zero = 0;
-  bool operator==(const GroupParams&) const = default;
-};
-
 // Shrink factors tried by the clipping search: 1 - i/100 for i in [0, kClipGrid).
 inline constexpr int kClipGrid = 51;  // down to 0.5
 
+// The grouped-integer rows' codec (quant_types.cpp instantiates the rows' fit / fit_range /
+// encode / decode from these; solvers ask the row, quant_traits(d), instead of calling them).
 // Fit the parameters of one group of n weights (see the header comment). importance: [n] weights
 // of the clipping search's error (nullptr = all ones); ignored unless mse_clip.
 GroupParams fit_group(const float* w, int64_t n, const QuantDesc& d, const float* importance,
@@ -74,11 +68,12 @@ class QuantMatrix {
   int64_t group() const { return L_.group; }       // effective group size
   int64_t n_groups() const { return L_.n_groups; }
   int64_t group_of(int64_t col) const { return col / L_.group; }
+  const QuantTraits& row() const { return *row_; }  // the scheme's codec
 
   void set_params(int64_t r, int64_t g, GroupParams p);  // p.scale must be f16-exact
   GroupParams params(int64_t r, int64_t g) const;
-  void set_code(int64_t r, int64_t c, uint32_t code) { quant_code_set(codes_ + r * L_.row_code_bytes, c, d_.bits, code); }
-  uint32_t code(int64_t r, int64_t c) const { return quant_code_at(codes_ + r * L_.row_code_bytes, c, d_.bits); }
+  void set_code(int64_t r, int64_t c, uint32_t code) { quant_code_set(codes_ + r * L_.row_code_bytes, c, d_.bits(), code); }
+  uint32_t code(int64_t r, int64_t c) const { return quant_code_at(codes_ + r * L_.row_code_bytes, c, d_.bits()); }
   // Quantize w with the params of (r, group_of(c)), store the code and return the dequantized
   // value (GPTQ's q in its error update).
   float quantize_store(int64_t r, int64_t c, float w);
@@ -88,6 +83,7 @@ class QuantMatrix {
 
  private:
   QuantDesc d_;
+  const QuantTraits* row_;
   QuantLayout L_;
   uint8_t* codes_;
   uint16_t* scales_;

@@ -122,7 +122,7 @@ TEST(CalibData, BadInputsAreRejected) {
 
 TEST(CalibData, TextAndJsonlUseTheModelTokenizer) {
   DSQ_REQUIRE_SHARED(shared);
-  const auto tok = load_tokenizer_file(shared + "/models/stories260K/tok512.model");
+  const auto tok = text::load_tokenizer_file(shared + "/models/stories260K/tok512.model");
   testing::TempDir tmp;
   const std::string a = "Once upon a time, there was a little girl named Lily.";
   const std::string b = "She loved to play outside in the park.";
@@ -135,12 +135,12 @@ TEST(CalibData, TextAndJsonlUseTheModelTokenizer) {
   EXPECT_EQ(read_calib_stream(jl, tok.get(), 512), want);
   // The shared .u32 files are [BOS] + encode(text) of the TinyStories excerpt: the text path
   // reproduces the calibration ids for a prefix that ends at a story boundary.
-  std::string text = load_text_file(shared + "/data/tinystories-train-excerpt.txt");
+  std::string text = text::load_text_file(shared + "/data/tinystories-train-excerpt.txt");
   text.resize(text.find('\n', 4000) + 1);
   const std::string txt = tmp.file("c.txt");
   std::ofstream(txt) << text;
   const auto ids = read_calib_stream(txt, tok.get(), 512);
-  const auto ref = read_token_ids(shared + "/data/tinystories-calib.stories260K.u32");
+  const auto ref = text::read_token_ids(shared + "/data/tinystories-calib.stories260K.u32");
   ASSERT_GT(ids.size(), 500u);
   EXPECT_TRUE(std::equal(ids.begin(), ids.end(), ref.begin() + 1));
   const std::string bad = tmp.file("bad.jsonl");

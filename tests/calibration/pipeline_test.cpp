@@ -14,13 +14,15 @@
 #include <map>
 #include <optional>
 
-#include "calibration/eval.h"
+#include "calibration/methods.h"
+#include "jobs/eval.h"
+#include "jobs/quantize.h"
 #include "formats/dsq/dsq_writer.h"
 #include "formats/format_table.h"
 #include "formats/hdf5/stats_file.h"
 #include "lib/core/error.h"
 #include "lib/model/model.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 #include "tests/test_util.h"
 
 namespace dsq::calibration {
@@ -40,11 +42,11 @@ struct Fixture {
   explicit Fixture(std::string d) : dir(std::move(d)) {
     model = dir + "/m.dsq";
     calib = dir + "/calib.u32";
-    ModelConfig c = model::tiny_llama_config();
+    ModelConfig c = tiny_llama_config();
     c.n_layers = 4;
     formats::DsqWriteOptions wo;
     wo.progress = false;
-    formats::write_dsq(model::make_synthetic_model(c, 11), model, wo);
+    formats::write_dsq(make_synthetic_model(c, 11), model, wo);
     std::ofstream f(calib, std::ios::binary);
     uint64_t s = 5;
     for (int i = 0; i < 4000; ++i) {
@@ -61,11 +63,7 @@ struct Fixture {
     o.method = method;
     o.desc = QuantDesc{bits, 32, false};
     o.progress = false;
-    CalibMethodOptions m;
-    m.calib.path = calib;
-    m.calib.n_samples = 12;
-    m.calib.seq_len = 64;
-    o.method_options = to_method_options(m, o.method);
+    o.method_options = {{"calib", calib}, {"calib_samples", 12}, {"calib_len", 64}};
     return o;
   }
 };
@@ -84,7 +82,7 @@ void run_killed(const QuantizeOptions& o, const char* when) {
   EXPECT_EXIT(
       {
         ::setenv(kPipelineKillEnv, when, 1);
-        quantize_model(o);
+        jobs::run_quantize(o);
       },
       ::testing::KilledBySignal(SIGKILL), "");
 }
@@ -106,12 +104,12 @@ TEST_P(PipelineMethod, ResumeAfterKillIsByteIdentical) {
   run_killed(o, "after:1");
   EXPECT_TRUE(fs::exists(out + ".partial/state.json"));
   EXPECT_FALSE(fs::exists(out));
-  o.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
+  o.method_runtime = nlohmann::json{{"resume", true}};
   run_killed(o, "during:2");
   ::unsetenv(kDirEnv);
-  quantize_model(o);
+  jobs::run_quantize(o);
   EXPECT_FALSE(fs::exists(out + ".partial"));
-  quantize_model(fx.options(fx.dir + "/straight.dsq", 4, GetParam()));
+  jobs::run_quantize(fx.options(fx.dir + "/straight.dsq", 4, GetParam()));
   const std::string a = read_file(fx.dir + "/straight.dsq"), b = read_file(out);
   ASSERT_GT(a.size(), 1000u);
   EXPECT_TRUE(a == b) << "resumed output differs from an uninterrupted run";
@@ -122,13 +120,13 @@ TEST(Pipeline, WorkDirGuards) {
   const Fixture fx(tmp.path().string());
   QuantizeOptions o = fx.options(fx.dir + "/o.dsq");
   fs::create_directories(fx.dir + "/o.dsq.partial");
-  EXPECT_THROW(quantize_model(o), UsageError);  // never silently discard earlier work
-  o.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
-  quantize_model(o);  // an empty work dir resumes from block 0
+  EXPECT_THROW(jobs::run_quantize(o), UsageError);  // never silently discard earlier work
+  o.method_runtime = nlohmann::json{{"resume", true}};
+  jobs::run_quantize(o);  // an empty work dir resumes from block 0
   EXPECT_TRUE(fs::exists(fx.dir + "/o.dsq"));
   QuantizeOptions bad = fx.options(fx.dir + "/p.dsq");
   bad.method_options = nlohmann::json::object();
-  EXPECT_THROW(quantize_model(bad), UsageError);  // no --calib
+  EXPECT_THROW(jobs::run_quantize(bad), UsageError);  // no --calib
 }
 
 TEST(Pipeline, ResumeRejectsAnotherRecipe) {
@@ -140,8 +138,8 @@ TEST(Pipeline, ResumeRejectsAnotherRecipe) {
   run_killed(o, "after:0");
   ::unsetenv(kDirEnv);
   QuantizeOptions other = fx.options(out, 3);
-  other.method_runtime = to_method_runtime(PipelineRuntime{true, "", "", ""});
-  EXPECT_THROW(quantize_model(other), ConfigError);
+  other.method_runtime = nlohmann::json{{"resume", true}};
+  EXPECT_THROW(jobs::run_quantize(other), ConfigError);
 }
 
 // The statistics of block 0's attention input, computed independently: the FP model's own
@@ -173,16 +171,15 @@ TEST_P(PipelineMethod, StatisticsAreTheInputMomentsAndReproduceTheRun) {
   const bool awq = std::string(GetParam()) != "gptq";
   QuantizeOptions o = fx.options(fx.dir + "/a.dsq", 4, GetParam());
   const std::string stats = fx.dir + "/s.h5";
-  o.method_runtime = to_method_runtime(PipelineRuntime{false, stats, "", ""});
-  const QuantizeReport ra = quantize_model(o);
+  o.method_runtime = nlohmann::json{{"save_stats", stats}};
+  const jobs::QuantizeReport ra = jobs::run_quantize(o);
   formats::hdf5::Reader r(stats);
   const auto header = formats::hdf5::read_stats_header(r);
   EXPECT_EQ(header.n_layers, 4);
   const auto st = formats::hdf5::read_input_stats(r, 0, "attn_in", 64);
   EXPECT_EQ(st.n_tokens, 12 * 64);
   EXPECT_EQ(st.linears, (std::vector<std::string>{"attn_q", "attn_k", "attn_v"}));
-  const CalibMethodOptions mo = calib_method_options(o.method_options);
-  const CalibData cd = load_calib_data(mo.calib, 128, 1, nullptr);
+  const CalibData cd = load_calib_data(calib_options(o.method_options), 128, 1, nullptr);
   const std::vector<double> want = block0_attn_hessian(fx.model, cd);
   ASSERT_EQ(want.size(), st.hessian.size());
   // AWQ folded s into attn_norm: the stored H is that of x / s, H'_ij = H_ij / (s_i s_j).
@@ -211,8 +208,8 @@ TEST_P(PipelineMethod, StatisticsAreTheInputMomentsAndReproduceTheRun) {
   // Same recipe from the file: no calibration, identical quantized tensors.
   QuantizeOptions ol = fx.options(fx.dir + "/b.dsq", 4, GetParam());
   ol.method_options = nlohmann::json::object();
-  ol.method_runtime = to_method_runtime(PipelineRuntime{false, "", stats, ""});
-  quantize_model(ol);
+  ol.method_runtime = nlohmann::json{{"load_stats", stats}};
+  jobs::run_quantize(ol);
   const WeightStore a = formats::open_model(fx.dir + "/a.dsq");
   const WeightStore b = formats::open_model(fx.dir + "/b.dsq");
   int64_t compared = 0;
@@ -246,11 +243,11 @@ TEST(Pipeline, AwqNeedsFoldableInputs) {
   // Statistics of a GPTQ run hold no AWQ scales.
   QuantizeOptions g = fx.options(fx.dir + "/g.dsq");
   const std::string stats = fx.dir + "/g.h5";
-  g.method_runtime = to_method_runtime(PipelineRuntime{false, stats, "", ""});
-  quantize_model(g);
+  g.method_runtime = nlohmann::json{{"save_stats", stats}};
+  jobs::run_quantize(g);
   QuantizeOptions a = fx.options(fx.dir + "/a.dsq", 4, "awq");
-  a.method_runtime = to_method_runtime(PipelineRuntime{false, "", stats, ""});
-  EXPECT_THROW(quantize_model(a), FormatError);
+  a.method_runtime = nlohmann::json{{"load_stats", stats}};
+  EXPECT_THROW(jobs::run_quantize(a), FormatError);
   EXPECT_FALSE(fs::exists(fx.dir + "/a.dsq"));
   // A sparsified model's thresholds would not survive rescaled inputs.
   WeightStore ws = formats::open_model(fx.model);
@@ -260,7 +257,7 @@ TEST(Pipeline, AwqNeedsFoldableInputs) {
   formats::write_dsq(ws, fx.dir + "/sparse.dsq", wo);
   QuantizeOptions sp = fx.options(fx.dir + "/sp.dsq", 4, "awq+gptq");
   sp.model_path = fx.dir + "/sparse.dsq";
-  EXPECT_THROW(quantize_model(sp), ConfigError);
+  EXPECT_THROW(jobs::run_quantize(sp), ConfigError);
 }
 
 // The small-run version of bench/RESULTS.md's table (W3 g32, 24 x 256 calibration windows, 4096
@@ -280,14 +277,11 @@ TEST(Pipeline, CalibratedMethodsBeatRtnOnStories260K) {
     o.desc = QuantDesc{3, 32, false};
     o.progress = false;
     if (o.method != "rtn") {
-      CalibMethodOptions g;
-      g.calib.path = shared + "/data/tinystories-calib.stories260K.u32";
-      g.calib.n_samples = 24;
-      g.calib.seq_len = 256;
-      o.method_options = to_method_options(g, o.method);
+      o.method_options = {{"calib", shared + "/data/tinystories-calib.stories260K.u32"},
+                          {"calib_samples", 24}, {"calib_len", 256}};
     }
-    quantize_model(o);
-    EvalOptions e;
+    jobs::run_quantize(o);
+    jobs::EvalOptions e;
     e.model = o.out_path;
     e.ref = model;
     e.tokens_file = shared + "/data/tinystories-eval.stories260K.u32";
@@ -296,7 +290,7 @@ TEST(Pipeline, CalibratedMethodsBeatRtnOnStories260K) {
     e.bos = true;
     e.batch = 4;
     e.progress = false;
-    const EvalReport r = run_eval(e);
+    const jobs::EvalReport r = jobs::run_eval(e);
     kld[m] = r.kld_mean;
     ppl[m] = r.perplexity;
   }

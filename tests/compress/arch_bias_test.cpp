@@ -5,13 +5,13 @@
 
 #include "lib/core/error.h"
 #include "lib/core/weight_store.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 
 namespace dsq {
 namespace {
 
 TEST(ArchOutputBias, KnownOptionalAndShapeChecked) {
-  ModelConfig c = model::tiny_llama_config();
+  ModelConfig c = tiny_llama_config();
   EXPECT_EQ(expected_shape(c, "blk.1.attn_output.bias"), (Shape{64}));
   EXPECT_EQ(expected_shape(c, "blk.0.ffn_down.bias"), (Shape{64}));
   EXPECT_FALSE(expected_shape(c, "blk.0.ffn_up.bias").has_value());
@@ -19,7 +19,7 @@ TEST(ArchOutputBias, KnownOptionalAndShapeChecked) {
   for (const char* arch : {"llama", "qwen2"}) {
     c.arch = arch;
     c.qkv_bias = c.arch == "qwen2";
-    WeightStore ws = model::make_synthetic_model(c, 1);
+    WeightStore ws = make_synthetic_model(c, 1);
     validate_against_config(ws, "test");  // absent: fine
     ws.add_tensor("blk.1.ffn_down.bias", Tensor(DType::kF32, {64}));
     ws.add_tensor("blk.0.attn_output.bias", Tensor(DType::kF32, {64}));

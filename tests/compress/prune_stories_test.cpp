@@ -3,15 +3,15 @@
 // model than pruning by weight magnitude alone (a smaller run of the bench/RESULTS.md table).
 #include <gtest/gtest.h>
 
-#include "calibration/eval.h"
-#include "lib/compress/prune_run.h"
+#include "jobs/eval.h"
+#include "jobs/prune.h"
 #include "tests/test_util.h"
 
 namespace dsq::compress {
 namespace {
 
 double kld_after_pruning(const std::string& shared, const testing::TempDir& tmp, Importance imp) {
-  PruneModelOptions o;
+  jobs::PruneModelOptions o;
   o.model_path = shared + "/models/stories260K/hf";
   o.out_path = tmp.file(std::string(importance_name(imp)) + ".dsq");
   o.prune.ffn_ratio = 0.2;
@@ -21,9 +21,9 @@ double kld_after_pruning(const std::string& shared, const testing::TempDir& tmp,
   o.calib.seq_len = 256;
   o.drift_samples = 0;
   o.progress = false;
-  const PruneModelReport r = prune_model(o);
+  const jobs::PruneModelReport r = jobs::run_prune(o);
   EXPECT_EQ(r.params_before - r.params_after, 5 * 34 * 3 * 64);  // round(0.2 * 172) = 34
-  calibration::EvalOptions e;
+  jobs::EvalOptions e;
   e.model = o.out_path;
   e.ref = o.model_path;
   e.tokens_file = shared + "/data/tinystories-eval.stories260K.u32";
@@ -31,7 +31,7 @@ double kld_after_pruning(const std::string& shared, const testing::TempDir& tmp,
   e.bos = true;
   e.max_tokens = 4096;
   e.progress = false;
-  return calibration::run_eval(e).kld_mean;
+  return jobs::run_eval(e).kld_mean;
 }
 
 TEST(PruneStories260K, ActivationImportanceBeatsMagnitudeAt20PercentFfn) {

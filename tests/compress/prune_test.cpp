@@ -12,7 +12,7 @@
 #include "lib/compress/prune.h"
 #include "lib/core/error.h"
 #include "lib/model/model.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 #include "lib/quant/rtn.h"
 
 namespace dsq::compress {
@@ -28,7 +28,7 @@ std::vector<int32_t> tokens(int64_t n, int64_t vocab, int64_t salt = 0) {
 }
 
 ModelConfig config4() {
-  ModelConfig c = model::tiny_llama_config();
+  ModelConfig c = tiny_llama_config();
   c.n_layers = 4;
   return c;
 }
@@ -36,7 +36,7 @@ ModelConfig config4() {
 // Calibration statistics of `ws` on two windows of 48 tokens.
 PruneStats collect(const WeightStore& ws) {
   const Model m = Model::load(ws);
-  PruneStatsObserver obs(ws.config.n_layers);
+  PruneStatsObserver obs(arch_of(ws.config), ws.config.n_layers);
   for (int64_t s = 0; s < 2; ++s) m.forward(tokens(48, ws.config.vocab_size, s), 1, 48, &obs);
   return obs.take();
 }
@@ -74,7 +74,7 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want)
 }
 
 TEST(PruneFfn, MatchesZeroedChannelsForBothImportances) {
-  const WeightStore ws = model::make_synthetic_model(config4(), 3);
+  const WeightStore ws = make_synthetic_model(config4(), 3);
   const PruneStats stats = collect(ws);
   for (Importance imp : {Importance::kMagnitude, Importance::kActivation}) {
     PruneOptions o;
@@ -85,7 +85,7 @@ TEST(PruneFfn, MatchesZeroedChannelsForBothImportances) {
     EXPECT_TRUE(r.store.config.layers.empty());
     EXPECT_EQ(r.store.entry("blk.2.ffn_down.weight").shape, (Shape{64, 72}));
     EXPECT_EQ(r.params_before - r.params_after, 4 * 24 * 3 * 64);
-    WeightStore zeroed = model::make_synthetic_model(config4(), 3);
+    WeightStore zeroed = make_synthetic_model(config4(), 3);
     for (const auto& lr : r.layers) {
       ASSERT_EQ(lr.ffn_removed, 24);
       // Recover the removed channels: those of the source whose gate rows are not in the output.
@@ -105,7 +105,7 @@ TEST(PruneFfn, MatchesZeroedChannelsForBothImportances) {
 }
 
 TEST(PruneFfn, ImportanceKindsChooseDifferentChannels) {
-  const WeightStore ws = model::make_synthetic_model(config4(), 3);
+  const WeightStore ws = make_synthetic_model(config4(), 3);
   const PruneStats stats = collect(ws);
   PruneOptions o;
   o.ffn_ratio = 0.25;
@@ -118,7 +118,7 @@ TEST(PruneFfn, ImportanceKindsChooseDifferentChannels) {
 
 // Head pruning in both GQA modes equals zeroing the removed heads' attn_output columns.
 void check_heads(HeadMode mode, double ratio, int64_t want_heads, int64_t want_kv) {
-  const WeightStore ws = model::make_synthetic_model(config4(), 5);
+  const WeightStore ws = make_synthetic_model(config4(), 5);
   const PruneStats stats = collect(ws);
   PruneOptions o;
   o.head_ratio = ratio;
@@ -126,7 +126,7 @@ void check_heads(HeadMode mode, double ratio, int64_t want_heads, int64_t want_k
   const PruneResult r = prune_weights(ws, o, &stats);
   EXPECT_EQ(r.store.config.n_heads, want_heads);
   EXPECT_EQ(r.store.config.n_kv_heads, want_kv);
-  WeightStore zeroed = model::make_synthetic_model(config4(), 5);
+  WeightStore zeroed = make_synthetic_model(config4(), 5);
   for (const auto& lr : r.layers) {
     ASSERT_EQ(static_cast<int64_t>(lr.removed_heads.size()), 4 - want_heads);
     ASSERT_EQ(static_cast<int64_t>(lr.removed_kv_heads.size()), 2 - want_kv);
@@ -142,7 +142,7 @@ TEST(PruneHeads, KvGroupsKeepsTheQToKvMapping) { check_heads(HeadMode::kKvGroups
 TEST(PruneHeads, PerGroupKeepsEveryKvHead) { check_heads(HeadMode::kPerGroup, 0.5, 2, 2); }
 
 TEST(PruneGlobal, NonUniformWidthsValidateAndRun) {
-  const WeightStore ws = model::make_synthetic_model(config4(), 9);
+  const WeightStore ws = make_synthetic_model(config4(), 9);
   const PruneStats stats = collect(ws);
   PruneOptions o;
   o.ffn_ratio = 0.3;
@@ -165,7 +165,7 @@ TEST(PruneGlobal, NonUniformWidthsValidateAndRun) {
 }
 
 TEST(PruneLayers, IdentityBlockIsDroppedFirstAndNamesAreRenumbered) {
-  WeightStore ws = model::make_synthetic_model(config4(), 11);
+  WeightStore ws = make_synthetic_model(config4(), 11);
   std::vector<int64_t> all(64);
   for (int64_t i = 0; i < 64; ++i) all[static_cast<size_t>(i)] = i;
   zero(ws, "blk.1.attn_output.weight", all, 0);
@@ -186,7 +186,7 @@ TEST(PruneLayers, IdentityBlockIsDroppedFirstAndNamesAreRenumbered) {
 }
 
 TEST(PruneBias, CompensationCancelsTheMeanErrorOfRemovedChannels) {
-  const WeightStore ws = model::make_synthetic_model(config4(), 13);
+  const WeightStore ws = make_synthetic_model(config4(), 13);
   const PruneStats stats = collect(ws);
   PruneOptions o;
   o.ffn_ratio = 0.25;
@@ -224,7 +224,7 @@ TEST(PruneBias, CompensationCancelsTheMeanErrorOfRemovedChannels) {
 }
 
 TEST(PruneErrors, BadRatiosMissingStatsAndQuantizedInputs) {
-  const WeightStore ws = model::make_synthetic_model(config4(), 1);
+  const WeightStore ws = make_synthetic_model(config4(), 1);
   PruneOptions o;
   o.ffn_ratio = 1.0;
   EXPECT_THROW(prune_weights(ws, o, nullptr), UsageError);
@@ -236,7 +236,7 @@ TEST(PruneErrors, BadRatiosMissingStatsAndQuantizedInputs) {
   EXPECT_THROW(prune_weights(ws, o, nullptr), UsageError);
   EXPECT_THROW(parse_importance("wanda"), UsageError);
   EXPECT_EQ(parse_head_mode("per-group"), HeadMode::kPerGroup);
-  WeightStore q = model::make_synthetic_model(config4(), 1);
+  WeightStore q = make_synthetic_model(config4(), 1);
   q.replace("blk.0.ffn_up.weight",
             quant::quantize_tensor_rtn(q.get_f32("blk.0.ffn_up.weight"), QuantDesc{4, 32, false}));
   o.drop_layers = 0;

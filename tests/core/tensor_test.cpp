@@ -7,6 +7,7 @@
 
 #include "lib/core/arch.h"
 #include "lib/core/error.h"
+#include "lib/core/synthetic.h"
 #include "lib/core/weight_store.h"
 
 namespace dsq {
@@ -95,34 +96,13 @@ TEST(Arch, MetaToHfPermutationMatchesTheHfConverter) {
 }
 
 ModelConfig tiny_config() {
-  ModelConfig c;
-  c.arch = "llama";
-  c.n_layers = 2;
-  c.d_model = 8;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 4;
-  c.d_ff = 12;
-  c.vocab_size = 16;
+  ModelConfig c = synthetic_config("llama", {.n_layers = 2, .d_model = 8, .n_heads = 2,
+                                             .n_kv_heads = 1, .head_dim = 4, .d_ff = 12, .vocab = 16});
   c.tied_embeddings = true;
   return c;
 }
 
-WeightStore tiny_store(const ModelConfig& c) {
-  WeightStore ws;
-  ws.config = c;
-  ws.has_config = true;
-  const ArchInfo& a = require_arch(c.arch, "test");
-  for (const auto& t : a.tensors) {
-    for (int64_t l = 0; l < (t.per_layer ? c.n_layers : 1); ++l) {
-      if (t.role == TensorRole::kBias && !c.qkv_bias) continue;
-      if (t.role == TensorRole::kClassifier && c.tied_embeddings) continue;
-      const std::string name = expand_name(t.canonical, l);
-      ws.add_tensor(name, Tensor(DType::kF32, *expected_shape(c, name)));
-    }
-  }
-  return ws;
-}
+WeightStore tiny_store(const ModelConfig& c) { return make_synthetic_model(c, 1); }
 
 TEST(Arch, ConfigJsonRoundTripsAndValidates) {
   ModelConfig c = tiny_config();
@@ -163,10 +143,12 @@ TEST(Arch, BlockNamesParse) {
   ASSERT_TRUE(parse_block_name("blk.12.ffn_down.weight", &l, &s));
   EXPECT_EQ(l, 12);
   EXPECT_EQ(s, "ffn_down");
-  EXPECT_TRUE(is_block_linear("blk.0.attn_q.weight"));
-  EXPECT_FALSE(is_block_linear("blk.0.attn_q.bias"));
-  EXPECT_FALSE(is_block_linear("blk.0.attn_norm.weight"));
-  EXPECT_FALSE(is_block_linear("token_embd.weight"));
+  const ModelConfig c = tiny_llama_config();
+  EXPECT_TRUE(is_block_linear(c, "blk.0.attn_q.weight"));
+  EXPECT_FALSE(is_block_linear(c, "blk.0.attn_q.bias"));
+  EXPECT_FALSE(is_block_linear(c, "blk.0.attn_norm.weight"));
+  EXPECT_FALSE(is_block_linear(c, "token_embd.weight"));
+  EXPECT_FALSE(is_block_linear(c, "blk.2.attn_q.weight"));  // layer out of range
   EXPECT_FALSE(parse_block_name("blk.x.attn_q.weight", &l, &s));
 }
 

@@ -44,6 +44,10 @@ enum class Corruption {
   kDuplicateName,
   kByteSizeMismatch,
   kQuantBits,
+  kUnknownScheme,
+  kSchemeDisagrees,
+  kSchemeOnFloat,
+  kReservedIn10,
   kJsonGarbage,
   kDataChecksum,
   kCorruptZstd,
@@ -61,7 +65,7 @@ const Case kCases[] = {
     {Corruption::kTruncated, "truncated", "truncated: the preamble says", false},
     {Corruption::kTooShort, "too_short", "truncated: 20 bytes", false},
     {Corruption::kBadMagic, "bad_magic", "bad magic", false},
-    {Corruption::kBadVersion, "bad_version", "unsupported dsq format version 2.0", false},
+    {Corruption::kBadVersion, "bad_version", "unsupported dsq format version 2.", false},
     {Corruption::kTrailingBytes, "trailing", "trailing bytes", false},
     {Corruption::kIndexPastEnd, "index_past_end", "lies outside the file", false},
     {Corruption::kIndexChecksum, "index_checksum", "index checksum mismatch", false},
@@ -77,7 +81,11 @@ const Case kCases[] = {
     {Corruption::kUnknownCompression, "compression", "unknown compression 7", false},
     {Corruption::kDuplicateName, "duplicate", "duplicate tensor 'token_embd.weight'", false},
     {Corruption::kByteSizeMismatch, "bytes", "raw size", false},
-    {Corruption::kQuantBits, "quant_bits", "qint bits must be 2, 3, 4 or 8, got 5", false},
+    {Corruption::kQuantBits, "quant_bits", "quant_bits 5 / quant_sym 0 disagree with scheme", false},
+    {Corruption::kUnknownScheme, "scheme_id", "unknown quantization scheme id 200", false},
+    {Corruption::kSchemeDisagrees, "scheme_bits", "disagree with scheme 'int8_sym'", false},
+    {Corruption::kSchemeOnFloat, "scheme_float", "quantization fields set on a f32 tensor", false},
+    {Corruption::kReservedIn10, "reserved_1_0", "reserved field is not 0 in a 1.0 file", false},
     {Corruption::kJsonGarbage, "json", "JSON header does not parse", false},
     {Corruption::kDataChecksum, "data_checksum", "tensor 'output_norm.weight': checksum mismatch",
      true},
@@ -185,6 +193,14 @@ std::string make_corrupt(const TempDir& tmp, const Case& k) {
       edit_record(f, 1, [](auto& r) { r.dims[0] = 65; });  // 48 -> 65 floats, bytes unchanged
       break;
     case Corruption::kQuantBits: edit_record(f, 6, [](auto& r) { r.quant_bits = 5; }); break;
+    case Corruption::kUnknownScheme: edit_record(f, 6, [](auto& r) { r.quant_scheme = 200; }); break;
+    case Corruption::kSchemeDisagrees: edit_record(f, 6, [](auto& r) { r.quant_scheme = 0; }); break;
+    case Corruption::kSchemeOnFloat: edit_record(f, 1, [](auto& r) { r.quant_scheme = 3; }); break;
+    case Corruption::kReservedIn10:
+      p.version_minor = 0;
+      set_preamble(f, p);
+      edit_record(f, 6, [](auto& r) { r.quant_scheme = 3; });
+      break;
     case Corruption::kJsonGarbage:
       f[p.index_offset + p.index_bytes - 1] = '{';
       p.index_checksum = xxh64(f.data() + p.index_offset, p.index_bytes);
@@ -241,6 +257,45 @@ TEST_P(DsqCorrupt, OneLineErrorNamingFile) {
 
 INSTANTIATE_TEST_SUITE_P(All, DsqCorrupt, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Files of format 1.0 (no quant_scheme field: the scheme follows from bits and sym) still read,
+// with the same schemes and bytes, in the library and in the standalone reader.
+TEST(DsqFormat, ReadsVersion10Files) {
+  TempDir tmp;
+  const std::string path = tmp.file("v11.dsq"), old = tmp.file("v10.dsq");
+  DsqWriteOptions o;
+  o.progress = false;
+  write_dsq(dsq::testing::tiny_model(), path, o);
+  std::string f = read_all(path);
+  Preamble p = preamble(f);
+  ASSERT_EQ(p.version_minor, 1);
+  p.version_minor = 0;
+  set_preamble(f, p);
+  int qint = 0;
+  for (uint32_t i = 0; i < dsq::testing::tiny_model().size(); ++i)
+    if (record(f, static_cast<int>(i)).dtype == static_cast<uint16_t>(DType::kQInt)) {
+      edit_record(f, static_cast<int>(i), [](auto& r) { r.quant_scheme = 0; });
+      ++qint;
+    }
+  ASSERT_GT(qint, 1);
+  write_all(old, f);
+  const WeightStore a = open_dsq(path, {}), b = open_dsq(old, {});
+  ASSERT_EQ(a.names(), b.names());
+  for (const auto& n : a.names()) {
+    const Tensor ta = a.get(n), tb = b.get(n);
+    ASSERT_EQ(ta.dtype(), tb.dtype()) << n;
+    if (ta.dtype() == DType::kQInt) {
+      EXPECT_EQ(ta.quant(), tb.quant()) << n;
+    }
+    ASSERT_EQ(ta.nbytes(), tb.nbytes()) << n;
+    EXPECT_EQ(std::memcmp(ta.bytes(), tb.bytes(), ta.nbytes()), 0) << n;
+  }
+  dsq_standalone::Reader r(old);
+  EXPECT_EQ(r.version_minor(), 0);
+  for (const auto& t : r.tensors()) {
+    EXPECT_NO_THROW((void)r.read(t)) << t.name;
+  }
+}
 
 }  // namespace
 }  // namespace dsq::formats

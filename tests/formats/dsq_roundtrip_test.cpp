@@ -83,8 +83,8 @@ TEST_P(DsqRoundTrip, EveryTensorBitExact) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(x.bytes()) % 64, 0u);
     EXPECT_EQ(x.owned(), t.compression != 0);
   }
-  EXPECT_EQ(idx.header["tensors"]["blk.0.attn_k.weight"]["scheme"], "q4_g16_asym");
-  EXPECT_EQ(idx.header["tensors"]["blk.0.attn_v.weight"]["scheme"], "q3_g0_sym");
+  EXPECT_EQ(idx.header["tensors"]["blk.0.attn_k.weight"]["scheme"], "int4_asym_g16");
+  EXPECT_EQ(idx.header["tensors"]["blk.0.attn_v.weight"]["scheme"], "int3_sym_perchannel");
 }
 
 INSTANTIATE_TEST_SUITE_P(Zstd, DsqRoundTrip, ::testing::Values(0, 3, 19));

@@ -30,7 +30,7 @@ std::string library_listing(const std::string& path) {
     const Tensor t = ws.get(n);
     out << n << ' ' << dtype_name(t.dtype()) << ' ' << shape_str(t.shape()) << ' ';
     if (t.dtype() == DType::kQInt)
-      out << int(t.quant().bits) << '/' << t.quant().group << '/' << t.quant().sym;
+      out << int(t.quant().bits()) << '/' << t.quant().group << '/' << t.quant().sym();
     else
       out << '-';
     out << ' ' << t.nbytes() << ' ' << std::hex << xxh64(t.bytes(), t.nbytes()) << std::dec << '\n';

@@ -6,24 +6,15 @@
 #include <string>
 
 #include "formats/dsq/dsq_writer.h"
+#include "lib/core/synthetic.h"
 #include "lib/core/weight_store.h"
 
 namespace dsq::testing {
 
+// ffn_down has 40 input columns: group 16 leaves a ragged last group of 8.
 inline ModelConfig tiny_config() {
-  ModelConfig c;
-  c.arch = "llama";
-  c.n_layers = 2;
-  c.d_model = 48;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 12;
-  c.d_ff = 40;  // ffn_down has 40 input columns: group 16 leaves a ragged last group of 8
-  c.vocab_size = 64;
-  c.tied_embeddings = false;
-  c.bos_id = 1;
-  c.eos_id = 2;
-  return c;
+  return synthetic_config("llama", {.n_layers = 2, .d_model = 48, .n_heads = 4, .n_kv_heads = 2,
+                                    .head_dim = 12, .d_ff = 40, .vocab = 64});
 }
 
 // Deterministic values in [-1, 1) from a 32-bit LCG.
@@ -48,7 +39,7 @@ inline Tensor qint_tensor(const QuantDesc& q, int64_t rows, int64_t cols, uint32
   for (int64_t i = 0; i < L.rows * L.n_groups; ++i) {
     const uint16_t h = f32_to_f16(0.001f + 0.01f * (lcg_value(seed) + 1.0f));
     std::memcpy(b + L.scales_offset + 2 * i, &h, 2);
-    if (!q.sym) b[L.zeros_offset + i] = static_cast<uint8_t>(i % (1 << q.bits));
+    if (!q.sym()) b[L.zeros_offset + i] = static_cast<uint8_t>(i % (1 << q.bits()));
   }
   return t;
 }

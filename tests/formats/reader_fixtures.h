@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lib/core/arch.h"
+#include "lib/core/synthetic.h"
 #include "lib/core/dtype.h"
 #include "lib/core/error.h"
 #include "lib/core/tensor.h"
@@ -44,22 +45,10 @@ void patch(std::string& s, size_t at, T v) {
 // A tiny model of family `arch`: 2 layers, d_model 32, 4 heads of 8, 2 kv heads, d_ff 64,
 // vocab 48 (every row length a multiple of 32, so GGUF Q8_0/Q4_0 blocks fit).
 inline ModelConfig tiny_config(const std::string& arch, bool tied) {
-  ModelConfig c;
-  c.arch = arch;
-  c.n_layers = 2;
-  c.d_model = 32;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.d_ff = 64;
-  c.vocab_size = 48;
-  c.max_ctx = 128;
+  ModelConfig c = synthetic_config(arch, {.n_layers = 2, .d_model = 32, .n_heads = 4, .n_kv_heads = 2,
+                                          .head_dim = 8, .d_ff = 64, .vocab = 48, .max_ctx = 128});
   c.rms_eps = 1e-6;
-  c.rope_theta = 10000.0;
   c.tied_embeddings = tied;
-  c.qkv_bias = require_arch(arch, "test").qkv_bias;
-  c.bos_id = 1;
-  c.eos_id = 2;
   return c;
 }
 
@@ -78,15 +67,12 @@ inline std::vector<SynthTensor> synth_weights(const ModelConfig& c) {
   const ArchInfo& arch = require_arch(c.arch, "test");
   uint32_t seed = 1;
   for (const auto& row : arch.tensors) {
-    const bool present = row.role == TensorRole::kBias       ? c.qkv_bias
-                         : row.role == TensorRole::kClassifier ? !c.tied_embeddings
-                                                               : true;
-    if (!present) continue;
-    for (int64_t l = 0; l < (row.per_layer ? c.n_layers : 1); ++l) {
+    if (!row_required(row, c)) continue;
+    for (int64_t l = 0; l < (row.per_layer() ? c.n_layers : 1); ++l) {
       SynthTensor t;
       t.canonical = expand_name(row.canonical, l);
       t.row = &row;
-      t.layer = row.per_layer ? l : -1;
+      t.layer = row.per_layer() ? l : -1;
       t.shape = *expected_shape(c, t.canonical);
       t.values.resize(static_cast<size_t>(shape_numel(t.shape)));
       for (auto& v : t.values) {
@@ -182,6 +168,7 @@ inline json hf_config(const ModelConfig& c) {
           {"num_hidden_layers", c.n_layers},
           {"num_attention_heads", c.n_heads},
           {"num_key_value_heads", c.n_kv_heads},
+          {"head_dim", c.head_dim},
           {"vocab_size", c.vocab_size},
           {"max_position_embeddings", c.max_ctx},
           {"rms_norm_eps", c.rms_eps},

@@ -12,7 +12,7 @@
 #include "lib/model/act_sparsity.h"
 #include "lib/model/model.h"
 #include "lib/model/sparse_gemv.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 #include "lib/quant/rtn.h"
 
 namespace dsq::model {
@@ -51,8 +51,8 @@ TEST(ThresholdedLinear, LoadReadsTheAttrAndRejectsBadValues) {
   WeightStore ws = make_synthetic_model(tiny_llama_config(), 4);
   ws.entry("blk.1.attn_output.weight").attrs["act_threshold"] = 0.25;
   const Model m = Model::load(ws);
-  EXPECT_FLOAT_EQ(m.block(1).attn_output.act_threshold(), 0.25f);
-  EXPECT_EQ(m.block(1).attn_q.act_threshold(), 0.0f);
+  EXPECT_FLOAT_EQ(m.block(1).lin("attn_output").act_threshold(), 0.25f);
+  EXPECT_EQ(m.block(1).lin("attn_q").act_threshold(), 0.0f);
   ws.entry("blk.1.attn_output.weight").attrs["act_threshold"] = -1.0;
   EXPECT_THROW(Model::load(ws), FormatError);
   ws.entry("blk.1.attn_output.weight").attrs["act_threshold"] = "big";

@@ -11,7 +11,7 @@
 #include "lib/core/parallel.h"
 #include "lib/core/quant_layout.h"
 #include "lib/model/model.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 #include "tests/model/naive_reference.h"
 
 namespace dsq::model {
@@ -173,7 +173,7 @@ TEST(Engine, HalfPrecisionWeightsAreConvertedExactly) {
 TEST(Engine, F32WeightsAreBorrowedNotCopied) {
   const WeightStore ws = make_synthetic_model(tiny_llama_config(), 8);
   const Model m = Model::load(ws);
-  EXPECT_EQ(m.block(1).ffn_up.weight().data<float>(), ws.get("blk.1.ffn_up.weight").data<float>());
+  EXPECT_EQ(m.block(1).lin("ffn_up").weight().data<float>(), ws.get("blk.1.ffn_up.weight").data<float>());
   EXPECT_EQ(m.head().classifier.weight().data<float>(), ws.get("output.weight").data<float>());
 }
 
@@ -266,7 +266,7 @@ TEST(Engine, QuantizedWeightsRunThroughQmatmul) {
   WeightStore qs, ds;  // quantized linears / their dequantised f32 values
   for (WeightStore* s : {&qs, &ds}) s->config = c, s->has_config = true;
   for (const auto& n : base.names()) {
-    if (is_block_linear(n)) {
+    if (is_block_linear(c, n)) {
       auto [q, deq] = pack_q4(base.get(n));
       qs.add_tensor(n, q);
       ds.add_tensor(n, deq);
@@ -276,7 +276,7 @@ TEST(Engine, QuantizedWeightsRunThroughQmatmul) {
     }
   }
   const Model mq = Model::load(qs);
-  EXPECT_TRUE(mq.block(0).attn_q.quantized());
+  EXPECT_TRUE(mq.block(0).lin("attn_q").quantized());
   const auto toks = ramp_tokens(19, c.vocab_size);
   const auto a = mq.forward(toks, 1, 19);
   const auto b = Model::load(ds).forward(toks, 1, 19);

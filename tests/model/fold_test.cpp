@@ -13,7 +13,7 @@
 #include "formats/format_table.h"
 #include "lib/core/error.h"
 #include "lib/model/model.h"
-#include "lib/model/synthetic.h"
+#include "lib/core/synthetic.h"
 #include "lib/quant/rtn.h"
 #include "tests/test_util.h"
 
@@ -82,14 +82,14 @@ void expect_fold_is_exact(const WeightStore& ws, const std::vector<int32_t>& tok
   std::mt19937 rng(3);
   double changed = 0;
   const std::vector<float> folded = logits(ws, tokens, B, T, [&](BlockWeights& bw) {
-    const Tensor norm_before = bw.attn_norm;
-    const Tensor v_before = bw.attn_v.weight();
+    const Tensor norm_before = (*bw.norm("attn_norm"));
+    const Tensor v_before = bw.linear("attn_v")->weight();
     for (const LinearGroup& g : arch.linear_groups)
       fold_input_scale(bw, ws.config, g, random_scales(bw, ws.config, g, rng));
     for (int64_t i = 0; i < norm_before.numel(); ++i)
-      changed = std::max(changed, std::fabs(double(norm_before.data<float>()[i]) - bw.attn_norm.data<float>()[i]));
+      changed = std::max(changed, std::fabs(double(norm_before.data<float>()[i]) - (*bw.norm("attn_norm")).data<float>()[i]));
     for (int64_t i = 0; i < v_before.numel(); ++i)
-      changed = std::max(changed, std::fabs(double(v_before.data<float>()[i]) - bw.attn_v.weight().data<float>()[i]));
+      changed = std::max(changed, std::fabs(double(v_before.data<float>()[i]) - bw.linear("attn_v")->weight().data<float>()[i]));
   });
   EXPECT_GT(changed, 1e-3) << "the folds left the weights unchanged";
   const double scale = max_abs(ref);
@@ -98,9 +98,9 @@ void expect_fold_is_exact(const WeightStore& ws, const std::vector<int32_t>& tok
   // Sensitivity: scaling the linears without dividing the producer changes the function.
   const std::vector<float> broken = logits(ws, tokens, B, T, [&](BlockWeights& bw) {
     const LinearGroup& g = arch.linear_groups.front();
-    const Tensor norm = bw.attn_norm.clone();
+    const Tensor norm = (*bw.norm("attn_norm")).clone();
     fold_input_scale(bw, ws.config, g, random_scales(bw, ws.config, g, rng));
-    bw.attn_norm = norm;
+    (*bw.norm("attn_norm")) = norm;
   });
   EXPECT_GT(max_diff(ref, broken), 1e-2 * scale);
 }
@@ -149,8 +149,8 @@ TEST(Fold, ChannelMapAndErrors) {
   negative[0] = -1.0f;
   EXPECT_THROW(fold_input_scale(bw, c, *attn_out, negative), ShapeError);
   // A quantized producer cannot absorb a scale; a quantized consumer cannot be rescaled.
-  const Tensor wv = bw.attn_v.weight();
-  bw.attn_v = Linear::from_tensors("blk.0.attn_v.weight",
+  const Tensor wv = bw.linear("attn_v")->weight();
+  *bw.linear("attn_v") = Linear::from_tensors("blk.0.attn_v.weight",
                                    quant::quantize_matrix_rtn(wv.data<float>(), wv.dim(0), wv.dim(1), QuantDesc{4, 32, false}));
   EXPECT_TRUE(fold_channel_map(bw, c, *attn_out, &n_prod).empty());
   EXPECT_THROW(fold_input_scale(bw, c, *attn_out, std::vector<float>(64, 1.0f)), ConfigError);

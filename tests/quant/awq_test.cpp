@@ -114,7 +114,7 @@ TEST(Awq, ClipSearchIsTheBruteForceArgmin) {
         std::vector<Ld> dl(static_cast<size_t>(len));
         for (int64_t k = 0; k < len; ++k)
           dl[static_cast<size_t>(k)] = static_cast<Ld>(wg[k]) -
-              dequantize_value(quantize_value(std::clamp(wg[k], lo, hi), gp, d.bits), gp);
+              dequantize_value(quantize_value(std::clamp(wg[k], lo, hi), gp, d.bits()), gp);
         Ld err = 0;
         for (int64_t a1 = 0; a1 < len; ++a1)
           for (int64_t k = 0; k < len; ++k)

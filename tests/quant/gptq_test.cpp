@@ -124,7 +124,7 @@ RefResult reference_gptq(const std::vector<float>& w, int64_t rows, int64_t cols
         x[static_cast<size_t>(f[k])] = static_cast<float>(wr[f[k]] + delta[k]);
       const int64_t c = order[static_cast<size_t>(step)];
       if (!stat && c % G == 0) pr[c / G] = fit_group(&x[static_cast<size_t>(c)], std::min(G, cols - c), d, nullptr, false);
-      const uint32_t code = quantize_value(x[static_cast<size_t>(c)], pr[c / G], d.bits);
+      const uint32_t code = quantize_value(x[static_cast<size_t>(c)], pr[c / G], d.bits());
       out.codes[static_cast<size_t>(r * cols + c)] = code;
       q[static_cast<size_t>(c)] = dequantize_value(code, pr[c / G]);
       done[static_cast<size_t>(c)] = true;
@@ -204,7 +204,7 @@ TEST(Gptq, MatchesSequentialObsReference) {
     o.block = c.block;
     const Tensor q = gptq_quantize(w.data(), c.rows, c.cols, h.data(), c.d, o);
     expect_matches(q, reference_gptq(w, c.rows, c.cols, damped(h, c.cols, o.damp), c.d, c.act_order),
-                   desc_str(c.d) + (c.act_order ? " act-order" : "") + " block " + std::to_string(c.block));
+                   scheme_name(c.d) + (c.act_order ? " act-order" : "") + " block " + std::to_string(c.block));
   }
 }
 

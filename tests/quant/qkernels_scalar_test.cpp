@@ -35,13 +35,13 @@ void check_scheme() {
     for (int64_t r = 0; r < rows; ++r) {
       scalar_detail::dequantize_row_fast<Bits, Sym>(qrow(q, r), cols, G, a.data());
       tr.dequantize_row_ref(qrow(q, r), cols, G, b.data());
-      ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << desc_str(dg);
+      ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << scheme_name(dg);
       double abs_sum = 0;
       for (int64_t c = 0; c < cols; ++c) abs_sum += std::fabs(static_cast<double>(b[c]) * x[c]);
       const double u = std::ldexp(1.0, -24), nu = (cols + 2) * u;  // Higham gamma_{n+2}
       const float fast = scalar_detail::dot_fast<Bits, Sym>(qrow(q, r), cols, G, x.data());
       const float ref = tr.dot_ref(qrow(q, r), cols, G, x.data());
-      EXPECT_NEAR(fast, ref, nu / (1 - nu) * abs_sum + 1e-30) << desc_str(dg);
+      EXPECT_NEAR(fast, ref, nu / (1 - nu) * abs_sum + 1e-30) << scheme_name(dg);
     }
   }
 }

@@ -30,7 +30,7 @@ struct Case {
   const QuantTraits* tr;
   uint32_t group;
   QuantDesc desc() const { return tr->desc(group); }
-  std::string str() const { return desc_str(desc()); }
+  std::string str() const { return scheme_name(desc()); }
 };
 inline std::vector<Case> all_cases() {
   std::vector<Case> out;

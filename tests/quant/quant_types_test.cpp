@@ -19,7 +19,9 @@ TEST(QuantTypes, TableRowsAreConsistent) {
     EXPECT_TRUE(names.insert(t.name).second) << t.name;
     EXPECT_EQ(quant_type_from_name(t.name), t.type);
     EXPECT_EQ(&quant_traits(t.desc(128)), &t);
-    EXPECT_EQ(quant_type_of(t.desc(0)), t.type);
+    EXPECT_EQ(int_scheme(t.bits, !t.has_zero), t.type);
+    EXPECT_EQ(t.name, scheme_info(t.type).name);  // the core and codec rows agree
+    for (uint32_t g : kQuantGroupSizes) EXPECT_EQ(parse_scheme_name(scheme_name(t.desc(g))), t.desc(g));
     for (auto* fn : {reinterpret_cast<const void*>(t.quantize_ref), reinterpret_cast<const void*>(t.quantize_weighted),
                      reinterpret_cast<const void*>(t.dequantize_row), reinterpret_cast<const void*>(t.dot),
                      reinterpret_cast<const void*>(t.dequantize_row_ref), reinterpret_cast<const void*>(t.dot_ref)})
@@ -34,13 +36,19 @@ TEST(QuantTypes, TableRowsAreConsistent) {
 TEST(QuantTypes, LookupsAndValidation) {
   EXPECT_EQ(supported_bits_list(), "2, 3, 4, 8");
   EXPECT_FALSE(quant_type_from_name("int5_sym").has_value());
-  EXPECT_THROW(quant_traits(QuantDesc{5, 32, true}), ConfigError);
-  EXPECT_TRUE(desc_supported(QuantDesc{4, 128, false}));
-  EXPECT_TRUE(desc_supported(QuantDesc{3, 0, true}));
-  EXPECT_FALSE(desc_supported(QuantDesc{4, 100, false}));
-  EXPECT_FALSE(desc_supported(QuantDesc{6, 32, false}));
-  EXPECT_EQ(desc_str(QuantDesc{4, 128, false}), "int4_asym g128");
-  EXPECT_EQ(desc_str(QuantDesc{8, 0, true}), "int8_sym per-channel");
+  EXPECT_THROW(make_quant_desc(5, 32, true), UsageError);
+  EXPECT_EQ(make_quant_desc(4, 128, false), (QuantDesc{4, 128, false}));
+  EXPECT_EQ(make_quant_desc(3, 0, true), (QuantDesc{3, 0, true}));
+  EXPECT_THROW(make_quant_desc(4, 100, false), UsageError);
+  EXPECT_THROW(make_quant_desc(6, 32, false), UsageError);
+  // One spelling: the row name and the group.
+  EXPECT_EQ(scheme_name(QuantDesc{4, 128, false}), "int4_asym_g128");
+  EXPECT_EQ(scheme_name(QuantDesc{8, 0, true}), "int8_sym_perchannel");
+  EXPECT_EQ(make_quant_desc("int3_sym_g32"), (QuantDesc{3, 32, true}));
+  EXPECT_EQ(make_quant_desc("int8_asym_perchannel"), (QuantDesc{8, 0, false}));
+  for (const char* bad : {"int4_asym", "int4_asym_g", "int4_asym_g0128", "int4_asym_g100", "int5_sym_g32",
+                          "q4_g128_asym", "int4_asym_g128x"})
+    EXPECT_THROW(make_quant_desc(bad), UsageError) << bad;
   EXPECT_DOUBLE_EQ(quant_traits(QuantDesc{8, 32, true}).bits_per_weight(32), 8.5);
   EXPECT_DOUBLE_EQ(quant_traits(QuantDesc{3, 32, false}).bytes_per_group(32), 12.0 + 3.0);
 }

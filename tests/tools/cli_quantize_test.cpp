@@ -89,7 +89,7 @@ TEST(CliQuantize, BadFlagsExitTwoAndLeaveNoOutput) {
       << bits.err;
   const auto group = run_dsq(tmp, "quantize " + hf + " -o " + out + " --group 48");
   EXPECT_EQ(group.code, 2);
-  EXPECT_NE(group.err.find("group 48"), std::string::npos) << group.err;
+  EXPECT_NE(group.err.find("group size 48"), std::string::npos) << group.err;
   const auto both = run_dsq(tmp, "quantize " + hf + " -o " + out + " --sym --asym");
   EXPECT_EQ(both.code, 2);
   const auto regex = run_dsq(tmp, "quantize " + hf + " -o " + out + " --skip 'blk['");

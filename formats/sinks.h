@@ -1,0 +1,64 @@
+// Output sinks: where a command's model goes. The format table (format_table.h) has a writer
+// column; open_sink() picks the row by the output's extension, so every command that writes a
+// model (convert, quantize, prune, sparsify) writes any writable format the same way. .dsq is the
+// first row; an exporter is one more row with its own ModelSink.
+//
+// Contract of a sink: add() takes tensors one at a time (canonical names, any dtype the format can
+// hold) and writes them at once, so a model larger than RAM streams through; finish() commits
+// atomically (write <out>.tmp, rename); a sink destroyed without finish() leaves nothing behind.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "lib/core/weight_store.h"
+
+namespace dsq::formats {
+
+struct SinkOptions {
+  int zstd_level = 0;  // .dsq: 0 = uncompressed, 1..22 per-tensor zstd
+  // Cast float tensors: tensors with 2+ dims become `cast`; 1-D tensors (norms, biases) become f32
+  // (they are tiny and precision-sensitive). Quantized and integer tensors are kept as they are.
+  std::optional<DType> cast;
+  nlohmann::json recipe = nullptr;  // what produced the model (null: keep the source's recipe)
+  bool progress = true;             // write_model's progress bar
+};
+
+struct SinkReport {
+  int64_t tensors = 0;
+  int64_t parameters = 0;     // elements (kQInt counted by logical shape)
+  uint64_t raw_bytes = 0;     // tensor bytes before compression
+  uint64_t stored_bytes = 0;  // tensor bytes on disk
+  uint64_t file_bytes = 0;    // the whole output
+  int64_t compressed = 0;     // tensors stored compressed
+};
+
+class ModelSink {
+ public:
+  virtual ~ModelSink() = default;
+  // Validates and writes one tensor now (FormatError naming the output and tensor).
+  virtual void add(const std::string& name, const Tensor& t,
+                   const nlohmann::json& attrs = nlohmann::json::object()) = 0;
+  virtual SinkReport finish() = 0;
+};
+
+// The highest SinkOptions::zstd_level (zstd's maximum level).
+int max_zstd_level();
+
+// The dtype a tensor of `dtype` and `ndim` dims is written as under `cast`.
+DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast);
+
+// The sink for `path`, chosen by its extension from the format table's writer column. `src`
+// provides the config, tokenizer and provenance of the model being written. Throws UsageError
+// naming the writable extensions when none matches, or for a bad cast.
+std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
+                                     const SinkOptions& opts);
+
+// Streams every tensor of `ws` (in ws.names() order, cast applied) into open_sink(path).
+SinkReport write_model(const WeightStore& ws, const std::string& path, const SinkOptions& opts);
+
+}  // namespace dsq::formats

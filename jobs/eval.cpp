@@ -1,0 +1,65 @@
+#include "jobs/eval.h"
+
+#include <optional>
+
+#include "formats/format_table.h"
+#include "jobs/job_util.h"
+#include "lib/core/error.h"
+#include "lib/text/tokenizer.h"
+
+namespace dsq::jobs {
+
+std::vector<int32_t> eval_token_stream(const EvalOptions& opts, const WeightStore& ws) {
+  const std::string& src = opts.text_file.empty() ? opts.tokens_file : opts.text_file;
+  std::vector<int32_t> ids;
+  if (!opts.text_file.empty()) {
+    const auto tok = model_tokenizer(ws, opts.model);
+    ids = tok->encode(text::load_text_file(opts.text_file), /*add_bos=*/false);
+  } else {
+    ids = text::read_token_ids(opts.tokens_file);
+  }
+  if (ids.empty()) throw FormatError("'" + src + "': no tokens");
+  if (opts.bos) {
+    const int64_t bos = ws.config.bos_id;
+    if (bos < 0) throw ConfigError("'" + opts.model + "': --bos given but the model has no BOS id");
+    if (ids.front() != bos) ids.insert(ids.begin(), static_cast<int32_t>(bos));
+  }
+  if (opts.max_tokens > 0 && static_cast<int64_t>(ids.size()) > opts.max_tokens)
+    ids.resize(static_cast<size_t>(opts.max_tokens));
+  const int64_t vocab = ws.config.vocab_size;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw FormatError(strprintf("'%s': token id %d at position %zu is outside the model's "
+                                  "vocabulary of %lld",
+                                  src.c_str(), ids[i], i, static_cast<long long>(vocab)));
+  return ids;
+}
+
+EvalReport run_eval(const EvalOptions& opts) {
+  if (opts.text_file.empty() == opts.tokens_file.empty())
+    throw UsageError("give exactly one of --text FILE or --tokens FILE");
+  if (opts.ctx < 2)
+    throw UsageError(strprintf("--ctx must be at least 2, got %lld", static_cast<long long>(opts.ctx)));
+  const WeightStore ws = formats::open_model(opts.model);
+  const auto stream = eval_token_stream(opts, ws);
+  const model::Model m = model::Model::load(ws);
+  std::optional<WeightStore> ref_ws;
+  std::optional<model::Model> ref;
+  if (!opts.ref.empty()) {
+    ref_ws.emplace(formats::open_model(opts.ref));
+    if (ref_ws->config.vocab_size != ws.config.vocab_size)
+      throw ConfigError(strprintf("'%s' has a vocabulary of %lld ids, the reference '%s' %lld",
+                                  opts.model.c_str(), static_cast<long long>(ws.config.vocab_size),
+                                  opts.ref.c_str(),
+                                  static_cast<long long>(ref_ws->config.vocab_size)));
+    ref.emplace(model::Model::load(*ref_ws));
+  }
+  EvalReport r = model::evaluate(m, ref ? &*ref : nullptr, stream, opts.ctx, opts.batch, opts.progress);
+  r.model = opts.model;
+  r.ref = opts.ref;
+  r.bits_per_weight = model::block_linear_bits_per_weight(ws);
+  if (!opts.json_out.empty()) write_json_file(opts.json_out, model::to_json(r));
+  return r;
+}
+
+}  // namespace dsq::jobs

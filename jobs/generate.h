@@ -1,0 +1,30 @@
+// `dsq generate`: the model's tokenizer encodes the prompt (with BOS when the tokenizer adds one),
+// then greedy or sampled continuation through the KV cache (lib/model/generate.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dsq::jobs {
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt;
+  int64_t n_new = 32;
+  double temperature = 0.0;  // 0 = greedy
+  int64_t top_k = 0;
+  uint64_t seed = 0;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> prompt_ids;  // BOS + encode(prompt)
+  std::vector<int32_t> new_ids;     // generated (stops early after EOS)
+  std::string text;                 // decode(prompt_ids + new_ids)
+  double tokens_per_second = 0;     // generated ids per second (prompt processing included)
+};
+
+// `dsq generate`: BOS + encode(prompt) through the KV cache, then sampling.
+GenerateResult run_generate(const GenerateOptions& opts);
+
+}  // namespace dsq::jobs

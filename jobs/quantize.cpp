@@ -1,0 +1,199 @@
+#include "jobs/quantize.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <regex>
+#include <vector>
+
+#include "calibration/methods.h"
+#include "formats/format_table.h"
+#include "formats/sinks.h"
+#include "jobs/job_util.h"
+#include "lib/core/arch.h"
+#include "lib/core/error.h"
+#include "lib/core/log.h"
+#include "lib/core/progress.h"
+#include "lib/quant/quant_types.h"
+#include "lib/quant/rtn.h"
+
+namespace dsq::jobs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+// Compiles --skip once up front so a bad regex is a usage error before any work.
+void check_skip_regex(const std::string& skip) {
+  if (skip.empty()) return;
+  try {
+    std::regex re(skip, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    throw UsageError("--skip: invalid regular expression '" + skip.substr(0, 80) + "': " + e.what());
+  }
+}
+
+// Rejects NaN/Inf weights before they reach a quantizer (which cannot represent them). Converts
+// in chunks: no full f32 copy of the tensor.
+void check_finite(const Tensor& w, const std::string& name, const std::string& source) {
+  constexpr int64_t kChunk = int64_t{1} << 16;
+  std::vector<float> buf(static_cast<size_t>(std::min(kChunk, w.numel())));
+  const size_t es = dtype_size(w.dtype());
+  for (int64_t i0 = 0; i0 < w.numel(); i0 += kChunk) {
+    const int64_t n = std::min(kChunk, w.numel() - i0);
+    convert_elements(w.dtype(), w.bytes() + static_cast<size_t>(i0) * es, DType::kF32, buf.data(),
+                     static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(buf[static_cast<size_t>(i)]))
+        throw FormatError(strprintf("'%s': tensor '%s': non-finite weight at element %lld",
+                                    source.c_str(), name.c_str(), static_cast<long long>(i0 + i)));
+  }
+}
+
+// Drops the process's mapping of a borrowed (mmap-backed) source tensor once it has been written:
+// the pages stay in the page cache but leave this process's RSS, so peak RSS does not grow with
+// the number of tensors read. Owned tensors are freed by their destructor instead.
+void release_source_pages(const Tensor& t) {
+  if (t.owned() || t.nbytes() == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.bytes());
+  const uintptr_t first = (begin + page - 1) / page * page;  // whole pages inside the tensor only
+  const uintptr_t last = (begin + t.nbytes()) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+}  // namespace
+
+double QuantizeReport::quantized_bpw() const {
+  return quantized_params ? quantized_bits / static_cast<double>(quantized_params) : 0.0;
+}
+double QuantizeReport::file_bpw() const {
+  return total_params ? 8.0 * static_cast<double>(file_bytes) / total_params : 0.0;
+}
+quant::QuantErrorStats QuantizeReport::error() const {
+  quant::QuantErrorStats s;
+  for (const auto& t : tensors) {
+    s.err_sq += t.error.err_sq;
+    s.norm_sq += t.error.norm_sq;
+  }
+  return s;
+}
+
+void to_json(json& j, const QuantizeReport& r) {
+  j = json{{"recipe", r.recipe},
+           {"tensors", r.tensors},
+           {"summary",
+            {{"quantized_params", r.quantized_params},
+             {"quantized_bytes", r.quantized_bytes},
+             {"quantized_bits_per_weight", r.quantized_bpw()},
+             {"total_params", r.total_params},
+             {"file_bytes", r.file_bytes},
+             {"file_bits_per_weight", r.file_bpw()},
+             {"rel_err", r.error().rel()},
+             {"sqnr_db", std::isfinite(r.error().sqnr_db()) ? json(r.error().sqnr_db()) : json(nullptr)},
+             {"seconds", r.seconds}}}};
+}
+
+std::string format_report(const QuantizeReport& r) {
+  size_t w = 6;
+  for (const auto& t : r.tensors) w = std::max(w, t.name.size());
+  std::string out = strprintf("%-*s %-16s %-16s %7s %10s %8s %8s\n", static_cast<int>(w), "tensor",
+                              "shape", "type", "bpw", "rel_err", "sqnr_db", "time_s");
+  for (const auto& t : r.tensors) {
+    const std::string type = t.quantized ? t.scheme : t.dtype;
+    const std::string err = t.quantized ? strprintf("%10.3e", t.error.rel()) : "         -";
+    const std::string sqnr = t.quantized ? strprintf("%8.2f", t.error.sqnr_db()) : "       -";
+    out += strprintf("%-*s %-16s %-16s %7.3f %s %s %8.3f\n", static_cast<int>(w), t.name.c_str(),
+                     shape_str(t.shape).c_str(), type.c_str(), t.bits_per_weight, err.c_str(),
+                     sqnr.c_str(), t.seconds);
+  }
+  out += strprintf("quantized linears: %lld weights at %.3f bits/weight, rel_err %.3e; file: %.3f "
+                   "bits/weight over %lld parameters (%llu bytes); %.2fs\n",
+                   static_cast<long long>(r.quantized_params), r.quantized_bpw(), r.error().rel(),
+                   r.file_bpw(), static_cast<long long>(r.total_params),
+                   static_cast<unsigned long long>(r.file_bytes), r.seconds);
+  return out;
+}
+
+QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
+  if (opts.model_path.empty()) throw UsageError("missing input model");
+  if (opts.out_path.empty()) throw UsageError("missing output path (-o)");
+  const auto t_start = Clock::now();
+  make_quant_desc(opts.desc.bits(), opts.desc.group, opts.desc.sym());  // the CLI's rules
+  const calibration::QuantMethod& method = calibration::find_quant_method(opts.method);
+  opts.method_options = calibration::resolve_method_options(method, opts.method_options);
+  check_skip_regex(opts.skip);
+  const WeightStore ws = formats::open_model(opts.model_path);
+  const std::string src_format = ws.metadata.value("source_format", std::string());
+
+  QuantizeReport report;
+  report.recipe = calibration::quantize_recipe(opts, src_format);
+  formats::SinkOptions so;
+  so.recipe = report.recipe;
+  so.zstd_level = opts.zstd_level;
+  const std::unique_ptr<formats::ModelSink> sink = formats::open_sink(opts.out_path, ws, so);
+  std::unique_ptr<calibration::LinearQuantizer> quantizer = method.make(ws, opts);
+
+  std::optional<Progress> bar;
+  if (opts.progress) bar.emplace("quantizing", static_cast<int64_t>(ws.size()), "tensors");
+  int64_t next_block = 0;  // blocks begun so far: begin_block(L) runs once, in increasing L
+  const std::string scheme = scheme_name(opts.desc);
+  for (const auto& name : ws.names()) {
+    const auto& e = ws.entry(name);
+    TensorReport rep;
+    rep.name = name;
+    rep.shape = e.shape;
+    rep.params = shape_numel(e.shape, name);
+    const Tensor src = e.load();
+    Tensor t = src;
+    int64_t layer = 0;
+    const bool in_block = parse_block_name(name, &layer, nullptr);
+    if (calibration::should_quantize(ws.config, name, t.dtype(), opts.skip)) {
+      if (t.ndim() != 2)
+        throw ShapeError(strprintf("'%s': tensor '%s': linear weight must be 2-D, got %s",
+                                   e.source.c_str(), name.c_str(), shape_str(t.shape()).c_str()));
+      check_finite(t, name, e.source);
+      const auto t0 = Clock::now();
+      for (; next_block <= layer; ++next_block) quantizer->begin_block(next_block);
+      t = quantizer->quantize(name, t, &rep);
+      rep.seconds = seconds_since(t0);
+      DSQ_ASSERT(t.dtype() == DType::kQInt && t.quant() == opts.desc, "method returned a bad tensor");
+      rep.quantized = true;
+      rep.scheme = scheme;
+      report.quantized_params += rep.params;
+      report.quantized_bytes += t.nbytes();
+    } else if (in_block) {
+      for (; next_block <= layer; ++next_block) quantizer->begin_block(next_block);
+      if (std::optional<Tensor> r = quantizer->replace(name)) {
+        DSQ_ASSERT(r->shape() == t.shape(), "method replaced %s with another shape", name.c_str());
+        t = std::move(*r);
+        rep.extra["replaced"] = true;  // e.g. an AWQ-scaled norm
+      }
+    }
+    rep.dtype = std::string(dtype_name(t.dtype()));
+    rep.bytes = t.nbytes();
+    rep.bits_per_weight =
+        rep.quantized ? quant_bits_per_weight(opts.desc, t.dim(0), t.dim(1))
+                      : 8.0 * static_cast<double>(dtype_size(t.dtype()));
+    if (rep.quantized) report.quantized_bits += rep.bits_per_weight * static_cast<double>(rep.params);
+    sink->add(name, t, e.attrs);
+    release_source_pages(src);
+    report.total_params += rep.params;
+    report.tensors.push_back(std::move(rep));
+    if (bar) bar->add();
+  }
+  if (bar) bar->finish();
+  if (report.quantized_params == 0)
+    log_warn("no tensor was quantized (no block linears matched, or --skip matched all of them)");
+  const formats::SinkReport wr = sink->finish();
+  report.file_bytes = wr.file_bytes;
+  report.seconds = seconds_since(t_start);
+  if (!json_out.empty()) write_json_file(json_out, json(report));
+  return report;
+}
+
+}  // namespace dsq::jobs
