@@ -23,19 +23,13 @@ using namespace dsq;
 
 constexpr int64_t kCtx = 512;
 
+// TinyLlama-1.1B layer widths with 8 kv heads and tied embeddings.
 ModelConfig one_b_config(int64_t layers) {
-  ModelConfig c;
-  c.arch = "llama";
-  c.n_layers = layers;
-  c.d_model = 2048;
-  c.n_heads = 32;
-  c.n_kv_heads = 8;
-  c.head_dim = 64;
-  c.d_ff = 5632;
-  c.vocab_size = 32000;
-  c.max_ctx = 2048;
+  SyntheticShape s = kLlama1BShape;
+  s.n_layers = layers;
+  s.n_kv_heads = 8;
+  ModelConfig c = synthetic_config("llama", s);
   c.tied_embeddings = true;
-  c.bos_id = 1;
   return c;
 }
 

@@ -116,29 +116,42 @@ std::vector<int64_t> draw_slots(int64_t n_slots, int64_t n, uint64_t seed) {
 
 CalibData load_calib_data(const CalibOptions& o, int64_t vocab, int32_t bos_id,
                           const text::Tokenizer* tok) {
-  if (o.path.empty()) throw UsageError("missing calibration data (--calib FILE)");
+  if (o.paths.empty()) throw UsageError("missing calibration data (--calib FILE)");
   if (o.n_samples <= 0) throw UsageError("--calib-samples must be positive");
   if (o.seq_len <= 1) throw UsageError("--calib-len must be at least 2");
-  std::vector<int32_t> stream = read_calib_stream(o.path, tok, vocab);
   const bool bos = o.bos && bos_id >= 0;
-  if (bos && !stream.empty() && stream.front() == bos_id) stream.erase(stream.begin());
-  const int64_t n_stream = static_cast<int64_t>(stream.size());
-  if (n_stream == 0) throw FormatError("'" + o.path + "': no calibration tokens");
+  std::vector<std::vector<int32_t>> streams;
+  int64_t longest = 0, total = 0;
+  for (const auto& path : o.paths) {
+    std::vector<int32_t> s = read_calib_stream(path, tok, vocab);
+    if (bos && !s.empty() && s.front() == bos_id) s.erase(s.begin());
+    if (s.empty()) throw FormatError("'" + path + "': no calibration tokens");
+    longest = std::max(longest, static_cast<int64_t>(s.size()));
+    total += static_cast<int64_t>(s.size());
+    streams.push_back(std::move(s));
+  }
+  const std::string what = o.paths.size() == 1 ? "'" + o.paths.front() + "'" : "the calibration files";
 
   const int64_t extra = bos ? 1 : 0;  // ids per window not taken from the stream
   int64_t len = o.seq_len, n = o.n_samples;
-  if (n_stream < len - extra) {
-    len = n_stream + extra;
-    log_warn(strprintf("'%s': %lld tokens: calibration windows shortened from %lld to %lld tokens",
-                       o.path.c_str(), static_cast<long long>(n_stream),
+  if (longest < len - extra) {
+    len = longest + extra;
+    log_warn(strprintf("%s: %lld tokens: calibration windows shortened from %lld to %lld tokens",
+                       what.c_str(), static_cast<long long>(longest),
                        static_cast<long long>(o.seq_len), static_cast<long long>(len)));
   }
-  const int64_t span = len - extra, n_slots = n_stream / span;
+  const int64_t span = len - extra;
+  std::vector<int64_t> first_slot;  // [file] index of its first slot in the global numbering
+  int64_t n_slots = 0;
+  for (const auto& s : streams) {
+    first_slot.push_back(n_slots);
+    n_slots += static_cast<int64_t>(s.size()) / span;
+  }
   if (n_slots < n) {
     n = n_slots;
-    log_warn(strprintf("'%s': %lld tokens hold only %lld windows of %lld: using %lld calibration "
+    log_warn(strprintf("%s: %lld tokens hold only %lld windows of %lld: using %lld calibration "
                        "samples instead of %lld",
-                       o.path.c_str(), static_cast<long long>(n_stream),
+                       what.c_str(), static_cast<long long>(total),
                        static_cast<long long>(n_slots), static_cast<long long>(len),
                        static_cast<long long>(n), static_cast<long long>(o.n_samples)));
   }
@@ -147,13 +160,19 @@ CalibData load_calib_data(const CalibOptions& o, int64_t vocab, int32_t bos_id,
   d.seq_len = len;
   d.tokens.reserve(static_cast<size_t>(n * len));
   for (const int64_t slot : draw_slots(n_slots, n, o.seed)) {
+    const size_t f = static_cast<size_t>(
+        std::upper_bound(first_slot.begin(), first_slot.end(), slot) - first_slot.begin() - 1);
     if (bos) d.tokens.push_back(bos_id);
-    const auto first = stream.begin() + slot * span;
+    const auto first = streams[f].begin() + (slot - first_slot[f]) * span;
     d.tokens.insert(d.tokens.end(), first, first + span);
   }
-  d.recipe = {{"file", std::filesystem::path(o.path).filename().string()},
-              {"sha256", sha256_file(o.path)},
-              {"stream_tokens", n_stream},
+  nlohmann::json files = nlohmann::json::array();
+  for (size_t i = 0; i < o.paths.size(); ++i)
+    files.push_back({{"file", std::filesystem::path(o.paths[i]).filename().string()},
+                     {"sha256", sha256_file(o.paths[i])},
+                     {"stream_tokens", static_cast<int64_t>(streams[i].size())}});
+  d.recipe = {{"files", files},
+              {"stream_tokens", total},
               {"samples", n},
               {"seq_len", len},
               {"seed", o.seed},

@@ -6,6 +6,9 @@
 //   .txt   UTF-8 text, tokenized once with the model's tokenizer
 //   .jsonl one JSON object per line with a string field "text"; documents are tokenized one by
 //          one and concatenated
+// Several files mix domains (e.g. in-domain stories and encyclopedic text): each file's stream is
+// cut into its own slots, and the draw picks among all of them, so each file contributes in
+// proportion to its length and no window straddles two files.
 // Sampling: the id stream is cut into non-overlapping slots of L ids (L-1 with BOS, see below);
 // a seeded Fisher-Yates draw (splitmix64, identical on every platform) picks N distinct slots,
 // which are then used in file order. When the stream holds fewer than N slots, N is reduced to
@@ -29,7 +32,7 @@
 namespace dsq::calibration {
 
 struct CalibOptions {
-  std::string path;         // .u32, .txt or .jsonl
+  std::vector<std::string> paths;  // .u32, .txt or .jsonl files (empty: no calibration)
   int64_t n_samples = 128;  // windows
   int64_t seq_len = 512;    // tokens per window (BOS included)
   uint64_t seed = 0;
@@ -40,7 +43,8 @@ struct CalibData {
   int64_t n_samples = 0;
   int64_t seq_len = 0;
   std::vector<int32_t> tokens;  // [n_samples, seq_len], row-major
-  // What was used: {"file", "sha256", "stream_tokens", "samples", "seq_len", "seed", "bos"}.
+  // What was used: {"files": [{"file", "sha256", "stream_tokens"}...], "samples", "seq_len",
+  // "seed", "bos"}.
   nlohmann::json recipe = nlohmann::json::object();
 
   std::span<const int32_t> window(int64_t i) const {

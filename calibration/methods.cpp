@@ -17,8 +17,8 @@ constexpr std::string_view kCalibGroup = "Calibrated methods (gptq, awq, awq+gpt
 // ---- Option rows ---------------------------------------------------------------------------
 const OptionSpec kCalib{"calib", "--calib",
                         "Calibration data: token ids (.u32) or text (.txt, .jsonl with a 'text' "
-                        "field)",
-                        K::kPath, 0, 0, 0, false, kCalibGroup};
+                        "field); repeat to mix files (windows drawn in proportion to their length)",
+                        K::kPaths, 0, 0, 0, false, kCalibGroup};
 const OptionSpec kCalibSamples{"calib_samples", "--calib-samples", "Calibration windows", K::kInt,
                                128, 1, 1 << 20, false, kCalibGroup};
 const OptionSpec kCalibLen{"calib_len", "--calib-len", "Tokens per calibration window (BOS included)",
@@ -89,6 +89,7 @@ json spec_default(const OptionSpec& s) {
     case K::kInt: return static_cast<int64_t>(s.def);
     case K::kReal: return s.def;
     case K::kPath: return std::string();
+    case K::kPaths: return json::array();
   }
   return nullptr;
 }
@@ -104,6 +105,13 @@ json check_value(const OptionSpec& s, const json& v) {
     case K::kPath:
       if (!v.is_string()) throw UsageError(f + ": expected a path");
       return v;
+    case K::kPaths: {
+      if (v.is_string()) return json::array({v});  // recipes written before lists
+      if (!v.is_array()) throw UsageError(f + ": expected a list of paths");
+      for (const auto& p : v)
+        if (!p.is_string()) throw UsageError(f + ": expected a list of paths");
+      return v;
+    }
     case K::kInt: {
       if (!v.is_number_integer() || v.get<double>() < s.lo || v.get<double>() > s.hi)
         throw UsageError(f + " must be an integer in " + range());
@@ -207,7 +215,8 @@ std::string option_default_text(const OptionSpec& s) { return number_str(s.def);
 
 CalibOptions calib_options(const json& o) {
   CalibOptions c;
-  c.path = o.value("calib", std::string());
+  if (const auto it = o.find("calib"); it != o.end())
+    c.paths = check_value(kCalib, *it).get<std::vector<std::string>>();
   c.n_samples = o.value("calib_samples", c.n_samples);
   c.seq_len = o.value("calib_len", c.seq_len);
   c.seed = o.value("seed", c.seed);

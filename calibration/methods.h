@@ -21,7 +21,8 @@
 
 namespace dsq::calibration {
 
-enum class OptionKind : uint8_t { kFlag, kInt, kReal, kPath };
+// kPaths: a repeatable flag, a JSON array of strings (a plain string is read as one path).
+enum class OptionKind : uint8_t { kFlag, kInt, kReal, kPath, kPaths };
 
 // One option: its JSON key in recipes, its CLI flag, help text, kind, default and range.
 struct OptionSpec {

@@ -179,7 +179,7 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
   save_stats_ = rt["save_stats"].get<std::string>();
   load_stats_path_ = rt["load_stats"].get<std::string>();
   const bool calibrate = load_stats_path_.empty();
-  if (calibrate && calib_opts_.path.empty())
+  if (calibrate && calib_opts_.paths.empty())
     throw UsageError("--method " + o.method + " needs calibration data (--calib FILE) or "
                      "--load-stats FILE.h5");
   if (awq()) {

@@ -46,9 +46,6 @@ DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast) {
 
 std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
                                      const SinkOptions& opts) {
-  if (opts.cast && *opts.cast != DType::kF32 && *opts.cast != DType::kF16 &&
-      *opts.cast != DType::kBF16)
-    throw UsageError("cast dtype must be f32, f16 or bf16");
   const std::string ext = std::filesystem::path(path).extension().string();
   std::string writable;
   for (const auto& f : format_table()) {
@@ -62,19 +59,19 @@ std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore&
                    "' files (writable: " + writable + ")");
 }
 
-SinkReport write_model(const WeightStore& ws, const std::string& path, const SinkOptions& opts) {
-  std::unique_ptr<ModelSink> sink = open_sink(path, ws, opts);
+SinkReport stream_model(const WeightStore& ws, ModelSink& sink, bool progress) {
   std::optional<Progress> bar;
-  if (opts.progress) bar.emplace("writing", static_cast<int64_t>(ws.size()), "tensors");
+  if (progress) bar.emplace("writing", static_cast<int64_t>(ws.size()), "tensors");
   for (const auto& name : ws.names()) {
     const auto& e = ws.entry(name);
-    Tensor t = e.load();
-    const DType to = sink_cast_dtype(t.dtype(), t.ndim(), opts.cast);
-    if (to != t.dtype()) t = t.to(to);
-    sink->add(name, t, e.attrs);
+    sink.add(name, e.load(), e.attrs);
     if (bar) bar->add();
   }
-  return sink->finish();
+  return sink.finish();
+}
+
+SinkReport write_model(const WeightStore& ws, const std::string& path, const SinkOptions& opts) {
+  return stream_model(ws, *open_sink(path, ws, opts), opts.progress);
 }
 
 }  // namespace dsq::formats

@@ -58,7 +58,10 @@ DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast);
 std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
                                      const SinkOptions& opts);
 
-// Streams every tensor of `ws` (in ws.names() order, cast applied) into open_sink(path).
+// Streams every tensor of `ws` (in ws.names() order, with its attrs) into `sink` and finishes it.
+SinkReport stream_model(const WeightStore& ws, ModelSink& sink, bool progress);
+
+// Streams every tensor of `ws` into open_sink(path) (cast applied by the sink).
 SinkReport write_model(const WeightStore& ws, const std::string& path, const SinkOptions& opts);
 
 }  // namespace dsq::formats

@@ -22,7 +22,7 @@ using calibration::CalibOptions;
 struct CompressRunOptions {
   std::string model_path;           // any format formats::open_model reads (float weights)
   std::string out_path;             // .dsq
-  calibration::CalibOptions calib;  // path empty: no calibration (prune by magnitude, no drift)
+  calibration::CalibOptions calib;  // no paths: no calibration (prune by magnitude, no drift)
   int64_t drift_samples = 16;       // held-out calibration windows for the drift report
   int zstd_level = 0;
   bool progress = true;

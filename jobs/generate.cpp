@@ -19,8 +19,8 @@ GenerateResult run_generate(const GenerateOptions& opts) {
   const auto tok = model_tokenizer(ws, opts.model);
   const model::Model m = model::Model::load(ws);
   GenerateResult r;
-  r.prompt_ids = tok->encode(opts.prompt, /*add_bos=*/true);
-  if (r.prompt_ids.empty()) throw UsageError("the prompt encodes to no tokens and the model has no BOS");
+  r.prompt_ids = tok->encode(opts.prompt, tok->adds_bos());
+  if (r.prompt_ids.empty()) throw UsageError("the prompt encodes to no tokens");
   for (int32_t id : r.prompt_ids)
     if (id >= m.vocab())
       throw ConfigError(strprintf("'%s': the tokenizer produced id %d, beyond the model's "

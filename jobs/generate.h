@@ -18,13 +18,13 @@ struct GenerateOptions {
 };
 
 struct GenerateResult {
-  std::vector<int32_t> prompt_ids;  // BOS + encode(prompt)
+  std::vector<int32_t> prompt_ids;  // encode(prompt), BOS first when the tokenizer adds one
   std::vector<int32_t> new_ids;     // generated (stops early after EOS)
   std::string text;                 // decode(prompt_ids + new_ids)
   double tokens_per_second = 0;     // generated ids per second (prompt processing included)
 };
 
-// `dsq generate`: BOS + encode(prompt) through the KV cache, then sampling.
+// `dsq generate`: the prompt's ids through the KV cache, then sampling.
 GenerateResult run_generate(const GenerateOptions& opts);
 
 }  // namespace dsq::jobs

@@ -54,7 +54,7 @@ PruneModelReport run_prune(const PruneModelOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   if (o.out_path.empty()) throw UsageError("an output path is required");
   const WeightStore src = formats::open_model(o.model_path);
-  const bool calibrate = !o.calib.path.empty();
+  const bool calibrate = !o.calib.paths.empty();
   if (o.prune.needs_stats() && !calibrate)
     throw UsageError(std::string("importance 'activation', --bias-compensation and --drop-layers "
                                  "need calibration data: give --calib FILE (or --importance magnitude)"));

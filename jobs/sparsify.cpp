@@ -48,7 +48,7 @@ SparsifyReport run_sparsify(const SparsifyOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   if (!(o.ratio > 0.0 && o.ratio < 1.0)) throw UsageError("--topk must be in (0, 1)");
   if (o.out_path.empty()) throw UsageError("an output path is required");
-  if (o.calib.path.empty()) throw UsageError("sparsify needs calibration data: give --calib FILE");
+  if (o.calib.paths.empty()) throw UsageError("sparsify needs calibration data: give --calib FILE");
   // The dense model: any thresholds of the input are dropped (calibration sees dense activations
   // and the output gets only the new ones).
   WeightStore ws = formats::open_model(o.model_path);

@@ -11,8 +11,9 @@ void add_compress_flags(CLI::App& sub, CompressFlags& f) {
   sub.add_option("model", f.model, "Input model (HF directory, .safetensors, .gguf, llama2.c .bin, .dsq)")
       ->required();
   sub.add_option("-o,--output", f.out, "Output model (its extension picks the writer: .dsq)")->required();
-  sub.add_option("--calib", f.calib.path,
-                 "Calibration data: .u32 ids, .txt or .jsonl text (tokenized with the model's tokenizer)");
+  sub.add_option("--calib", f.calib.paths,
+                 "Calibration data: .u32 ids, .txt or .jsonl text (tokenized with the model's "
+                 "tokenizer); repeat to mix files");
   sub.add_option("--calib-samples", f.calib.n_samples, "Calibration windows")->capture_default_str();
   sub.add_option("--calib-len", f.calib.seq_len, "Tokens per calibration window (BOS included)")
       ->capture_default_str();

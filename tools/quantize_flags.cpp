@@ -17,6 +17,7 @@ void MethodFlags::bind(CLI::App& sub) {
       case K::kInt: slot->opt = sub.add_option(flag, slot->i, help); break;
       case K::kReal: slot->opt = sub.add_option(flag, slot->d, help); break;
       case K::kPath: slot->opt = sub.add_option(flag, slot->s, help); break;
+      case K::kPaths: slot->opt = sub.add_option(flag, slot->list, help); break;
     }
     if (spec->kind == K::kInt || spec->kind == K::kReal)
       slot->opt->default_str(jobs::option_default_text(*spec));
@@ -38,6 +39,7 @@ void MethodFlags::apply(jobs::QuantizeOptions& q) const {
       case K::kInt: v = slot->i; break;
       case K::kReal: v = slot->d; break;
       case K::kPath: v = slot->s; break;
+      case K::kPaths: v = slot->list; break;
     }
     const std::string key(spec->key);
     if (std::find(m.options.begin(), m.options.end(), spec) != m.options.end())

@@ -28,6 +28,7 @@ class MethodFlags {
     int64_t i = 0;
     double d = 0.0;
     std::string s;
+    std::vector<std::string> list;
   };
   std::vector<std::unique_ptr<Slot>> slots_;  // stable addresses for CLI11
 };

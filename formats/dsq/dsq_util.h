@@ -10,7 +10,7 @@
 
 namespace dsq::formats {
 
-// "f16", or "qint(q4_g128_asym)" for quantized tensors.
+// "f16", or "qint(int4_asym_g128)" for quantized tensors.
 std::string describe_dtype(DType t, const QuantDesc& q);
 
 // RFC 4648 base64 with padding (embedded tokenizer files).

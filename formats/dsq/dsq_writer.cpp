@@ -253,33 +253,16 @@ DsqWriteReport DsqWriter::finish() {
   return report_;
 }
 
-DsqWriteReport write_dsq(const WeightStore& ws, const std::string& path,
-                         const DsqWriteOptions& opts) {
-  if (opts.cast && *opts.cast != DType::kF32 && *opts.cast != DType::kF16 &&
-      *opts.cast != DType::kBF16)
-    throw UsageError("cast dtype must be f32, f16 or bf16");
-  DsqWriter w(path, dsq_header_for(ws, opts), opts.zstd_level);
-  std::optional<Progress> bar;
-  if (opts.progress) bar.emplace("writing", static_cast<int64_t>(ws.size()), "tensors");
-  for (const auto& name : ws.names()) {
-    const auto& e = ws.entry(name);
-    Tensor t = e.load();
-    const DType to = sink_cast_dtype(t.dtype(), t.ndim(), opts.cast);
-    if (to != t.dtype()) t = t.to(to);
-    w.add(name, t, e.attrs);
-    if (bar) bar->add();
-  }
-  return w.finish();
-}
-
 int max_zstd_level() { return ZSTD_maxCLevel(); }
 
 namespace {
 
 class DsqSink : public ModelSink {
  public:
+  DsqSink(const std::string& path, const WeightStore& src, const DsqWriteOptions& o)
+      : cast_(checked_cast(o.cast)), w_(path, dsq_header_for(src, o), o.zstd_level) {}
   DsqSink(const std::string& path, const WeightStore& src, const SinkOptions& o)
-      : cast_(o.cast), w_(path, dsq_header_for(src, write_options(o)), o.zstd_level) {}
+      : DsqSink(path, src, write_options(o)) {}
   void add(const std::string& name, const Tensor& t, const nlohmann::json& attrs) override {
     const DType to = sink_cast_dtype(t.dtype(), t.ndim(), cast_);
     w_.add(name, to == t.dtype() ? t : t.to(to), attrs);
@@ -287,6 +270,11 @@ class DsqSink : public ModelSink {
   SinkReport finish() override { return w_.finish(); }
 
  private:
+  static std::optional<DType> checked_cast(std::optional<DType> c) {
+    if (c && *c != DType::kF32 && *c != DType::kF16 && *c != DType::kBF16)
+      throw UsageError("cast dtype must be f32, f16 or bf16");
+    return c;
+  }
   static DsqWriteOptions write_options(const SinkOptions& o) {
     DsqWriteOptions w;
     w.zstd_level = o.zstd_level;
@@ -304,6 +292,12 @@ class DsqSink : public ModelSink {
 std::unique_ptr<ModelSink> dsq_sink(const std::string& path, const WeightStore& src,
                                     const SinkOptions& opts) {
   return std::make_unique<DsqSink>(path, src, opts);
+}
+
+DsqWriteReport write_dsq(const WeightStore& ws, const std::string& path,
+                         const DsqWriteOptions& opts) {
+  DsqSink sink(path, ws, opts);
+  return stream_model(ws, sink, opts.progress);
 }
 
 }  // namespace dsq::formats

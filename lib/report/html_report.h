@@ -31,7 +31,7 @@ struct TensorStat {
   std::string name;  // "blk.3.attn_q.weight"
   int layer = -1;    // 3; -1 outside the blocks
   std::string kind;  // "attn_q"; the full name outside the blocks
-  std::string type;  // quant scheme name when reported ("q4_g32")
+  std::string type;  // quant scheme name when reported ("int4_asym_g32")
   double bits_per_weight = kUnset, rel_error = kUnset, sqnr_db = kUnset;
   // Calibrated methods (GPTQ): ||WX - QX||^2 / ||WX||^2 on the calibration inputs, for this
   // method and for RTN on the same inputs ("extra": {out_rel_err, out_rel_err_rtn}); NaN if absent.

@@ -73,6 +73,10 @@ std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string&
                                 tokens.size()));
   const int32_t bos = gguf_int(md, "tokenizer.ggml.bos_token_id", -1);
   const int32_t eos = gguf_int(md, "tokenizer.ggml.eos_token_id", -1);
+  // llama.cpp's default: SentencePiece vocabularies add BOS, BPE ones do not.
+  const auto add_bos_it = md.find("tokenizer.ggml.add_bos_token");
+  const bool add_bos = add_bos_it != md.end() && add_bos_it->is_boolean() ? add_bos_it->get<bool>()
+                                                                         : model == "llama";
   const int32_t unk = gguf_int(md, "tokenizer.ggml.unknown_token_id", -1);
 
   if (model == "llama") {
@@ -98,6 +102,7 @@ std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string&
     }
     m.bos_id = bos;
     m.eos_id = eos;
+    m.add_bos = add_bos;
     return make_spm_tokenizer(std::move(m));
   }
   if (model == "gpt2") {
@@ -128,6 +133,7 @@ std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string&
     m.bos_id = bos;
     m.eos_id = eos;
     m.unk_id = unk;
+    m.add_bos = add_bos;
     return make_bpe_tokenizer(std::move(m));
   }
   throw ConfigError("'" + path + "': tokenizer model '" + model +
@@ -327,6 +333,28 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
   const auto [bos, eos] = hf_bos_eos(config, cfg_name);
   m.bos_id = id_of(bos);
   m.eos_id = id_of(eos);
+  // BOS is added by the post-processor in a fast tokenizer: a TemplateProcessing (possibly inside
+  // a Sequence) whose single-sequence template starts with a special token.
+  const json& post = j.value("post_processor", json());
+  std::vector<const json*> procs;
+  if (post.is_object() && json_str(post, "type") == "Sequence") {
+    for (const auto& p : post.value("processors", json::array())) procs.push_back(&p);
+  } else if (post.is_object()) {
+    procs.push_back(&post);
+  }
+  for (const json* p : procs) {
+    if (json_str(*p, "type") != "TemplateProcessing") continue;
+    const json& single = p->value("single", json::array());
+    if (!single.is_array() || single.empty() || !single[0].is_object() ||
+        !single[0].contains("SpecialToken"))
+      continue;
+    const int32_t id = id_of(json_str(single[0]["SpecialToken"], "id"));
+    if (id < 0)
+      throw FormatError("'" + path + "': the post-processor's first special token is not in the "
+                        "vocabulary");
+    if (m.bos_id < 0) m.bos_id = id;
+    m.add_bos = id == m.bos_id;
+  }
   return make_bpe_tokenizer(std::move(m));
 }
 
@@ -405,8 +433,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
   const std::string path = ref["path"].get<std::string>();
   const std::filesystem::path fs_path(path);
   const std::string name = fs_path.filename().string();
-  if (kind == "sentencepiece")
-    return make_spm_tokenizer(parse_sentencepiece_model(file_bytes(ref, name, path), path));
+  if (kind == "sentencepiece") {
+    SpmModel m = parse_sentencepiece_model(file_bytes(ref, name, path), path);
+    if (ref.contains("add_bos_token") && ref["add_bos_token"].is_boolean())
+      m.add_bos = ref["add_bos_token"].get<bool>();
+    return make_spm_tokenizer(std::move(m));
+  }
   if (kind == "hf-json") {
     const std::string cfg_path = (fs_path.parent_path() / "tokenizer_config.json").string();
     std::optional<std::string> config;

@@ -35,6 +35,11 @@ class Tokenizer {
   virtual std::string token_text(int32_t id) const = 0;
 
   int32_t bos_id() const { return bos_id_; }  // -1 when the vocabulary has none
+  // Whether the tokenizer's own pipeline puts BOS before a text: a Hugging Face post-processor
+  // (TemplateProcessing that starts with a special token, as DeepSeek-V3's), tokenizer_config's
+  // add_bos_token for SentencePiece, GGUF's tokenizer.ggml.add_bos_token. What `dsq generate`
+  // follows (Qwen: no BOS; Llama/DeepSeek: BOS).
+  bool adds_bos() const { return adds_bos_ && bos_id_ >= 0; }
   int32_t eos_id() const { return eos_id_; }  // -1 when the vocabulary has none
   size_t vocab_size() const { return vocab_size_; }
   // Short description for logs, e.g. "sentencepiece bpe, 512 pieces ('tok512.model')".
@@ -47,6 +52,7 @@ class Tokenizer {
   std::string source_;  // file the vocabulary came from, for messages
   int32_t bos_id_ = -1;
   int32_t eos_id_ = -1;
+  bool adds_bos_ = false;
   size_t vocab_size_ = 0;
   std::string description_;
 };

@@ -114,6 +114,7 @@ class BpeTokenizer final : public Tokenizer {
     for (const BpeSplit& s : m_.splits) regexes_.push_back({SplitRegex(s.pattern), s.behavior});
     bos_id_ = m_.bos_id;
     eos_id_ = m_.eos_id;
+    adds_bos_ = m_.add_bos;
     vocab_size_ = m_.tokens.size();
     source_ = m_.source;
     description_ = strprintf("%s bpe, %zu tokens, %zu merges ('%s')",

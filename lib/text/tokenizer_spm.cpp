@@ -257,6 +257,7 @@ class SpmTokenizer final : public Tokenizer {
     }
     bos_id_ = m_.bos_id == -2 ? find_control("<s>") : m_.bos_id;
     eos_id_ = m_.eos_id == -2 ? find_control("</s>") : m_.eos_id;
+    adds_bos_ = m_.add_bos;
     for (const int32_t id : {bos_id_, eos_id_})
       if (id < -1 || id >= static_cast<int32_t>(pieces.size()))
         throw FormatError(

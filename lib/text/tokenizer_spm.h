@@ -39,6 +39,7 @@ struct SpmModel {
   bool byte_fallback = false;
   std::string unk_surface = " \xE2\x81\x87 ";  // what an unknown piece decodes to
   int32_t bos_id = -2, eos_id = -2;            // -2: the control pieces "<s>" / "</s>" if present
+  bool add_bos = true;  // Llama's tokenizers put BOS first (Tokenizer::adds_bos)
   // true: SentencePiece semantics (the whole text is normalized at once; user-defined pieces are
   // kept whole). false: llama.cpp semantics for GGUF vocabularies (control and user-defined
   // tokens are split out first, each remaining fragment gets the dummy prefix when it follows a

@@ -50,7 +50,7 @@ TEST(CalibData, WindowsAreBosPlusContiguousSlices) {
   const std::string path = tmp.file("c.u32");
   write_u32(path, ramp(10000));
   CalibOptions o;
-  o.path = path;
+  o.paths = {path};
   o.n_samples = 16;
   o.seq_len = 64;
   o.seed = 5;
@@ -68,12 +68,45 @@ TEST(CalibData, WindowsAreBosPlusContiguousSlices) {
   }
   EXPECT_EQ(starts.size(), 16u);
   EXPECT_EQ(d.recipe.at("samples"), 16);
-  EXPECT_EQ(d.recipe.at("file"), "c.u32");
-  EXPECT_EQ(d.recipe.at("sha256").get<std::string>().size(), 64u);
+  EXPECT_EQ(d.recipe.at("files")[0].at("file"), "c.u32");
+  EXPECT_EQ(d.recipe.at("files")[0].at("sha256").get<std::string>().size(), 64u);
   o.bos = false;
   const CalibData nb = load_calib_data(o, 512, 1, nullptr);
   EXPECT_NE(nb.tokens, d.tokens);
   EXPECT_EQ(nb.tokens.size(), d.tokens.size());
+}
+
+// Two files: windows come from both in proportion to their length (slots of 63 ids: 10000 ids
+// give 158 slots, 3000 ids 47), never straddle a file, and the recipe names both.
+TEST(CalibData, SeveralFilesMixInProportion) {
+  testing::TempDir tmp;
+  const std::string a = tmp.file("a.u32"), b = tmp.file("b.u32");
+  write_u32(a, ramp(10000));
+  std::vector<uint32_t> other(3000);
+  for (size_t i = 0; i < other.size(); ++i) other[i] = 507;  // a constant stream, easy to spot
+  write_u32(b, other);
+  CalibOptions o;
+  o.paths = {a, b};
+  o.n_samples = 205;  // every slot of both files
+  o.seq_len = 64;
+  const CalibData d = load_calib_data(o, 512, 1, nullptr);
+  ASSERT_EQ(d.n_samples, 205);
+  int64_t from_b = 0;
+  for (int64_t i = 0; i < d.n_samples; ++i) {
+    const auto w = d.window(i);
+    const bool in_b = w[1] == 507;
+    from_b += in_b;
+    for (size_t t = 2; t < w.size(); ++t) EXPECT_EQ(w[t] == 507, in_b) << "window straddles files";
+  }
+  EXPECT_EQ(from_b, 47);
+  ASSERT_EQ(d.recipe.at("files").size(), 2u);
+  EXPECT_EQ(d.recipe.at("files")[1].at("stream_tokens"), 3000);
+  o.n_samples = 40;  // a draw mixes both
+  const CalibData m = load_calib_data(o, 512, 1, nullptr);
+  int64_t mixed_b = 0;
+  for (int64_t i = 0; i < m.n_samples; ++i) mixed_b += m.window(i)[1] == 507;
+  EXPECT_GT(mixed_b, 0);
+  EXPECT_LT(mixed_b, 40);
 }
 
 TEST(CalibData, ShortFilesScaleDown) {
@@ -81,7 +114,7 @@ TEST(CalibData, ShortFilesScaleDown) {
   const std::string path = tmp.file("short.u32");
   write_u32(path, ramp(1000));  // 1000 ids after the BOS: 15 windows of 1 + 63
   CalibOptions o;
-  o.path = path;
+  o.paths = {path};
   o.seq_len = 64;
   const CalibData d = load_calib_data(o, 512, 1, nullptr);
   EXPECT_EQ(d.n_samples, 15);
@@ -97,7 +130,7 @@ TEST(CalibData, BadInputsAreRejected) {
   const std::string path = tmp.file("c.u32");
   write_u32(path, {1, 5, 600, 7});
   CalibOptions o;
-  o.path = path;
+  o.paths = {path};
   try {
     load_calib_data(o, 512, 1, nullptr);
     FAIL();
@@ -105,18 +138,18 @@ TEST(CalibData, BadInputsAreRejected) {
     EXPECT_NE(std::string(e.what()).find("token 2 has id 600, outside the vocabulary [0, 512)"),
               std::string::npos) << e.what();
   }
-  o.path = tmp.file("c.txt");
-  std::ofstream(o.path) << "hello";
+  o.paths = {tmp.file("c.txt")};
+  std::ofstream(o.paths.front()) << "hello";
   EXPECT_THROW(load_calib_data(o, 512, 1, nullptr), ConfigError);
-  o.path = tmp.file("c.bin");
-  std::ofstream(o.path) << "x";
+  o.paths = {tmp.file("c.bin")};
+  std::ofstream(o.paths.front()) << "x";
   EXPECT_THROW(load_calib_data(o, 512, 1, nullptr), UsageError);
-  o.path = path;
+  o.paths = {path};
   o.n_samples = 0;
   EXPECT_THROW(load_calib_data(o, 512, 1, nullptr), UsageError);
   o.n_samples = 4;
-  o.path = tmp.file("odd.u32");
-  std::ofstream(o.path) << "abcde";
+  o.paths = {tmp.file("odd.u32")};
+  std::ofstream(o.paths.front()) << "abcde";
   EXPECT_THROW(load_calib_data(o, 512, 1, nullptr), FormatError);
 }
 

@@ -16,10 +16,8 @@ TEST(ArchOutputBias, KnownOptionalAndShapeChecked) {
   EXPECT_EQ(expected_shape(c, "blk.0.ffn_down.bias"), (Shape{64}));
   EXPECT_FALSE(expected_shape(c, "blk.0.ffn_up.bias").has_value());
   EXPECT_FALSE(expected_shape(c, "blk.2.ffn_down.bias").has_value());  // layer out of range
-  for (const char* arch : {"llama", "qwen2"}) {
-    c.arch = arch;
-    c.qkv_bias = c.arch == "qwen2";
-    WeightStore ws = make_synthetic_model(c, 1);
+  for (const ArchInfo& a : arch_table()) {
+    WeightStore ws = make_synthetic_model(synthetic_config(a.name), 1);
     validate_against_config(ws, "test");  // absent: fine
     ws.add_tensor("blk.1.ffn_down.bias", Tensor(DType::kF32, {64}));
     ws.add_tensor("blk.0.attn_output.bias", Tensor(DType::kF32, {64}));

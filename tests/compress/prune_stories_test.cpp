@@ -16,7 +16,7 @@ double kld_after_pruning(const std::string& shared, const testing::TempDir& tmp,
   o.out_path = tmp.file(std::string(importance_name(imp)) + ".dsq");
   o.prune.ffn_ratio = 0.2;
   o.prune.importance = imp;
-  o.calib.path = shared + "/data/tinystories-calib.stories260K.u32";
+  o.calib.paths = {shared + "/data/tinystories-calib.stories260K.u32"};
   o.calib.n_samples = 16;
   o.calib.seq_len = 256;
   o.drift_samples = 0;

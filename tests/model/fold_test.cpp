@@ -112,15 +112,17 @@ TEST(Fold, Stories260KLogitsUnchanged) {
   expect_fold_is_exact(ws, tokens, 2, 128);
 }
 
-TEST(Fold, Qwen2WithBiasesAndGqaLogitsUnchanged) {
-  ModelConfig c = tiny_llama_config();
-  c.arch = "qwen2";
-  c.qkv_bias = true;
-  c.n_layers = 3;
-  const WeightStore ws = make_synthetic_model(c, 17);
-  std::vector<int32_t> tokens(2 * 40);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 37 + 5) % c.vocab_size);
-  expect_fold_is_exact(ws, tokens, 2, 40);
+// Every architecture of the table (Qwen2's biases, Qwen3's per-head q/k norms, GQA everywhere):
+// the folds the table derives leave the function unchanged.
+TEST(Fold, EveryArchitectureLogitsUnchanged) {
+  for (const ArchInfo& a : arch_table()) {
+    SCOPED_TRACE(std::string(a.name));
+    const ModelConfig c = synthetic_config(a.name, {.n_layers = 3, .head_dim = 24});
+    const WeightStore ws = make_synthetic_model(c, 17);
+    std::vector<int32_t> tokens(2 * 40);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 37 + 5) % c.vocab_size);
+    expect_fold_is_exact(ws, tokens, 2, 40);
+  }
 }
 
 TEST(Fold, ChannelMapAndErrors) {

@@ -1,5 +1,6 @@
 // An independent, deliberately plain forward pass in f64 (scalar loops, no GEMM, no caching)
-// that the engine tests compare against. Written straight from the Llama/Qwen2 equations.
+// that the engine tests compare against. Written straight from the Llama/Qwen2 equations, plus
+// Qwen3's per-head RMSNorm of q and k (Qwen3Attention: q_norm/k_norm over head_dim, before RoPE).
 #pragma once
 
 #include <cmath>
@@ -66,6 +67,21 @@ inline std::vector<double> naive_forward(const WeightStore& ws, const std::vecto
       auto q = matmul(x, T, f32(p + "attn_q.weight"), nq, d, c.qkv_bias ? &bq : nullptr);
       auto k = matmul(x, T, f32(p + "attn_k.weight"), nkv, d, c.qkv_bias ? &bk : nullptr);
       auto v = matmul(x, T, f32(p + "attn_v.weight"), nkv, d, c.qkv_bias ? &bv : nullptr);
+      // Qwen3: RMSNorm over each head's head_dim entries, weights shared by all heads.
+      auto head_norm = [&](std::vector<double>& x, int64_t heads, const std::string& name) {
+        if (!ws.has(name)) return;
+        const auto g = f32(name);
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t hh = 0; hh < heads; ++hh) {
+            double* v = &x[static_cast<size_t>((t * heads + hh) * hd)];
+            double ss = 0;
+            for (int64_t i = 0; i < hd; ++i) ss += v[i] * v[i];
+            const double inv = 1.0 / std::sqrt(ss / hd + c.rms_eps);
+            for (int64_t i = 0; i < hd; ++i) v[i] *= inv * g[static_cast<size_t>(i)];
+          }
+      };
+      head_norm(q, w.n_heads, p + "attn_q_norm.weight");
+      head_norm(k, w.n_kv_heads, p + "attn_k_norm.weight");
       rope(q, w.n_heads);
       rope(k, w.n_kv_heads);
       std::vector<double> att(static_cast<size_t>(T * nq));

@@ -1,7 +1,6 @@
 // `dsq eval` and `dsq generate` through the built binary: the JSON report's keys and values on
 // stories260K, the printed greedy continuation, and exit codes / messages for bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -9,29 +8,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/test_util.h"
+#include "tests/tools/cli_run.h"
 
 namespace dsq {
 namespace {
 
+using testing::CliRun;
 using testing::TempDir;
 
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-// Runs `dsq <args>` through the shell (args are already quoted where needed).
-CliRun dsq(const TempDir& tmp, const std::string& args) {
-  const std::string o = tmp.file("o"), e = tmp.file("e");
-  const int st = std::system((testing::dsq_binary() + " " + args + " >" + o + " 2>" + e).c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
-}
+std::string slurp(const std::string& p) { return testing::read_text(p); }
+CliRun dsq(const TempDir& tmp, const std::string& args) { return testing::run_dsq(tmp, args); }
 
 TEST(CliEval, JsonReportOnStories260K) {
   DSQ_REQUIRE_SHARED(shared);

@@ -2,7 +2,6 @@
 // smaller .dsq files that `dsq eval`, `dsq generate` and `dsq quantize` accept; eval reports the
 // activation sparsity a sparsified model reaches; bad flags are usage errors (exit 2).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -10,28 +9,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/test_util.h"
+#include "tests/tools/cli_run.h"
 
 namespace dsq {
 namespace {
 
+using testing::CliRun;
 using testing::TempDir;
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
-CliRun run_cli(const TempDir& tmp, const std::string& args) {
-  const std::string o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
-  const int st = std::system((testing::dsq_binary() + " " + args + " >" + o + " 2>" + e).c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
-}
+std::string slurp(const std::string& p) { return testing::read_text(p); }
+CliRun run_cli(const TempDir& tmp, const std::string& args) { return testing::run_dsq(tmp, args); }
 
 std::string calib(const std::string& shared) {
   return " --calib " + shared + "/data/tinystories-calib.stories260K.u32 --calib-samples 16 "
