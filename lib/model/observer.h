@@ -3,7 +3,8 @@
 //
 // Every callback receives a read-only row-major activation [rows, cols] where rows = B*T (B
 // sequences of T tokens, sequence-major: row b*T + t is token t of sequence b) and is valid only
-// during the call. Callbacks run on the orchestrating thread, in forward order:
+// during the call. Callbacks run on the orchestrating thread, in forward order; for the Llama-like
+// rows of the architecture table (block kinds kGqa + kDense) that is:
 //   on_block_input(l)
 //   attn_q, attn_k, attn_v        (input: attn_norm(h); the three share one input pointer)
 //   attn_output                   (input: attention output, [rows, n_heads*head_dim])
@@ -31,8 +32,8 @@ struct ActView {
 class Observer {
  public:
   virtual ~Observer() = default;
-  // `name` is the canonical short name: "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate",
-  // "ffn_up", "ffn_down" (and "output" for the classifier, layer = -1).
+  // `name` is the linear's short name in the architecture table ("attn_q", ..., "ffn_down"), and
+  // "output" for the classifier (layer = -1).
   virtual void on_linear_input(int64_t layer, std::string_view name, ActView x) {
     (void)layer, (void)name, (void)x;
   }
