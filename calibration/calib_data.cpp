@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/hash.h"
 #include "lib/core/log.h"
 
@@ -44,8 +45,9 @@ std::vector<int32_t> tokenize_jsonl(const std::string& path, const std::string& 
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
+    const nlohmann::json j =
+        parse_json(line, path + ":" + std::to_string(line_no));
+    if (!j.is_object())
       throw FormatError(strprintf("'%s': line %lld is not a JSON object", path.c_str(),
                                   static_cast<long long>(line_no)));
     const auto it = j.find("text");

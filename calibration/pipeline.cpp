@@ -15,6 +15,7 @@
 #include "calibration/pipeline_workdir.h"
 #include "formats/hdf5/stats_file.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/linalg.h"
 #include "lib/core/log.h"
 #include "lib/core/progress.h"
@@ -208,8 +209,8 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
     for (const auto& [key, value] : b.items()) {
       if (key.rfind("calib", 0) == 0 || key == "seed" || a.value(key, json()) == value) continue;
       log_warn("'" + load_stats_path_ + "': statistics were collected while quantizing with " +
-               key + " = " + a.value(key, json()).dump() + " (true-sequential inputs); reusing " +
-               "them with " + value.dump() + " is an approximation");
+               key + " = " + json_excerpt(a.value(key, json())) + " (true-sequential inputs); reusing " +
+               "them with " + json_excerpt(value) + " is an approximation");
       break;
     }
     load_clips_ = a["bits"] == b["bits"] && a["group"] == b["group"] && a["sym"] == b["sym"];

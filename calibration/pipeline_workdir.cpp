@@ -7,12 +7,20 @@
 #include "formats/dsq/dsq_reader.h"
 #include "formats/dsq/dsq_writer.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::calibration::detail {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// The work directory's files are tensor containers without a model config.
+formats::OpenOptions work_file_options() {
+  formats::OpenOptions o;
+  o.require_config = false;
+  return o;
+}
 
 std::string block_file(int64_t l) { return "blk." + std::to_string(l) + ".dsq"; }
 std::string acts_file(int64_t l) { return "acts." + std::to_string(l) + ".dsq"; }
@@ -41,8 +49,9 @@ WorkDir::WorkDir(std::string dir, const json& recipe, bool resume)
   }
   if (resume && fs::exists(state)) {
     std::ifstream f(state);
-    const json s = json::parse(f, nullptr, false);
-    if (s.is_discarded() || !s.contains("completed") || !s.contains("recipe"))
+    const std::string text((std::istreambuf_iterator<char>(f)), {});
+    const json s = parse_json(text, state);
+    if (!s.is_object() || !s.contains("completed") || !s.contains("recipe"))
       throw FormatError("'" + state + "': not a pipeline state file");
     if (s["recipe"] != recipe_) {
       throw ConfigError("'" + dir_ + "' was started with another recipe: rerun the original "
@@ -77,7 +86,7 @@ void WorkDir::save_block(const BlockResult& r) const {
 
 BlockResult WorkDir::load_block(int64_t layer) const {
   const std::string p = path(block_file(layer));
-  const WeightStore ws = formats::open_model(p);
+  const WeightStore ws = formats::open_dsq(p, work_file_options());
   const auto mf = MappedFile::open(p);
   const json h = formats::read_dsq_index(*mf).header;
   const json* part = h.contains("partial") ? &h["partial"] : nullptr;
@@ -114,7 +123,7 @@ void WorkDir::save_acts(int64_t layer, const std::vector<float>& h, int64_t rows
 
 std::vector<float> WorkDir::load_acts(int64_t layer, int64_t rows, int64_t d) const {
   const std::string p = path(acts_file(layer));
-  const WeightStore ws = formats::open_model(p);
+  const WeightStore ws = formats::open_dsq(p, work_file_options());
   if (!ws.has("hidden") || ws.entry("hidden").shape != Shape{rows, d} ||
       ws.entry("hidden").dtype != DType::kF32) {
     throw FormatError("'" + p + "': expected tensor 'hidden' f32 " + shape_str({rows, d}));

@@ -14,6 +14,9 @@ namespace dsq::formats {
 
 struct OpenOptions {
   bool verify_checksums = true;  // dsq files: check each tensor's checksum when it is loaded
+  // A model needs a config: without one a .dsq is refused at open (FormatError). Internal files
+  // that are not models (the calibration pipeline's work directory) pass false.
+  bool require_config = true;
 };
 
 struct FormatInfo {

@@ -11,6 +11,7 @@
 #include "formats/dsq/dsq_format.h"
 #include "formats/dsq/dsq_util.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/hash.h"
 
 namespace dsq::formats {
@@ -206,8 +207,12 @@ DsqIndex read_dsq_index(const MappedFile& f) {
                         std::to_string(b->data_offset) + " overlaps tensor '" + a->name + "'");
   }
   const char* js = reinterpret_cast<const char*>(names + ih.names_bytes);
-  out.header = json::parse(js, js + ih.json_bytes, nullptr, false);
-  if (out.header.is_discarded()) throw FormatError(where + ": JSON header does not parse");
+  try {
+    out.header = parse_json(std::string_view(js, ih.json_bytes), f.path());
+  } catch (const FormatError& e) {
+    throw FormatError(where + ": JSON header does not parse (" +
+                      std::string(e.what()).substr(where.size() + 2) + ")");
+  }
   if (!out.header.is_object()) throw FormatError(where + ": JSON header is not an object");
   if (auto it = out.header.find("tensors"); it != out.header.end()) {
     if (!it->is_object()) throw FormatError(where + ": JSON header 'tensors' is not an object");
@@ -304,8 +309,11 @@ WeightStore open_dsq(const std::string& path, const OpenOptions& opts) {
     } catch (const ConfigError& e) {
       throw ConfigError(where + ": JSON header: " + e.what());
     }
+    validate_config_for_file(ws.config, ws.size(), where);
     ws.has_config = true;
     validate_against_config(ws, where);
+  } else if (opts.require_config) {
+    throw FormatError(where + ": the JSON header has no 'config': not a model file");
   }
   return ws;
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::formats::hdf5 {
 namespace {
@@ -69,8 +70,8 @@ StatsHeader read_stats_header(const Reader& r) {
   h.n_layers = r.attr_int("/", "n_layers").value_or(-1);
   h.model = r.attr_string("/", "model").value_or("");
   const std::string recipe = r.attr_string("/", "recipe").value_or("{}");
-  h.recipe = nlohmann::json::parse(recipe, nullptr, false);
-  if (h.recipe.is_discarded() || !h.recipe.is_object())
+  h.recipe = parse_json(recipe, r.path() + " (attribute recipe)");
+  if (!h.recipe.is_object())
     throw FormatError("'" + r.path() + "': attribute 'recipe' is not a JSON object");
   if (h.n_layers < 0) throw FormatError("'" + r.path() + "': missing attribute 'n_layers'");
   return h;

@@ -7,6 +7,7 @@
 #include "formats/hf/reader_util.h"
 #include "formats/safetensors/safetensors.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/log.h"
 
 namespace dsq::formats {
@@ -41,7 +42,7 @@ class Fields {
     if (v->is_number_integer() &&
         (!v->is_number_unsigned() || v->get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)))
       return v->get<int64_t>();
-    fail(key, "expected an integer, found " + v->dump());
+    fail(key, "expected an integer, found " + json_excerpt(*v));
   }
   int64_t require_int(const char* key) const {
     if (auto v = get_int(key)) return *v;
@@ -50,13 +51,13 @@ class Fields {
   std::optional<double> get_float(const char* key) const {
     const json* v = find(key);
     if (!v) return std::nullopt;
-    if (!v->is_number()) fail(key, "expected a number, found " + v->dump());
+    if (!v->is_number()) fail(key, "expected a number, found " + json_excerpt(*v));
     return v->get<double>();
   }
   std::optional<bool> get_bool(const char* key) const {
     const json* v = find(key);
     if (!v) return std::nullopt;
-    if (!v->is_boolean()) fail(key, "expected true or false, found " + v->dump());
+    if (!v->is_boolean()) fail(key, "expected true or false, found " + json_excerpt(*v));
     return v->get<bool>();
   }
   std::string get_string(const char* key) const {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::formats::detail {
 
@@ -24,25 +25,7 @@ std::string read_text_file(const std::string& path) {
 }
 
 json parse_json_strict(std::string_view text, const std::string& path) {
-  // One set of keys per open object; a repeated key would silently win in nlohmann::json.
-  std::vector<std::set<std::string>> open_objects;
-  auto cb = [&](int /*depth*/, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (ev == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (ev == json::parse_event_t::key && !open_objects.empty()) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(key).second)
-        throw FormatError("'" + path + "': duplicate JSON key '" + key + "'");
-    }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), cb);
-  } catch (const json::exception& e) {
-    throw FormatError("'" + path + "': invalid JSON: " + e.what());
-  }
+  return parse_json(text, path);
 }
 
 std::map<std::string, NameTarget, std::less<>> source_name_map(const ArchInfo& arch,
@@ -231,19 +214,7 @@ json hf_tokenizer_reference(const std::string& dir) {
 }
 
 void check_config_from_file(const ModelConfig& c, size_t n_tensors, const std::string& where) {
-  constexpr int64_t kMaxWidth = int64_t{1} << 31;
-  const std::pair<const char*, int64_t> widths[] = {
-      {"n_layers", c.n_layers}, {"d_model", c.d_model},       {"n_heads", c.n_heads},
-      {"n_kv_heads", c.n_kv_heads}, {"head_dim", c.head_dim}, {"d_ff", c.d_ff},
-      {"vocab_size", c.vocab_size}};
-  for (const auto& [name, v] : widths)
-    if (v > kMaxWidth)
-      throw ConfigError(strprintf("%s: %s = %lld is implausibly large", where.c_str(), name,
-                                  static_cast<long long>(v)));
-  validate_config(c, where);
-  if (static_cast<uint64_t>(c.n_layers) > n_tensors)
-    throw ConfigError(strprintf("%s: the config says %lld layers but there are only %zu tensors",
-                                where.c_str(), static_cast<long long>(c.n_layers), n_tensors));
+  validate_config_for_file(c, n_tensors, where);
 }
 
 void finish_store(WeightStore& ws, const std::string& where, std::string_view format,

@@ -18,8 +18,8 @@ namespace dsq::formats::detail {
 
 // Whole file as text; IoError naming the path when it cannot be read.
 std::string read_text_file(const std::string& path);
-// Parses JSON, rejecting syntax errors and duplicate keys in any object with a one-line
-// FormatError naming `path`.
+// Parses JSON (lib/core/json_io.h: syntax errors, duplicate keys and deep nesting are one-line
+// FormatErrors naming `path`).
 nlohmann::json parse_json_strict(std::string_view text, const std::string& path);
 
 // Where a source tensor name lands: the canonical name and the table row it came from.

@@ -7,6 +7,7 @@
 
 #include "formats/hf/reader_util.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::formats {
 
@@ -59,7 +60,7 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
   for (const auto& d : *sh) {
     uint64_t u = 0;
     if (!as_u64(d, &u) || u > static_cast<uint64_t>(INT64_MAX))
-      throw FormatError(w + ": shape " + sh->dump() + " has a dimension that is not a "
+      throw FormatError(w + ": shape " + json_excerpt(*sh) + " has a dimension that is not a "
                         "non-negative int64");
     t.shape.push_back(static_cast<int64_t>(u));
   }

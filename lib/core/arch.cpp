@@ -1,7 +1,9 @@
 #include "lib/core/arch.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "lib/core/error.h"
@@ -92,13 +94,29 @@ void validate_config(const ModelConfig& c, const std::string& where) {
     bad(strprintf("qkv_bias is %s but the %s architecture %s q/k/v biases",
                   c.qkv_bias ? "true" : "false", c.arch.c_str(), a.qkv_bias ? "has" : "has no"));
   if (c.n_layers <= 0) bad("n_layers must be positive");
+  if (c.n_layers > kMaxLayers)
+    bad(strprintf("n_layers = %lld is implausibly large (at most %lld)",
+                  static_cast<long long>(c.n_layers), static_cast<long long>(kMaxLayers)));
+  const std::pair<const char*, int64_t> widths[] = {
+      {"d_model", c.d_model},   {"n_heads", c.n_heads},   {"n_kv_heads", c.n_kv_heads},
+      {"head_dim", c.head_dim}, {"d_ff", c.d_ff},         {"vocab_size", c.vocab_size},
+      {"max_ctx", c.max_ctx}};
+  for (const auto& [name, v] : widths)
+    if (v > kMaxWidth)
+      bad(strprintf("%s = %lld is implausibly large", name, static_cast<long long>(v)));
+  for (const LayerDims& d : c.layers)
+    if (d.n_heads > kMaxWidth || d.n_kv_heads > kMaxWidth || d.d_ff > kMaxWidth)
+      bad("a per-layer width is implausibly large");
+  if (!std::isfinite(c.rms_eps) || !std::isfinite(c.rope_theta) || c.rope_theta <= 0)
+    bad("rms_eps and rope_theta must be finite, rope_theta positive");
   if (c.d_model <= 0 || c.vocab_size <= 0) bad("d_model and vocab_size must be positive");
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) bad("head_dim must be positive and even");
   if (c.rms_eps <= 0) bad("rms_eps must be positive");
   if (!c.layers.empty() && static_cast<int64_t>(c.layers.size()) != c.n_layers)
     bad(strprintf("'layers' has %zu entries, n_layers is %lld", c.layers.size(),
                   static_cast<long long>(c.n_layers)));
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  // Per-layer widths: the explicit list (bounded by n_layers, checked above), else the global ones.
+  for (int64_t l = 0; l < (c.layers.empty() ? 1 : c.n_layers); ++l) {
     const LayerDims d = c.layer(l);
     if (d.n_heads < 0 || d.n_kv_heads < 0 || d.d_ff < 0) bad(strprintf("layer %lld: negative width", static_cast<long long>(l)));
     if (d.n_kv_heads == 0 ? d.n_heads != 0 : d.n_heads % d.n_kv_heads != 0)
@@ -108,6 +126,13 @@ void validate_config(const ModelConfig& c, const std::string& where) {
   }
   if (c.layers.empty() && (c.n_heads <= 0 || c.n_kv_heads <= 0 || c.d_ff <= 0))
     bad("n_heads, n_kv_heads and d_ff must be positive");
+}
+
+void validate_config_for_file(const ModelConfig& c, size_t n_tensors, const std::string& where) {
+  if (c.n_layers > 0 && static_cast<uint64_t>(c.n_layers) > n_tensors)
+    throw ConfigError(strprintf("%s: the config says %lld layers but there are only %zu tensors",
+                                where.c_str(), static_cast<long long>(c.n_layers), n_tensors));
+  validate_config(c, where);
 }
 
 // ---------------------------------------------------------------------------------------------

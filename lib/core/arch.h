@@ -83,8 +83,15 @@ struct ModelConfig {
 
 void to_json(nlohmann::json& j, const ModelConfig& c);
 void from_json(const nlohmann::json& j, ModelConfig& c);  // throws ConfigError on bad fields
-// Throws ConfigError when dims are missing, non-positive or inconsistent (heads % kv_heads...).
+// Throws ConfigError when dims are missing, non-positive, implausibly large (more than kMaxLayers
+// layers, a width above kMaxWidth) or inconsistent (heads % kv_heads...).
+inline constexpr int64_t kMaxLayers = int64_t{1} << 16;
+inline constexpr int64_t kMaxWidth = int64_t{1} << 31;  // products of two widths fit int64
 void validate_config(const ModelConfig& c, const std::string& where);
+// For a config read from a file holding n_tensors tensors: first the cheap bound (a file cannot
+// hold more layers than tensors), so nothing loops over a hostile layer count, then
+// validate_config.
+void validate_config_for_file(const ModelConfig& c, size_t n_tensors, const std::string& where);
 
 // ---- The table's vocabulary ------------------------------------------------------------------
 

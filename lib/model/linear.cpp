@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/linalg.h"
 #include "lib/model/sparse_gemv.h"
 #include "lib/quant/qmatmul.h"
@@ -19,7 +20,7 @@ Linear Linear::load(const WeightStore& ws, const std::string& weight_name,
   if (auto it = e.attrs.find("act_threshold"); it != e.attrs.end()) {
     if (!it->is_number() || !(it->get<double>() >= 0.0) || !std::isfinite(it->get<double>()))
       throw FormatError("'" + e.source + "': tensor '" + weight_name +
-                        "': attr act_threshold must be a finite number >= 0, got " + it->dump());
+                        "': attr act_threshold must be a finite number >= 0, got " + json_excerpt(*it));
     L.set_act_threshold(it->get<float>());
   }
   return L;

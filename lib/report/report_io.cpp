@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::report {
 
@@ -18,28 +19,7 @@ nlohmann::json read_json_file(const std::string& path) {
   ss << in.rdbuf();
   if (in.bad()) throw IoError(strprintf("'%s': read failed", path.c_str()));
   const std::string text = ss.str();
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is 1-based and points just past the offending character.
-    const size_t end = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
-    int line = 1, col = 1;
-    for (size_t i = 0; i < end; ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
-    }
-    std::string what = e.what();
-    // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
-    if (const size_t p = what.find(": "); p != std::string::npos && what.rfind("[json", 0) == 0)
-      what = what.substr(p + 2);
-    throw FormatError(
-        strprintf("'%s': invalid JSON at line %d, column %d: %s", path.c_str(), line, col,
-                  what.c_str()));
-  }
+  return parse_json(text, path);
 }
 
 void write_file_atomic(const std::string& path, std::string_view content) {

@@ -12,6 +12,7 @@
 #include "formats/dsq/dsq_reader.h"
 #include "formats/gguf/gguf.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/log.h"
 
 namespace dsq::text {
@@ -176,7 +177,7 @@ void apply_normalizer(const json& n, HfParseState* st) {
   } else if (type == "NFC") {
     st->m->nfc = true;
   } else {
-    throw ConfigError("'" + st->path + "': normalizer '" + (type.empty() ? n.dump() : type) +
+    throw ConfigError("'" + st->path + "': normalizer '" + (type.empty() ? json_excerpt(n) : type.substr(0, 60)) +
                       "' is not supported");
   }
 }
@@ -220,7 +221,7 @@ void apply_pre_tokenizer(const json& p, HfParseState* st) {
     st->m->replace_space_symbol = true;
     st->m->prepend_space_symbol = json_str(p, "prepend_scheme", "always") != "never";
   } else {
-    throw ConfigError("'" + st->path + "': pre-tokenizer '" + (type.empty() ? p.dump() : type) +
+    throw ConfigError("'" + st->path + "': pre-tokenizer '" + (type.empty() ? json_excerpt(p) : type.substr(0, 60)) +
                       "' is not supported");
   }
 }
@@ -232,7 +233,7 @@ std::pair<std::string, std::string> hf_bos_eos(const std::optional<std::string>&
   if (!config) return {};
   json j;
   try {
-    j = json::parse(*config);
+    j = parse_json(*config, cfg_name);
   } catch (const json::exception& e) {
     throw FormatError("'" + cfg_name + "': invalid JSON: " + e.what());
   }
@@ -251,7 +252,7 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
                                         const std::string& cfg_name) {
   json j;
   try {
-    j = json::parse(text);
+    j = parse_json(text, path);
   } catch (const json::exception& e) {
     throw FormatError("'" + path + "': invalid JSON: " + e.what());
   }
@@ -279,7 +280,7 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
   for (const auto& a : added_tokens) {
     if (!a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
         a["id"].get<int64_t>() > INT32_MAX || !a.contains("content") || !a["content"].is_string())
-      throw FormatError("'" + path + "': malformed added_tokens entry " + a.dump());
+      throw FormatError("'" + path + "': malformed added_tokens entry " + json_excerpt(a));
     added.emplace_back(a["id"].get<int64_t>(), &a);
     max_id = std::max(max_id, a["id"].get<int64_t>());
   }
@@ -310,7 +311,7 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
                merge[1].is_string()) {
       m.merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
     } else {
-      throw FormatError("'" + path + "': malformed merge " + merge.dump());
+      throw FormatError("'" + path + "': malformed merge " + json_excerpt(merge));
     }
   }
   m.byte_fallback = model.value("byte_fallback", false);
@@ -428,7 +429,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
   if (!ref.is_object() || !ref.contains("kind") || !ref["kind"].is_string() ||
       !ref.contains("path") || !ref["path"].is_string())
     throw ConfigError("tokenizer reference must be {\"kind\": ..., \"path\": ...}, got " +
-                      ref.dump());
+                      json_excerpt(ref));
   const std::string kind = ref["kind"].get<std::string>();
   const std::string path = ref["path"].get<std::string>();
   const std::filesystem::path fs_path(path);

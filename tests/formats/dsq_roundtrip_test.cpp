@@ -191,7 +191,10 @@ TEST(DsqWriter, RejectsBadQuantScalesZerosAndDuplicates) {
   EXPECT_THROW(w.add("ok", t), FormatError);
   const DsqWriteReport r = w.finish();
   EXPECT_EQ(r.tensors, 1);
-  const WeightStore back = open_model(tmp.file("q.dsq"));
+  EXPECT_THROW(open_model(tmp.file("q.dsq")), FormatError);  // a model needs a config
+  OpenOptions no_config;
+  no_config.require_config = false;
+  const WeightStore back = open_model(tmp.file("q.dsq"), no_config);
   EXPECT_EQ(back.names(), std::vector<std::string>{"ok"});
   EXPECT_FALSE(back.has_config);
 }
@@ -209,13 +212,15 @@ TEST(DsqWriter, EmbedsTokenizerFilesAsBase64) {
   DsqWriteOptions o;
   o.progress = false;
   write_dsq(ws, tmp.file("t.dsq"), o);
-  const WeightStore back = open_model(tmp.file("t.dsq"));
+  OpenOptions no_config;
+  no_config.require_config = false;
+  const WeightStore back = open_model(tmp.file("t.dsq"), no_config);
   EXPECT_EQ(back.metadata["tokenizer"]["type"], "sentencepiece");
   EXPECT_EQ(dsq_embedded_file(back.metadata["tokenizer"], "tokenizer.model"), bytes);
   EXPECT_EQ(dsq_embedded_file(back.metadata["tokenizer"], "tokenizer.json"), std::nullopt);
   // Re-writing a store read from .dsq keeps the embedded file and chains provenance.
   write_dsq(back, tmp.file("t2.dsq"), o);
-  const WeightStore again = open_model(tmp.file("t2.dsq"));
+  const WeightStore again = open_model(tmp.file("t2.dsq"), no_config);
   EXPECT_EQ(dsq_embedded_file(again.metadata["tokenizer"], "tokenizer.model"), bytes);
   EXPECT_EQ(again.metadata["provenance"]["parent"]["dsq_version"], DSQ_VERSION);
   EXPECT_EQ(again.metadata["provenance"]["source_format"], "dsq");
