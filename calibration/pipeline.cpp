@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -30,8 +31,28 @@
 namespace dsq::calibration {
 namespace {
 
+// The model's tokenizer when it has a usable one (only text calibration data needs it).
+std::unique_ptr<text::Tokenizer> model_tokenizer_or_null(const WeightStore& src) {
+  if (!src.metadata.contains("tokenizer")) return nullptr;
+  try {
+    return text::load_tokenizer(src.metadata["tokenizer"]);
+  } catch (const Error& e) {
+    log_debug(std::string("no tokenizer: ") + e.what());
+    return nullptr;
+  }
+}
+
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+// The saved AWQ clips apply when the statistics were searched for the same bits, group and sym.
+bool same_scheme(const json& saved_stats_recipe, const json& recipe) {
+  const json saved = saved_stats_recipe.value("quantize", json::object());
+  for (const char* key : {"bits", "group", "sym"})
+    if (saved.value(key, json()) != recipe.value(key, json())) return false;
+  return true;
+}
+
 namespace h5 = formats::hdf5;
 
 double seconds_since(Clock::time_point t0) {
@@ -132,6 +153,10 @@ class CalibratedQuantizer : public LinearQuantizer {
  private:
   bool awq() const { return method_.awq_scales; }
   bool selected(int64_t layer, std::string_view short_name, const model::BlockWeights& bw) const;
+  // The same from the config alone (before any block is loaded).
+  bool selected_in_config(int64_t layer, std::string_view short_name) const;
+  // Reads every statistic the run will read (validation, in a child process: hdf5_file.h).
+  void read_needed_stats(const h5::Reader& r, bool clips) const;
   void process_block(int64_t layer);
   // Runs the block over the calibration hidden states, chunk by chunk: kInPlace updates them,
   // kCopy writes the outputs to `out` (same layout), kDiscard drops them (only the observer
@@ -158,6 +183,7 @@ class CalibratedQuantizer : public LinearQuantizer {
   quant::AwqOptions awq_opts_;  // the scale search (rows with awq_scales)
   bool resume_ = false;
   std::string save_stats_, load_stats_path_;
+  bool fresh_work_ = false;  // this run created the work directory
   std::optional<detail::WorkDir> work_;
   std::optional<h5::Reader> load_stats_;
   bool load_clips_ = false;  // the loaded AWQ clips were searched for this bits/group/sym
@@ -192,7 +218,20 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
     }
   }
   json recipe = quantize_recipe(o, src.metadata.value("source_format", std::string()));
-  if (!calibrate) {
+  // Every input is validated before the work directory exists, so a corrected rerun starts clean.
+  if (calibrate) {
+    const std::unique_ptr<text::Tokenizer> tok = model_tokenizer_or_null(src);
+    calib_ = load_calib_data(calib_opts_, cfg_.vocab_size, static_cast<int32_t>(cfg_.bos_id),
+                             tok.get());
+    if (calib_.seq_len > cfg_.max_ctx)
+      throw UsageError(strprintf("--calib-len %lld exceeds the model's context length %lld",
+                                 static_cast<long long>(calib_.seq_len),
+                                 static_cast<long long>(cfg_.max_ctx)));
+  } else {
+    h5::run_isolated(load_stats_path_, [&] {  // a corrupt file may crash libhdf5: see hdf5_file.h
+      const h5::Reader r(load_stats_path_);
+      read_needed_stats(r, same_scheme(h5::read_stats_header(r).recipe, recipe));
+    });
     load_stats_.emplace(load_stats_path_);
     const h5::StatsHeader h = h5::read_stats_header(*load_stats_);
     if (h.n_layers != cfg_.n_layers)
@@ -213,23 +252,14 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
                "them with " + json_excerpt(value) + " is an approximation");
       break;
     }
-    load_clips_ = a["bits"] == b["bits"] && a["group"] == b["group"] && a["sym"] == b["sym"];
+    load_clips_ = same_scheme(h.recipe, recipe);
     recipe["load_stats"] = h.recipe;  // the resumable recipe depends on the statistics used
   }
+  fresh_work_ = !std::filesystem::exists(o.out_path + ".partial");
   work_.emplace(o.out_path + ".partial", recipe, resume_);
   if (work_->completed() > 0)
     log_info(strprintf("resuming after block %lld", static_cast<long long>(work_->completed() - 1)));
   if (calibrate && work_->completed() < cfg_.n_layers) {
-    std::unique_ptr<text::Tokenizer> tok;
-    if (src.metadata.contains("tokenizer")) {
-      try {
-        tok = text::load_tokenizer(src.metadata["tokenizer"]);
-      } catch (const Error& e) {
-        log_debug(std::string("no tokenizer: ") + e.what());  // only text calibration needs it
-      }
-    }
-    calib_ = load_calib_data(calib_opts_, cfg_.vocab_size, static_cast<int32_t>(cfg_.bos_id),
-                             tok.get());
     const int64_t rows = calib_.n_samples * calib_.seq_len, d = cfg_.d_model;
     if (work_->completed() == 0) {
       hidden_.resize(static_cast<size_t>(rows * d));
@@ -244,9 +274,43 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
 
 CalibratedQuantizer::~CalibratedQuantizer() {
   // The driver destroys the quantizer after writing the output: the work directory is no longer
-  // needed unless the run is failing (an exception in flight keeps it for --resume).
-  if (std::uncaught_exceptions() == 0 && work_ && work_->completed() == cfg_.n_layers)
+  // needed unless the run is failing (an exception in flight keeps it for --resume). A directory
+  // this run created and that holds no finished block is removed too: nothing to resume.
+  if (!work_) return;
+  const bool failing = std::uncaught_exceptions() > 0;
+  if ((!failing && work_->completed() == cfg_.n_layers) ||
+      (failing && fresh_work_ && work_->completed() == 0))
     work_->remove();
+}
+
+bool CalibratedQuantizer::selected_in_config(int64_t layer, std::string_view short_name) const {
+  const ArchTensor* row = arch_.find(short_name);
+  const LayerDims d = cfg_.layer(layer);
+  if (!row || (row->part == Part::kAttn ? d.n_heads : d.d_ff) == 0) return false;
+  const std::string name = linear_name(layer, short_name);
+  return src_.has(name) && should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip);
+}
+
+void CalibratedQuantizer::read_needed_stats(const h5::Reader& r, bool clips) const {
+  for (int64_t l = 0; l < cfg_.n_layers; ++l)
+    for (const LinearGroup& g : arch_.linear_groups) {
+      std::vector<std::string_view> targets;
+      for (const auto s : g.linears)
+        if (selected_in_config(l, s)) targets.push_back(s);
+      if (targets.empty()) continue;
+      const ArchTensor* first = arch_.find(g.linears.front());
+      const int64_t n_in = dim_size(first->shape[1], cfg_, cfg_.layer(l));
+      h5::read_input_stats(r, l, std::string(g.name), n_in);
+      if (!awq()) continue;
+      std::vector<h5::AwqClip> clip_shapes;
+      if (clips && solver_->clips())
+        for (const auto s : targets) {
+          if (contains(g.no_clip, s)) continue;
+          const int64_t rows = dim_size(arch_.find(s)->shape[0], cfg_, cfg_.layer(l));
+          clip_shapes.push_back({std::string(s), rows, quant_layout(opts_.desc, rows, n_in).n_groups, {}});
+        }
+      h5::read_awq_search(r, l, std::string(g.name), n_in, clip_shapes);
+    }
 }
 
 bool CalibratedQuantizer::selected(int64_t layer, std::string_view short_name,

@@ -2,6 +2,10 @@
 
 #include <hdf5.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +15,63 @@
 #include "lib/core/error.h"
 
 namespace dsq::formats::hdf5 {
+
+void run_isolated(const std::string& path, const std::function<void()>& fn) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw IoError("cannot create a pipe: " + std::string(std::strerror(errno)));
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw IoError("cannot fork: " + std::string(std::strerror(errno)));
+  }
+  if (pid == 0) {  // child: one thread, HDF5 only; reports "kind:message" and leaves at once
+    ::close(fds[0]);
+    std::string out = "ok";
+    try {
+      fn();
+    } catch (const ShapeError& e) {
+      out = std::string("S") + e.what();
+    } catch (const IoError& e) {
+      out = std::string("I") + e.what();
+    } catch (const std::exception& e) {
+      out = std::string("F") + e.what();
+    }
+    size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string msg;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      msg.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status))
+    throw FormatError("'" + path + "': corrupt HDF5 file: libhdf5 crashed reading it (signal " +
+                      std::to_string(WTERMSIG(status)) + ")");
+  if (msg == "ok") return;
+  if (msg.empty()) throw FormatError("'" + path + "': reading the HDF5 file failed");
+  const std::string text = msg.substr(1);
+  if (msg[0] == 'S') throw ShapeError(text);
+  if (msg[0] == 'I') throw IoError(text);
+  throw FormatError(text);
+}
+
 namespace {
 
 static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t is stored as int64_t in the header");

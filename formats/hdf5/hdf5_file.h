@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,5 +85,14 @@ class Reader {
 
 // True when `path` starts with the HDF5 signature (no exception for missing files).
 bool is_hdf5_file(const std::string& path);
+
+// libhdf5 trusts the structure of the files it reads: a corrupt B-tree or heap in a statistics
+// file can make it read out of bounds and crash the process (found by fuzzing). HDF5 input from a
+// user is therefore read twice: first by `fn` in a forked child process, which either succeeds,
+// throws (the message and kind come back through a pipe and are rethrown here) or dies (a
+// FormatError "'<path>': corrupt HDF5 file: libhdf5 crashed reading it (signal N)"); only then
+// does the caller read it for real. `fn` must read everything the caller will read, so the same
+// libhdf5 calls on the same bytes have already succeeded once.
+void run_isolated(const std::string& path, const std::function<void()>& fn);
 
 }  // namespace dsq::formats::hdf5
