@@ -76,6 +76,7 @@ std::vector<int32_t> read_calib_stream(const std::string& path, const text::Toke
                         "the model has none (pass token ids as a .u32 file)");
     }
     const std::string text = text::load_text_file(path);
+    text::require_text(text, path);
     ids = ext == ".txt" ? tok->encode(text, false) : tokenize_jsonl(path, text, *tok);
   } else {
     throw UsageError("'" + path + "': calibration data must be .u32 (token ids), .txt or .jsonl");

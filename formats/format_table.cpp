@@ -28,6 +28,9 @@ const std::vector<FormatInfo>& format_table() {
 }
 
 const FormatInfo& detect_format(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw IoError("'" + path + "': no such file or directory");
   for (const auto& f : format_table())
     if (f.sniff(path)) return f;
   std::string known;

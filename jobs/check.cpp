@@ -3,6 +3,7 @@
 #include <chrono>
 #include <utility>
 
+#include "jobs/job_util.h"
 #include "lib/core/error.h"
 #include "lib/report/junit.h"
 #include "lib/report/report_io.h"
@@ -24,23 +25,29 @@ nlohmann::json evaluate(CheckOptions& o) {
 
 CheckResult run_check(CheckOptions o) {
   const auto t0 = std::chrono::steady_clock::now();
-  report::Budget budget;
-  nlohmann::json eval;
-  report::ModelFacts facts;
-  try {
-    budget = report::load_budget(o.budget);
-    eval = evaluate(o);
-    if (!o.eval.model.empty()) facts = report::model_facts(o.eval.model);
-  } catch (const Error& e) {
-    throw UsageError(e.what());  // input errors exit 2: 1 is reserved for an exceeded budget
+  {  // every input and destination before the evaluation (which may take long)
+    IoPlan io;
+    io.input(o.eval.model);
+    io.input(o.eval.ref);
+    io.input(o.eval.tokens_file);
+    io.input(o.eval.text_file);
+    io.input(o.budget);
+    io.input(o.from_report);
+    io.output(o.json_path, "--json");
+    io.output(o.junit_path, "--junit");
+    io.check();
   }
+  const report::Budget budget = report::load_budget(o.budget);
+  nlohmann::json eval = evaluate(o);
+  report::ModelFacts facts;
+  if (!o.eval.model.empty()) facts = report::model_facts(o.eval.model);
   CheckResult r;
   r.results = report::check_budget(budget, eval, facts);
   r.table = report::format_results_table(r.results);
-  try {
+  {
     if (!o.json_path.empty()) {
       eval["check"] = report::results_to_json(budget, r.results);
-      report::write_file_atomic(o.json_path, eval.dump(2) + "\n");
+      write_json_file(o.json_path, eval);
     }
     if (!o.junit_path.empty()) {
       report::JunitOptions j;
@@ -53,8 +60,6 @@ CheckResult run_check(CheckOptions o) {
       j.system_out = r.table;
       report::write_file_atomic(o.junit_path, report::junit_xml(r.results, j));
     }
-  } catch (const Error& e) {
-    throw UsageError(e.what());
   }
   return r;
 }

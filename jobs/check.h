@@ -1,8 +1,8 @@
 // `dsq check`: the CI gate. Evaluates MODEL against REF (or reads an eval report), checks the
-// error budget (lib/report/budget.h) and writes the JSON and JUnit reports. Input errors of any
-// kind (bad budget, missing model, unreadable data) are UsageErrors, so the CLI exits 2 for them
-// and 1 only when a limit is exceeded: CI can tell "the model drifted" from "the job is
-// misconfigured".
+// error budget (lib/report/budget.h) and writes the JSON and JUnit reports. Exit codes follow every
+// command's convention: 0 all limits hold, 1 a limit is exceeded or an input is bad (its one-line
+// message says which), 2 a usage error. The JUnit file, written only when the check ran, tells CI
+// which limit failed.
 #pragma once
 
 #include <string>

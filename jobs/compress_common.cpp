@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "formats/format_table.h"
 #include "formats/sinks.h"
 #include "jobs/job_util.h"
 #include "lib/core/error.h"
@@ -15,6 +16,10 @@ CalibSplit load_calib_split(const WeightStore& ws, const calibration::CalibOptio
   if (o.n_samples <= 0 || drift_samples < 0)
     throw UsageError("--calib-samples must be positive and --drift-samples not negative");
   const std::unique_ptr<text::Tokenizer> tok = optional_tokenizer(ws);
+  if (o.seq_len > ws.config.max_ctx)
+    throw UsageError(strprintf("--calib-len %lld exceeds the model's context length %lld",
+                               static_cast<long long>(o.seq_len),
+                               static_cast<long long>(ws.config.max_ctx)));
   calibration::CalibOptions all = o;
   all.n_samples = o.n_samples + drift_samples;
   const calibration::CalibData d = calibration::load_calib_data(
@@ -52,6 +57,19 @@ void run_windows(const model::Model& m, const calibration::CalibData& d, model::
 model::EvalReport measure_drift(const model::Model& m, const model::Model& ref,
                                       const calibration::CalibData& d, bool progress) {
   return model::evaluate(m, &ref, d.tokens, d.seq_len, 1, progress);
+}
+
+WeightStore open_compress_source(const CompressRunOptions& o) {
+  if (o.out_path.empty()) throw UsageError("an output path is required (-o)");
+  if (o.drift_samples < 0) throw UsageError("--drift-samples must not be negative");
+  WeightStore ws = formats::open_model(o.model_path);
+  IoPlan io;
+  io.model_inputs(ws);
+  io.inputs(o.calib.paths);
+  io.output(o.out_path, "-o");
+  io.output(o.json_out, "--json");
+  io.check();
+  return ws;
 }
 
 nlohmann::json chain_recipe(const WeightStore& src, nlohmann::json step) {

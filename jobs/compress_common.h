@@ -25,8 +25,13 @@ struct CompressRunOptions {
   calibration::CalibOptions calib;  // no paths: no calibration (prune by magnitude, no drift)
   int64_t drift_samples = 16;       // held-out calibration windows for the drift report
   int zstd_level = 0;
+  std::string json_out;             // the report as JSON: a file, "-" for stdout, empty for none
   bool progress = true;
 };
+
+// Opens the source and checks every input and destination of a compression step before any work
+// (IoPlan): the model, the calibration files, -o and --json.
+WeightStore open_compress_source(const CompressRunOptions& o);
 
 struct CalibSplit {
   calibration::CalibData fit;    // statistics / thresholds come from these windows

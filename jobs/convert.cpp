@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "formats/format_table.h"
+#include "jobs/job_util.h"
 #include "lib/core/error.h"
 
 namespace dsq::jobs {
@@ -38,11 +39,13 @@ ConvertReport run_convert(const ConvertOptions& opts) {
     throw UsageError("--zstd must be 0 (off) to " + std::to_string(formats::max_zstd_level()));
   w.zstd_level = opts.zstd_level;
   w.progress = opts.progress;
-  std::error_code ec;
-  if (fs::exists(opts.out, ec) && fs::equivalent(opts.src, opts.out, ec))
-    throw UsageError("'" + opts.out + "': the output would overwrite the input");
-
   const WeightStore ws = formats::open_model(opts.src);
+  IoPlan io;
+  io.input(opts.src);
+  io.model_inputs(ws);
+  io.output(opts.out, "-o");
+  io.output(opts.json_out, "--json");
+  io.check();
   ConvertReport r;
   r.src = opts.src;
   r.out = opts.out;
@@ -58,6 +61,7 @@ ConvertReport run_convert(const ConvertOptions& opts) {
   r.tensors = r.written.tensors;
   r.parameters = r.written.parameters;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!opts.json_out.empty()) write_json_file(opts.json_out, r.to_json());
   return r;
 }
 

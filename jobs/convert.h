@@ -16,6 +16,7 @@ struct ConvertOptions {
   std::string out;             // the .dsq to write (via <out>.tmp)
   std::string dtype = "keep";  // keep | f32 | f16 | bf16 (1-D tensors stay f32, see DsqWriteOptions)
   int zstd_level = 0;          // 0 = uncompressed, 1..22
+  std::string json_out;        // the report as JSON: a file, "-" for stdout, empty for none
   bool progress = true;
 };
 

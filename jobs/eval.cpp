@@ -13,8 +13,10 @@ std::vector<int32_t> eval_token_stream(const EvalOptions& opts, const WeightStor
   const std::string& src = opts.text_file.empty() ? opts.tokens_file : opts.text_file;
   std::vector<int32_t> ids;
   if (!opts.text_file.empty()) {
-    const auto tok = model_tokenizer(ws, opts.model);
-    ids = tok->encode(text::load_text_file(opts.text_file), /*add_bos=*/false);
+    const auto tok = model_tokenizer(ws, opts.model, "use --tokens FILE.u32");
+    const std::string text = text::load_text_file(opts.text_file);
+    text::require_text(text, opts.text_file);
+    ids = tok->encode(text, /*add_bos=*/false);
   } else {
     ids = text::read_token_ids(opts.tokens_file);
   }
@@ -40,13 +42,22 @@ EvalReport run_eval(const EvalOptions& opts) {
     throw UsageError("give exactly one of --text FILE or --tokens FILE");
   if (opts.ctx < 2)
     throw UsageError(strprintf("--ctx must be at least 2, got %lld", static_cast<long long>(opts.ctx)));
+  if (opts.batch < 1) throw UsageError("--batch must be at least 1");
+  if (opts.max_tokens < 0) throw UsageError("--max-tokens must not be negative (0 = all)");
   const WeightStore ws = formats::open_model(opts.model);
+  std::optional<WeightStore> ref_ws;
+  if (!opts.ref.empty()) ref_ws.emplace(formats::open_model(opts.ref));
+  IoPlan io;
+  io.model_inputs(ws);
+  if (ref_ws) io.model_inputs(*ref_ws);
+  io.input(opts.text_file);
+  io.input(opts.tokens_file);
+  io.output(opts.json_out, "--json");
+  io.check();
   const auto stream = eval_token_stream(opts, ws);
   const model::Model m = model::Model::load(ws);
-  std::optional<WeightStore> ref_ws;
   std::optional<model::Model> ref;
-  if (!opts.ref.empty()) {
-    ref_ws.emplace(formats::open_model(opts.ref));
+  if (ref_ws) {
     if (ref_ws->config.vocab_size != ws.config.vocab_size)
       throw ConfigError(strprintf("'%s' has a vocabulary of %lld ids, the reference '%s' %lld",
                                   opts.model.c_str(), static_cast<long long>(ws.config.vocab_size),

@@ -1,10 +1,13 @@
 #include "jobs/generate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "formats/format_table.h"
 #include "jobs/job_util.h"
 #include "lib/core/error.h"
+#include "lib/core/log.h"
 #include "lib/model/generate.h"
 #include "lib/model/model.h"
 #include "lib/text/tokenizer.h"
@@ -13,10 +16,13 @@ namespace dsq::jobs {
 
 GenerateResult run_generate(const GenerateOptions& opts) {
   if (opts.n_new < 0) throw UsageError("-n must not be negative");
-  if (opts.temperature < 0) throw UsageError("--temp must not be negative");
+  if (!(opts.temperature >= 0) || !std::isfinite(opts.temperature))
+    throw UsageError("--temp must be a finite number >= 0 (0 = greedy)");
   if (opts.top_k < 0) throw UsageError("--top-k must not be negative");
   const WeightStore ws = formats::open_model(opts.model);
-  const auto tok = model_tokenizer(ws, opts.model);
+  const auto tok = model_tokenizer(ws, opts.model,
+                                   "convert it from a directory with tokenizer.json or "
+                                   "tokenizer.model, or from a GGUF with a vocabulary");
   const model::Model m = model::Model::load(ws);
   GenerateResult r;
   r.prompt_ids = tok->encode(opts.prompt, tok->adds_bos());
@@ -27,7 +33,16 @@ GenerateResult run_generate(const GenerateOptions& opts) {
                                   "vocabulary of %lld",
                                   opts.model.c_str(), id, static_cast<long long>(m.vocab())));
   model::SampleOptions so;
-  so.n_new = opts.n_new;
+  const int64_t room = ws.config.max_ctx - static_cast<int64_t>(r.prompt_ids.size());
+  if (room <= 0)
+    throw UsageError(strprintf("the prompt has %zu tokens, the model's context is %lld",
+                               r.prompt_ids.size(), static_cast<long long>(ws.config.max_ctx)));
+  if (opts.n_new > room)
+    log_warn(strprintf("-n %lld: the model's context (%lld) leaves room for %lld new tokens; "
+                       "stopping there",
+                       static_cast<long long>(opts.n_new), static_cast<long long>(ws.config.max_ctx),
+                       static_cast<long long>(room)));
+  so.n_new = std::min(opts.n_new, room);
   so.temperature = opts.temperature;
   so.top_k = opts.top_k;
   so.seed = opts.seed;

@@ -6,6 +6,7 @@
 #include "formats/dsq/dsq_format.h"
 #include "formats/dsq/dsq_reader.h"
 #include "formats/format_table.h"
+#include "jobs/job_util.h"
 #include "lib/core/error.h"
 
 namespace dsq::jobs {
@@ -68,6 +69,10 @@ json run_inspect(const InspectOptions& opts) {
   if (opts.batch < 1) throw UsageError("--batch must be >= 1");
   const FormatInfo& fmt = formats::detect_format(opts.path);
   const WeightStore ws = fmt.open(opts.path, OpenOptions{});
+  IoPlan io;
+  io.model_inputs(ws);
+  io.output(opts.json_out, "--json");
+  io.check();
   std::map<std::string, DsqTensorInfo> stored;  // .dsq: on-disk sizes and compression
   if (fmt.name == "dsq")
     for (auto& t : formats::read_dsq_index(*MappedFile::open(opts.path)).tensors) stored[t.name] = t;
@@ -127,6 +132,7 @@ json run_inspect(const InspectOptions& opts) {
   for (auto& [k, v] : weights.items()) tot[k] = v.get<uint64_t>() + kv;
   mem["total"] = tot;
   j["memory_estimate"] = mem;
+  if (!opts.json_out.empty()) write_json_file(opts.json_out, j);
   return j;
 }
 

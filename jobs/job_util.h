@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,11 +18,35 @@ inline double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // Writes `j` (pretty-printed) to `path` through <path>.tmp + rename; IoError naming the path.
+// "-" writes to stdout.
 void write_json_file(const std::string& path, const nlohmann::json& j);
 
-// The tokenizer the model's reader found (metadata "tokenizer"); ConfigError naming `path` when
-// the model has none (the hint names the --tokens alternative of `dsq eval`).
-std::unique_ptr<text::Tokenizer> model_tokenizer(const WeightStore& ws, const std::string& path);
+// The files a job reads and writes, checked before any work, so that inputs are never destroyed
+// and nothing fails after hours of work because a destination is wrong:
+//   - no output may be one of the inputs or another output (the same file after resolving
+//     symlinks and hard links: device and inode; a model directory counts as every file in it);
+//   - every output's directory must exist and be writable, and an output must not be a directory.
+// "-" (stdout) and empty paths are skipped. check() throws UsageError naming the flag and files.
+class IoPlan {
+ public:
+  void input(const std::string& path);
+  void inputs(const std::vector<std::string>& paths);
+  // The files a reader opened for a model (WeightStore::sources).
+  void model_inputs(const WeightStore& ws);
+  void output(const std::string& path, const std::string& flag);
+  void check() const;
+
+ private:
+  struct File {
+    std::string path, flag;
+  };
+  std::vector<File> inputs_, outputs_;
+};
+
+// The tokenizer the model's reader found (metadata "tokenizer"); ConfigError naming `path` and
+// `hint` (what the user can do instead) when the model has none.
+std::unique_ptr<text::Tokenizer> model_tokenizer(const WeightStore& ws, const std::string& path,
+                                                 const std::string& hint);
 
 // The tokenizer when the model has a usable one, else null (only text inputs need it).
 std::unique_ptr<text::Tokenizer> optional_tokenizer(const WeightStore& ws);

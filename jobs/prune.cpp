@@ -5,6 +5,7 @@
 
 #include "formats/format_table.h"
 #include "jobs/compress_common.h"
+#include "jobs/job_util.h"
 #include "lib/core/error.h"
 
 namespace dsq::jobs {
@@ -52,8 +53,7 @@ std::string format_prune_report(const PruneModelReport& r) {
 
 PruneModelReport run_prune(const PruneModelOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (o.out_path.empty()) throw UsageError("an output path is required");
-  const WeightStore src = formats::open_model(o.model_path);
+  const WeightStore src = open_compress_source(o);
   const bool calibrate = !o.calib.paths.empty();
   if (o.prune.needs_stats() && !calibrate)
     throw UsageError(std::string("importance 'activation', --bias-compensation and --drop-layers "
@@ -94,6 +94,7 @@ PruneModelReport run_prune(const PruneModelOptions& o) {
   }
   r.file_bytes = write_output(res.store, o.out_path, r.recipe, o.zstd_level, o.progress);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!o.json_out.empty()) write_json_file(o.json_out, json(r));
   return r;
 }
 

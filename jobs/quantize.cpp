@@ -37,6 +37,21 @@ void check_skip_regex(const std::string& skip) {
   }
 }
 
+// A model whose block linears are all quantized already has nothing to quantize: refuse it instead
+// of writing a copy under a new scheme's name.
+void check_requantization(const WeightStore& ws, const std::string& path) {
+  std::string scheme;
+  for (const auto& name : ws.names()) {
+    if (!is_block_linear(ws.config, name)) continue;
+    const auto& e = ws.entry(name);
+    if (dtype_is_float(e.dtype)) return;
+    if (e.dtype == DType::kQInt && scheme.empty()) scheme = scheme_name(e.quant);
+  }
+  if (!scheme.empty())
+    throw ConfigError("'" + path + "': its block linears are already quantized (" + scheme +
+                      "): quantize the float model");
+}
+
 // Rejects NaN/Inf weights before they reach a quantizer (which cannot represent them). Converts
 // in chunks: no full f32 copy of the tensor.
 void check_finite(const Tensor& w, const std::string& name, const std::string& source) {
@@ -129,17 +144,35 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
   check_skip_regex(opts.skip);
   const WeightStore ws = formats::open_model(opts.model_path);
   const std::string src_format = ws.metadata.value("source_format", std::string());
+  {  // every input and destination, before any work
+    IoPlan io;
+    io.model_inputs(ws);
+    const nlohmann::json rt = method.calibrated ? calibration::resolve_runtime_options(opts.method_runtime)
+                                                : nlohmann::json::object();
+    if (method.calibrated) {
+      io.inputs(calibration::calib_options(opts.method_options).paths);
+      io.input(rt["load_stats"].get<std::string>());
+      io.output(rt["save_stats"].get<std::string>(), "--save-stats");
+    }
+    io.output(opts.out_path, "-o");
+    io.output(json_out, "--json");
+    io.check();
+  }
+  check_requantization(ws, opts.model_path);
 
   QuantizeReport report;
   report.recipe = calibration::quantize_recipe(opts, src_format);
   formats::SinkOptions so;
   so.recipe = report.recipe;
   so.zstd_level = opts.zstd_level;
-  const std::unique_ptr<formats::ModelSink> sink = formats::open_sink(opts.out_path, ws, so);
+  // The method validates its inputs (calibration data, statistics) before the output exists.
   std::unique_ptr<calibration::LinearQuantizer> quantizer = method.make(ws, opts);
+  const std::unique_ptr<formats::ModelSink> sink = formats::open_sink(opts.out_path, ws, so);
 
   std::optional<Progress> bar;
-  if (opts.progress) bar.emplace("quantizing", static_cast<int64_t>(ws.size()), "tensors");
+  // Calibrated methods show their own per-block bar; a second one would only stall beside it.
+  if (opts.progress && !method.calibrated)
+    bar.emplace("quantizing", static_cast<int64_t>(ws.size()), "tensors");
   int64_t next_block = 0;  // blocks begun so far: begin_block(L) runs once, in increasing L
   const std::string scheme = scheme_name(opts.desc);
   for (const auto& name : ws.names()) {

@@ -5,6 +5,7 @@
 #include "formats/format_table.h"
 #include "lib/compress/act_threshold.h"
 #include "jobs/compress_common.h"
+#include "jobs/job_util.h"
 #include "lib/core/error.h"
 #include "lib/model/model.h"
 
@@ -47,11 +48,10 @@ std::string format_sparsify_report(const SparsifyReport& r) {
 SparsifyReport run_sparsify(const SparsifyOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   if (!(o.ratio > 0.0 && o.ratio < 1.0)) throw UsageError("--topk must be in (0, 1)");
-  if (o.out_path.empty()) throw UsageError("an output path is required");
   if (o.calib.paths.empty()) throw UsageError("sparsify needs calibration data: give --calib FILE");
   // The dense model: any thresholds of the input are dropped (calibration sees dense activations
   // and the output gets only the new ones).
-  WeightStore ws = formats::open_model(o.model_path);
+  WeightStore ws = open_compress_source(o);
   const std::vector<std::string> targets =
       compress::parse_sparsify_targets(arch_of(ws.config), o.targets);
   for (const auto& name : ws.names()) ws.entry(name).attrs.erase("act_threshold");
@@ -81,6 +81,7 @@ SparsifyReport run_sparsify(const SparsifyOptions& o) {
   }
   r.file_bytes = write_output(ws, o.out_path, r.recipe, o.zstd_level, o.progress);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!o.json_out.empty()) write_json_file(o.json_out, json(r));
   return r;
 }
 

@@ -12,7 +12,6 @@ namespace {
 
 struct {
   jobs::ConvertOptions convert;
-  bool json = false;
 } g_opts;
 
 void add_options(CLI::App& sub) {
@@ -25,9 +24,9 @@ void add_options(CLI::App& sub) {
       ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}))
       ->capture_default_str();
   sub.add_option("--zstd", o.zstd_level, "Compress each tensor with zstd at this level (0 = off)")
-      ->check(CLI::Range(0, 22))
+      ->check(range(0, 22))
       ->capture_default_str();
-  sub.add_flag("--json", g_opts.json, "Print the report as JSON on stdout");
+  sub.add_option("--json", o.json_out, "Write the report as JSON to this file ('-' for stdout)");
 }
 
 std::string group_digits(uint64_t v) {
@@ -39,10 +38,7 @@ std::string group_digits(uint64_t v) {
 int run() {
   g_opts.convert.progress = !quiet();
   const jobs::ConvertReport r = jobs::run_convert(g_opts.convert);
-  if (g_opts.json) {
-    std::printf("%s\n", r.to_json().dump(2).c_str());
-    return 0;
-  }
+  if (quiet() || g_opts.convert.json_out == "-") return 0;
   std::printf("converted '%s' (%s) -> '%s'\n", r.src.c_str(), r.source_format.c_str(), r.out.c_str());
   std::printf("  tensors     %lld (%lld zstd-compressed)\n", static_cast<long long>(r.tensors),
               static_cast<long long>(r.written.compressed));

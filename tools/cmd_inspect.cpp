@@ -1,4 +1,4 @@
-// dsq inspect MODEL [--json] [--ctx N] [--batch N]
+// dsq inspect MODEL [--json FILE|-] [--ctx N] [--batch N]
 // Architecture, parameter count, per-tensor table and a serving-memory estimate for any model
 // dsq reads (including .dsq).
 #include <cstdio>
@@ -12,18 +12,17 @@ namespace {
 
 struct {
   jobs::InspectOptions inspect;
-  bool json = false;
 } g_opts;
 
 void add_options(CLI::App& sub) {
   auto& o = g_opts.inspect;
   sub.add_option("model", o.path, "Model: HF directory, .safetensors, .gguf, llama2.c .bin, .dsq")
       ->required();
-  sub.add_flag("--json", g_opts.json, "Print the report as JSON");
+  sub.add_option("--json", o.json_out, "Write the report as JSON to this file ('-' for stdout)");
   sub.add_option("--ctx", o.ctx, "Context length for the KV-cache estimate (0 = the model's)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   sub.add_option("--batch", o.batch, "Sequences for the KV-cache estimate")
-      ->check(CLI::PositiveNumber)
+      ->check(at_least(1))
       ->capture_default_str();
 }
 
@@ -75,8 +74,7 @@ void print_text(const nlohmann::json& j) {
 
 int run() {
   const nlohmann::json j = jobs::run_inspect(g_opts.inspect);
-  if (g_opts.json) std::printf("%s\n", j.dump(2).c_str());
-  else print_text(j);
+  if (g_opts.inspect.json_out != "-") print_text(j);
   return 0;
 }
 

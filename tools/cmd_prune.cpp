@@ -22,10 +22,10 @@ void add_options(CLI::App& sub) {
   auto& o = g_opts;
   add_compress_flags(sub, o.f);
   sub.add_option("--ffn", o.p.ffn_ratio, "Fraction of FFN channels to remove per layer, [0, 1)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(range(0.0, 1.0));
   sub.add_option("--heads", o.p.head_ratio,
                  "Fraction of attention heads to remove per layer, [0, 1) (see --head-mode)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(range(0.0, 1.0));
   sub.add_option("--head-mode", o.head_mode,
                  "GQA-safe head removal: 'kv-groups' removes whole kv groups (a kv head, its k/v "
                  "rows and every q head reading it); 'per-group' removes the same number of q "
@@ -33,7 +33,7 @@ void add_options(CLI::App& sub) {
       ->capture_default_str();
   sub.add_option("--drop-layers", o.p.drop_layers,
                  "Delete the N blocks of lowest influence (1 - cos(h_in, h_out), ShortGPT); needs --calib")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   sub.add_option("--importance", o.importance,
                  "'activation': |W| x input channel norm from calibration (Wanda/FLAP; needs "
                  "--calib); 'magnitude': weights only")
@@ -55,8 +55,8 @@ int run() {
   po.prune.head_mode = jobs::parse_head_mode(o.head_mode);
   po.prune.uniform = !o.global;
   const jobs::PruneModelReport r = jobs::run_prune(po);
-  write_json_report(o.f, nlohmann::json(r));
-  if (!quiet()) std::fputs(jobs::format_prune_report(r).c_str(), stdout);
+  if (quiet()) return 0;
+  std::fputs(jobs::format_prune_report(r).c_str(), stdout);
   std::printf("wrote '%s': %lld -> %lld parameters\n", r.out.c_str(),
               static_cast<long long>(r.params_before), static_cast<long long>(r.params_after));
   return 0;

@@ -53,9 +53,10 @@ void add_options(CLI::App& sub) {
   sub.add_option("--skip", o.q.skip,
                  "Keep block linears whose canonical name matches this regex (ECMAScript, search) "
                  "unquantized, e.g. 'blk\\.0\\.|ffn_down'");
-  sub.add_option("--json", o.json_path, "Write the per-tensor report as JSON to this file");
+  sub.add_option("--json", o.json_path,
+                 "Write the per-tensor report as JSON to this file ('-' for stdout)");
   sub.add_option("--zstd", o.q.zstd_level, "Compress tensors with zstd at this level (0 = off)")
-      ->check(CLI::Range(0, 22));
+      ->check(range(0, 22));
   o.method_flags.bind(sub);
 }
 
@@ -65,7 +66,8 @@ int run() {
   o.q.progress = !quiet();
   o.method_flags.apply(o.q);
   const jobs::QuantizeReport r = jobs::run_quantize(o.q, o.json_path);
-  if (!quiet()) std::fputs(jobs::format_report(r).c_str(), stdout);
+  if (quiet()) return 0;
+  std::fputs(jobs::format_report(r).c_str(), stdout);
   std::printf("wrote '%s': %s, %s\n", o.q.out_path.c_str(), o.q.method.c_str(),
               scheme_name(o.q.desc).c_str());
   return 0;

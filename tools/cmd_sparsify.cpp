@@ -23,7 +23,7 @@ void add_options(CLI::App& sub) {
                  "Fraction R of each targeted linear input zeroed at inference: a per-linear "
                  "threshold on |x| at the R-quantile of the calibration activations (TEAL)")
       ->required()
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(range(0.0, 1.0));
   sub.add_option("--targets", o.targets,
                  "Inputs to sparsify: attn (q/k/v and o inputs), ffn (gate/up and down inputs), or "
                  "attn_in, attn_out, ffn_in, ffn_out, comma-separated")
@@ -37,8 +37,8 @@ int run() {
   so.ratio = o.ratio;
   so.targets = o.targets;
   const jobs::SparsifyReport r = jobs::run_sparsify(so);
-  write_json_report(o.f, nlohmann::json(r));
-  if (!quiet()) std::fputs(jobs::format_sparsify_report(r).c_str(), stdout);
+  if (quiet()) return 0;
+  std::fputs(jobs::format_sparsify_report(r).c_str(), stdout);
   std::printf("wrote '%s': thresholds on %zu linears\n", r.out.c_str(), r.thresholds.size());
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "tools/compress_flags.h"
 
+#include "tools/commands.h"
+
 #include <fstream>
 
 #include "lib/core/error.h"
@@ -22,15 +24,8 @@ void add_compress_flags(CLI::App& sub, CompressFlags& f) {
                  "Further held-out calibration windows on which the drift is measured (0 = none)")
       ->capture_default_str();
   sub.add_option("--zstd", f.zstd_level, "Compress tensors with zstd at this level (0 = off)")
-      ->check(CLI::Range(0, 22));
-  sub.add_option("--json", f.json_path, "Write the report as JSON to this file");
-}
-
-void write_json_report(const CompressFlags& f, const nlohmann::json& report) {
-  if (f.json_path.empty()) return;
-  std::ofstream out(f.json_path);
-  out << report.dump(2) << "\n";
-  if (!out) throw IoError("'" + f.json_path + "': cannot write report");
+      ->check(range(0, 22));
+  sub.add_option("--json", f.json_path, "Write the report as JSON to this file ('-' for stdout)");
 }
 
 void apply_compress_flags(const CompressFlags& f, jobs::CompressRunOptions* o) {
@@ -39,6 +34,7 @@ void apply_compress_flags(const CompressFlags& f, jobs::CompressRunOptions* o) {
   o->calib = f.calib;
   o->drift_samples = f.drift_samples;
   o->zstd_level = f.zstd_level;
+  o->json_out = f.json_path;
   o->progress = !quiet();
 }
 

@@ -22,7 +22,5 @@ struct CompressFlags {
 void add_compress_flags(CLI::App& sub, CompressFlags& f);
 // Copies the shared flags into a compression step's options (progress follows --quiet).
 void apply_compress_flags(const CompressFlags& f, jobs::CompressRunOptions* o);
-// Writes `report` to f.json_path when given (IoError when it cannot be written).
-void write_json_report(const CompressFlags& f, const nlohmann::json& report);
 
 }  // namespace dsq::tools

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "No progress bars or info lines")->configurable(false);
   app.add_flag("-v,--verbose", verbose, "Debug logging");
   app.add_option("-t,--threads", threads, "Threads for OpenMP and BLAS (0 = all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(dsq::tools::at_least(0));
   app.fallthrough();
 
   const dsq::tools::Command* chosen = nullptr;

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include "lib/core/progress.h"
+
 namespace dsq {
 
 namespace {
@@ -12,7 +14,9 @@ std::atomic<bool> g_quiet{false};
 std::mutex g_mu;
 void emit(const char* prefix, const std::string& msg) {
   std::lock_guard<std::mutex> lk(g_mu);
+  progress_log_begin();  // a progress bar on screen: clear its line first, redraw it after
   std::fprintf(stderr, "%s%s\n", prefix, msg.c_str());
+  progress_log_end();
 }
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include "lib/text/tokenizer_bpe.h"
 #include "lib/text/tokenizer_spm.h"
+#include "lib/text/unicode.h"
 #include "formats/dsq/dsq_reader.h"
 #include "formats/gguf/gguf.h"
 #include "lib/core/error.h"
@@ -423,6 +424,21 @@ void Tokenizer::check_id(int32_t id) const {
   if (id < 0 || static_cast<size_t>(id) >= vocab_size_)
     throw ConfigError(strprintf("'%s': token id %d is outside the vocabulary of %zu",
                                 source_.c_str(), id, vocab_size_));
+}
+
+void require_text(std::string_view text, const std::string& path) {
+  size_t bad = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    if (text[pos] == '\0')
+      throw FormatError(strprintf("'%s': a NUL byte at offset %zu: not a text file", path.c_str(),
+                                  pos));
+    size_t len = 1;
+    if (utf8_decode(text, pos, &len) == kInvalidCodepoint) ++bad;
+    pos += len;
+  }
+  if (bad * 100 > text.size())
+    throw FormatError(strprintf("'%s': %zu bytes of malformed UTF-8: not a text file",
+                                path.c_str(), bad));
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {

@@ -80,4 +80,9 @@ std::vector<int32_t> read_token_ids(const std::string& path);
 // Reads a whole file as bytes (IoError naming the path when it cannot be read).
 std::string load_text_file(const std::string& path);
 
+// Throws FormatError naming `path` unless `text` looks like text: no NUL byte and at most 1% of
+// its bytes in malformed UTF-8 (a binary file given as --text would otherwise be "tokenized" for
+// minutes into garbage).
+void require_text(std::string_view text, const std::string& path);
+
 }  // namespace dsq::text

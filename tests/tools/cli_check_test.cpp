@@ -108,12 +108,12 @@ TEST_F(CliCheck, EachExceededLimitExitsOneNamingIt) {
   }
 }
 
-TEST_F(CliCheck, MalformedBudgetExitsTwoWithJsonPath) {
+TEST_F(CliCheck, MalformedBudgetExitsOneWithJsonPath) {
   json limits = passing_limits();
   limits["max_kld_mean"] = "0.02";
   const std::string junit = tmp_.file("gate.xml");
   CliRun r = check(budget(limits, "bad.json"), {"--junit", junit});
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("dsq check: error: '" + tmp_.file("bad.json") +
                        "': /limits/max_kld_mean: expected a number, got string"),
             std::string::npos)
@@ -123,32 +123,33 @@ TEST_F(CliCheck, MalformedBudgetExitsTwoWithJsonPath) {
   limits = passing_limits();
   limits["max_layer_rel_error"][0].erase("max");
   r = check(budget(limits));
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("/limits/max_layer_rel_error/0: missing required key 'max'"),
             std::string::npos)
       << r.err;
 
   r = check(budget({{"max_kld_mean", 0.1}, {"max_kld_mean_typo", 0.1}}));
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("/limits/max_kld_mean_typo: unknown key"), std::string::npos) << r.err;
 
   const std::string broken = tmp_.file("broken.json");
   report::write_file_atomic(broken, "{\"limits\": {\"max_kld_mean\": 0.1,}}");
   r = check(broken);
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("invalid JSON at line 1, column 33"), std::string::npos) << r.err;
 }
 
-TEST_F(CliCheck, InputAndUsageErrorsExitTwo) {
+TEST_F(CliCheck, InputErrorsExitOneUsageErrorsTwo) {
   const std::string b = budget(passing_limits());
+  // A bad input is exit 1 like in every command (the message names it); 2 is a usage error.
   CliRun r = check(tmp_.file("missing-budget.json"));
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("missing-budget.json"), std::string::npos) << r.err;
   r = run_dsq(tmp_, shell_args({"check", tmp_.file("no-model.dsq"), "--from-report", report_, "--budget", b}));
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("no-model.dsq': no such file or directory"), std::string::npos) << r.err;
   r = run_dsq(tmp_, shell_args({"check", model_, "--from-report", tmp_.file("none.json"), "--budget", b}));
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 1);
   r = run_dsq(tmp_, shell_args({"check", model_, "--from-report", report_}));  // no --budget
   EXPECT_EQ(r.code, 2);
   r = run_dsq(tmp_, shell_args({"check", model_, "--budget", b, "--tokens", "a.u32", "--text", "a.txt"}));

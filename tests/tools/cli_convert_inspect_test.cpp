@@ -51,7 +51,7 @@ TEST(CliConvertInspect, HfToDsqThenInspectReports260032Parameters) {
   const CliResult c = run_dsq(tmp, "convert " + shared + "/models/stories260K/hf -o " + out);
   ASSERT_EQ(c.code, 0) << c.err;
   EXPECT_NE(c.out.find("parameters  260,032"), std::string::npos) << c.out;
-  const CliResult r = run_dsq(tmp, "inspect " + out + " --json --ctx 512 --batch 3");
+  const CliResult r = run_dsq(tmp, "inspect " + out + " --json - --ctx 512 --batch 3");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["parameters"], 260032);
@@ -104,14 +104,14 @@ TEST(CliConvertInspect, GgufLlama2cAndHfGiveBitIdenticalDsqTensors) {
 TEST(CliConvertInspect, DtypeF16KeepsNormsF32AndReportsJson) {
   TempDir tmp;
   const std::string src = synthetic_dsq(tmp), out = tmp.file("h.dsq");
-  const CliResult c = run_dsq(tmp, "convert " + src + " -o " + out + " --dtype f16 --json");
+  const CliResult c = run_dsq(tmp, "convert " + src + " -o " + out + " --dtype f16 --json -");
   ASSERT_EQ(c.code, 0) << c.err;
   const auto rep = nlohmann::json::parse(c.out);
   EXPECT_EQ(rep["source_format"], "dsq");
   // Matrices were f16/bf16 (2 bytes) and norms f32 before and after: the same byte count.
   EXPECT_EQ(rep["tensor_bytes_out"], rep["tensor_bytes_in"]);
   EXPECT_EQ(rep["tensors"], 21);
-  const CliResult r = run_dsq(tmp, "inspect " + out + " --json");
+  const CliResult r = run_dsq(tmp, "inspect " + out + " --json -");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   for (const auto& t : j["tensors"]) {
