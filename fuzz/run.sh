@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses (clang, ASan + UBSan) and runs each one for SECONDS on seed
+# corpora made from ../shared; exits non-zero on the first finding (crash, sanitizer report, hang,
+# leak) and prints the executions and coverage of each run.
+# Usage: fuzz/run.sh [SECONDS] [BUILD_DIR]   (HARNESSES="dsq gguf" to run a subset; MAX_LEN=131072
+# keeps a long campaign on the small seeds)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${1:-60}
+build=${2:-$here/build-fuzz}
+cd "$here"
+bash scripts/install-deps.sh
+bash scripts/apt-install-missing.sh clang libclang-rt-14-dev
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSQ_FUZZ=ON \
+    -DDSQ_SANITIZE=address,undefined -DDSQ_BUILD_TESTS=OFF -DDSQ_BUILD_BENCH=OFF \
+    > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
+fi
+cmake --build "$build" -j"$(nproc)" > "$build.build.log" 2>&1 || { tail -50 "$build.build.log"; exit 1; }
+corpus=$build/corpus
+if [ ! -d "$corpus/dsq" ]; then
+  # The corpus is made with the release binary (the fuzz build's dsq is sanitized and slower).
+  [ -x build/bin/dsq ] || bash scripts/build.sh > /dev/null
+  bash fuzz/make_corpus.sh "$here/build/bin/dsq" "$corpus"
+fi
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0:malloc_limit_mb=2048
+export UBSAN_OPTIONS=print_stacktrace=1
+status=0
+for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib}; do
+  work=$build/work/$h
+  mkdir -p "$work" "$build/findings/$h"
+  cp -n "$corpus/$h"/* "$work/" 2>/dev/null || true
+  log=$build/fuzz_$h.log
+  if "$build/bin/fuzz_$h" "$work" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 \
+      -max_len="${MAX_LEN:-1200000}" -print_final_stats=1 -artifact_prefix="$build/findings/$h/" > "$log" 2>&1; then
+    printf '%-12s ok   %s\n' "$h" "$(grep -E 'stat::number_of_executed_units|cov:' "$log" | tail -2 | tr '\n' ' ')"
+  else
+    printf '%-12s FAIL (see %s)\n' "$h" "$log"
+    grep -E "ERROR|SUMMARY|escaped|crash|Test unit written" "$log" | head -10
+    status=1
+  fi
+done
+exit $status
