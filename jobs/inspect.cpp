@@ -29,10 +29,14 @@ uint64_t served_bytes(const Shape& s, const QuantDesc* target) {
   return quant_layout(*target, rows, cols).total_bytes;
 }
 
+int64_t mla_kv_floats(const ModelConfig& c) { return c.mla.kv_lora_rank + c.mla.qk_rope_head_dim; }
+
 // KV-cache bytes per token of one layer, f16, by the row's attention kind.
 uint64_t kv_bytes_per_token(const ArchInfo& a, const ModelConfig& c, int64_t l) {
   switch (a.attn) {
     case AttnKind::kGqa: return 2 * static_cast<uint64_t>(c.layer(l).n_kv_heads * c.head_dim) * 2;
+    // Absorbed decoding caches the normed latent and the rotated shared rope key only.
+    case AttnKind::kMla: return static_cast<uint64_t>(c.mla.kv_lora_rank + c.mla.qk_rope_head_dim) * 2;
   }
   return 0;
 }
@@ -60,6 +64,56 @@ nlohmann::json parameter_breakdown(const WeightStore& ws) {
   }
   return {{"embedding", emb}, {"attention", attn}, {"ffn", ffn}, {"head", head},
           {"block_linears", linears}};
+}
+
+// The block structure: attention and FFN kinds, MLA widths, the MoE layout, and the parameters a
+// token activates (every tensor except the routed experts it is not sent to; the embedding table
+// counts in full, as DeepSeek's "37B activated" does).
+nlohmann::json structure(const WeightStore& ws) {
+  const ModelConfig& c = ws.config;
+  const ArchInfo& a = arch_of(c);
+  json s = {{"attention", a.attn == AttnKind::kMla ? "mla" : "gqa"}};
+  int64_t routed = 0, per_expert = 0, moe_layers = 0;
+  for (const auto& name : ws.names()) {
+    int64_t l = -1, e = -1;
+    const ArchTensor* row = find_tensor_row(c, name, &l, &e);
+    if (!row || !row->per_expert()) continue;
+    const int64_t n = shape_numel(ws.entry(name).shape, name);
+    routed += n;
+    if (e == 0) per_expert += n;
+  }
+  for (int64_t l = 0; l < c.n_layers; ++l) moe_layers += c.is_moe_layer(l) ? 1 : 0;
+  if (a.attn == AttnKind::kMla)
+    s["mla"] = {{"q_lora_rank", c.mla.q_lora_rank},
+                {"kv_lora_rank", c.mla.kv_lora_rank},
+                {"qk_nope_head_dim", c.mla.qk_nope_head_dim},
+                {"qk_rope_head_dim", c.mla.qk_rope_head_dim},
+                {"v_head_dim", c.mla.v_head_dim},
+                {"kv_cache_floats_per_token_layer", mla_kv_floats(c)},
+                {"expanded_kv_floats_per_token_layer",
+                 c.n_heads * (c.mla.qk_nope_head_dim + c.mla.qk_rope_head_dim + c.mla.v_head_dim)}};
+  if (c.moe.n_experts > 0) {
+    s["ffn"] = "moe";
+    s["moe"] = {{"moe_layers", moe_layers},
+                {"dense_layers", c.n_layers - moe_layers},
+                {"routed_experts", c.moe.n_experts},
+                {"experts_per_token", c.moe.n_experts_per_tok},
+                {"shared_experts", c.moe.n_shared_experts},
+                {"expert_width", c.moe.d_expert},
+                {"groups", c.moe.n_group},
+                {"groups_per_token", c.moe.topk_group},
+                {"routed_scaling_factor", c.moe.routed_scaling_factor},
+                {"routed_expert_parameters", routed}};
+  } else {
+    s["ffn"] = "dense";
+  }
+  // per_expert counts one expert of every MoE layer: the inactive ones are E - K of them.
+  const int64_t inactive = c.moe.n_experts > 0 ? per_expert * (c.moe.n_experts - c.moe.n_experts_per_tok) : 0;
+  s["active_parameters_per_token"] = ws.parameter_count() - inactive;
+  if (!c.rope_scaling.type.empty())
+    s["rope_scaling"] = {{"type", c.rope_scaling.type}, {"factor", c.rope_scaling.factor},
+                         {"original_max_position", c.rope_scaling.original_max_position}};
+  return s;
 }
 
 }  // namespace
@@ -121,6 +175,7 @@ json run_inspect(const InspectOptions& opts) {
   if (ws.has_config) {
     j["config"] = ws.config;
     j["parameter_breakdown"] = parameter_breakdown(ws);
+    j["structure"] = structure(ws);
     const int64_t ctx = opts.ctx > 0 ? opts.ctx : ws.config.max_ctx;
     kv = kv_cache_bytes(ws.config, ctx, opts.batch);
     mem["ctx"] = ctx;

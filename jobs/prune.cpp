@@ -54,6 +54,7 @@ std::string format_prune_report(const PruneModelReport& r) {
 PruneModelReport run_prune(const PruneModelOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const WeightStore src = open_compress_source(o);
+  compress::require_structured_support(src.config, "prune", "'" + o.model_path + "'");
   const bool calibrate = !o.calib.paths.empty();
   if (o.prune.needs_stats() && !calibrate)
     throw UsageError(std::string("importance 'activation', --bias-compensation and --drop-layers "

@@ -4,6 +4,7 @@
 
 #include "formats/format_table.h"
 #include "lib/compress/act_threshold.h"
+#include "lib/compress/prune.h"
 #include "jobs/compress_common.h"
 #include "jobs/job_util.h"
 #include "lib/core/error.h"
@@ -52,6 +53,7 @@ SparsifyReport run_sparsify(const SparsifyOptions& o) {
   // The dense model: any thresholds of the input are dropped (calibration sees dense activations
   // and the output gets only the new ones).
   WeightStore ws = open_compress_source(o);
+  compress::require_structured_support(ws.config, "sparsify", "'" + o.model_path + "'");
   const std::vector<std::string> targets =
       compress::parse_sparsify_targets(arch_of(ws.config), o.targets);
   for (const auto& name : ws.names()) ws.entry(name).attrs.erase("act_threshold");

@@ -23,9 +23,11 @@ struct {
 
 std::string scheme_help() {
   std::string rows;
-  for (const auto& s : kSchemes) rows += (rows.empty() ? "" : ", ") + std::string(s.name);
+  for (const auto& s : kSchemes)
+    if (s.quantize_target()) rows += (rows.empty() ? "" : ", ") + std::string(s.name);
   return "Scheme by name, <row>_g<group> or <row>_perchannel, e.g. int4_asym_g128 (rows: " + rows +
-         "); replaces --bits/--group/--sym";
+         "); replaces --bits/--group/--sym. FP8 block-scaled sources (fp8_e4m3_b128, DeepSeek's "
+         "release format) are read as the source precision";
 }
 
 void add_options(CLI::App& sub) {

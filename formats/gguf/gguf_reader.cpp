@@ -157,7 +157,7 @@ WeightStore read_gguf(const std::string& path, const OpenOptions& /*opts*/) {
 
   ModelConfig c = config_from_metadata(f, *arch);
   detail::check_config_from_file(c, f.tensors().size(), path);
-  const auto names = detail::source_name_map(*arch, c.n_layers, detail::NameColumn::kGguf);
+  const auto names = detail::source_name_map(*arch, c, detail::NameColumn::kGguf);
 
   std::vector<WeightStore::Entry> entries;
   for (const auto& t : f.tensors()) {
@@ -186,7 +186,7 @@ WeightStore read_gguf(const std::string& path, const OpenOptions& /*opts*/) {
 
   WeightStore ws;
   ws.config = c;
-  detail::add_in_canonical_order(ws, std::move(entries), *arch);
+  detail::add_in_canonical_order(ws, std::move(entries), c);
   ws.metadata["tokenizer"] = {{"kind", "gguf"}, {"path", detail::absolute_path(path)}};
   if (auto it = md.find("tokenizer.ggml.add_bos_token"); it != md.end() && it->is_boolean())
     ws.metadata["tokenizer"]["add_bos_token"] = it->get<bool>();

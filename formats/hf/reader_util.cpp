@@ -1,11 +1,13 @@
 #include "formats/hf/reader_util.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "lib/core/error.h"
 #include "lib/core/json_io.h"
@@ -29,14 +31,15 @@ json parse_json_strict(std::string_view text, const std::string& path) {
 }
 
 std::map<std::string, NameTarget, std::less<>> source_name_map(const ArchInfo& arch,
-                                                               int64_t n_layers, NameColumn col) {
+                                                               const ModelConfig& c,
+                                                               NameColumn col) {
   std::map<std::string, NameTarget, std::less<>> out;
   for (const auto& row : arch.tensors) {
     const std::string_view pattern = col == NameColumn::kHf ? row.hf : row.gguf;
-    const int64_t n = row.per_layer() ? n_layers : 1;
-    for (int64_t l = 0; l < n; ++l)
-      out[expand_name(pattern, l)] =
-          NameTarget{expand_name(row.canonical, l), &row, row.per_layer() ? l : -1};
+    if (pattern.empty()) continue;
+    for_each_instance(row, c, [&](int64_t l, int64_t e) {
+      out[expand_name(pattern, l, e)] = NameTarget{expand_name(row.canonical, l, e), &row, l, e};
+    });
   }
   return out;
 }
@@ -52,6 +55,46 @@ WeightStore::Loader mapped_loader(std::shared_ptr<const MappedFile> map, const s
   return [map, data, dtype, shape, nbytes]() {
     Tensor t(dtype, shape);
     std::memcpy(t.mutable_bytes(), data, nbytes);
+    return t;
+  };
+}
+
+WeightStore::Loader fp8_block_loader(MappedTensor w, MappedTensor s, int64_t block) {
+  const std::string sw = "'" + s.path + "': tensor '" + s.name + "'";
+  DSQ_ASSERT(w.shape.size() == 2 && block > 0, "fp8_block_loader: bad weight shape");
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  const Shape want{(rows + block - 1) / block, (cols + block - 1) / block};
+  if (s.dtype != DType::kF32)
+    throw FormatError(sw + ": block scales must be F32, found " + std::string(dtype_name(s.dtype)));
+  if (s.shape != want)
+    throw FormatError(strprintf("%s: shape %s, expected %s for the %s weight '%s' in %lldx%lld "
+                                "blocks",
+                                sw.c_str(), shape_str(s.shape).c_str(), shape_str(want).c_str(),
+                                shape_str(w.shape).c_str(), w.name.c_str(),
+                                static_cast<long long>(block), static_cast<long long>(block)));
+  const size_t n_scales = static_cast<size_t>(want[0] * want[1]);
+  std::vector<float> scales(n_scales);
+  std::memcpy(scales.data(), s.data, n_scales * 4);
+  for (size_t i = 0; i < n_scales; ++i)
+    if (!std::isfinite(scales[i]) || scales[i] < 0)
+      throw FormatError(strprintf("%s: scale [%lld][%lld] is %g (block scales must be finite and "
+                                  "non-negative)",
+                                  sw.c_str(), static_cast<long long>(i / want[1]),
+                                  static_cast<long long>(i % want[1]), scales[i]));
+  const QuantDesc d(QuantScheme::kFp8E4M3, static_cast<uint32_t>(block));
+  return [w = std::move(w), s = std::move(s), d, rows, cols]() {
+    const QuantLayout L = quant_layout(d, rows, cols);
+    Tensor t(DType::kQInt, Shape{rows, cols}, &d);
+    auto* out = reinterpret_cast<uint8_t*>(t.mutable_bytes());
+    std::memcpy(out, w.data, L.codes_bytes);
+    std::memcpy(out + L.scales_offset, s.data, L.scales_bytes);
+    for (size_t i = 0; i < L.codes_bytes; ++i)
+      if (fp8_e4m3_is_nan(out[i]))
+        throw FormatError(strprintf("'%s': tensor '%s': element [%lld][%lld] is an FP8 NaN code "
+                                    "(0x%02X)",
+                                    w.path.c_str(), w.name.c_str(),
+                                    static_cast<long long>(static_cast<int64_t>(i) / cols),
+                                    static_cast<long long>(static_cast<int64_t>(i) % cols), out[i]));
     return t;
   };
 }
@@ -112,25 +155,18 @@ void drop_classifier(std::vector<WeightStore::Entry>& entries, const ArchInfo& a
 }
 
 void add_in_canonical_order(WeightStore& ws, std::vector<WeightStore::Entry> entries,
-                            const ArchInfo& arch) {
-  const int64_t n_rows = static_cast<int64_t>(arch.tensors.size());
-  std::map<std::string, int64_t> rank;  // globals: row index; layer l: (l + 1) * n_rows + row
+                            const ModelConfig& c) {
+  const ArchInfo& arch = arch_of(c);
+  using Key = std::tuple<int64_t, int64_t, int64_t>;  // (layer + 1, row, expert); globals layer 0
+  std::map<std::string, Key> rank;
   for (const auto& e : entries) {
-    int64_t layer = -1;
-    std::string ignored;
-    if (!parse_block_name(e.name, &layer, &ignored)) layer = -1;
-    for (int64_t i = 0; i < n_rows; ++i) {
-      const auto& row = arch.tensors[static_cast<size_t>(i)];
-      if (row.per_layer() != (layer >= 0)) continue;
-      if (expand_name(row.canonical, layer) == e.name) {
-        rank[e.name] = row.per_layer() ? (layer + 1) * n_rows + i : i;
-        break;
-      }
-    }
+    int64_t layer = -1, expert = -1;
+    if (const ArchTensor* row = find_tensor_row(c, e.name, &layer, &expert))
+      rank[e.name] = Key{layer + 1, row - arch.tensors.data(), expert};
   }
   auto key = [&](const WeightStore::Entry& e) {
     auto it = rank.find(e.name);
-    return it == rank.end() ? INT64_MAX : it->second;
+    return it == rank.end() ? Key{INT64_MAX, 0, 0} : it->second;
   };
   std::stable_sort(entries.begin(), entries.end(),
                    [&](const auto& a, const auto& b) { return key(a) < key(b); });

@@ -26,17 +26,34 @@ nlohmann::json parse_json_strict(std::string_view text, const std::string& path)
 struct NameTarget {
   std::string canonical;
   const ArchTensor* row = nullptr;
-  int64_t layer = -1;  // -1 for tensors outside the blocks
+  int64_t layer = -1;   // -1 for tensors outside the blocks
+  int64_t expert = -1;  // -1 for tensors of no routed expert
 };
 enum class NameColumn { kHf, kGguf };
-// Every source name the architecture defines for n_layers layers, from the ArchInfo table.
+// Every source name the architecture defines under config c (each row's instances: its layers,
+// its experts), from the ArchInfo table. Rows without a name in the column are left out.
 std::map<std::string, NameTarget, std::less<>> source_name_map(const ArchInfo& arch,
-                                                               int64_t n_layers, NameColumn col);
+                                                               const ModelConfig& c,
+                                                               NameColumn col);
 
 // A loader for `nbytes` at `data` inside `map`: a zero-copy view when the address is aligned for
 // the element type, else an owned copy (never hands out misaligned float pointers).
 WeightStore::Loader mapped_loader(std::shared_ptr<const MappedFile> map, const std::byte* data,
                                   DType dtype, Shape shape);
+// One mapped source tensor, named for messages.
+struct MappedTensor {
+  std::shared_ptr<const MappedFile> map;
+  const std::byte* data = nullptr;
+  DType dtype = DType::kF32;
+  Shape shape;
+  std::string path, name;
+};
+// A loader pairing an F8_E4M3 weight [rows, cols] with its f32 block scales [ceil(rows/B),
+// ceil(cols/B)] into one kQInt tensor of scheme fp8_e4m3_b<B> (lib/core/quant_layout.h). The
+// scales are checked now (dtype, shape, every value finite and >= 0: FormatError naming the scale
+// tensor); the loader copies codes and scales into the tensor and rejects NaN codes (FormatError
+// naming the weight and the element).
+WeightStore::Loader fp8_block_loader(MappedTensor weight, MappedTensor scale, int64_t block);
 // Wraps `base` so the rows (dim 0) come out permuted from Meta interleaved RoPE order to the
 // canonical rotate_half order (lib/core/arch.h), for `heads` heads of `head_dim` rows each.
 WeightStore::Loader meta_to_canonical_loader(WeightStore::Loader base, int64_t heads,
@@ -57,7 +74,7 @@ void drop_classifier(std::vector<WeightStore::Entry>& entries, const ArchInfo& a
 // Adds entries to `ws` in canonical table order (globals, then layer by layer in table order),
 // so every format lists tensors identically.
 void add_in_canonical_order(WeightStore& ws, std::vector<WeightStore::Entry> entries,
-                            const ArchInfo& arch);
+                            const ModelConfig& c);
 
 // Number of pieces in a SentencePiece ModelProto (repeated field 1), or -1 when `path` is not a
 // readable, well-formed protobuf of that shape.

@@ -257,7 +257,7 @@ WeightStore read_llama2c(const std::string& path, const OpenOptions& /*opts*/) {
 
   WeightStore ws;
   ws.config = c;
-  detail::add_in_canonical_order(ws, std::move(entries), arch);
+  detail::add_in_canonical_order(ws, std::move(entries), c);
   if (json tok = tokenizer_reference(path, c.vocab_size); !tok.is_null()) ws.metadata["tokenizer"] = tok;
   ws.metadata["llama2c_version"] = h.version;
   detail::finish_store(ws, path, "llama2c", {path});

@@ -24,8 +24,10 @@ struct DtypeName {
   std::string_view name;
   DType dtype;
 };
-constexpr DtypeName kSupported[] = {
-    {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16}};
+constexpr DtypeName kSupported[] = {{"F32", DType::kF32},
+                                    {"F16", DType::kF16},
+                                    {"BF16", DType::kBF16},
+                                    {"F8_E4M3", DType::kF8E4M3}};
 
 bool as_u64(const json& j, uint64_t* out) {
   if (j.is_number_unsigned()) {
@@ -52,7 +54,7 @@ SafetensorsTensor parse_entry(const std::string& path, const std::string& name, 
   const auto* sup = std::find_if(std::begin(kSupported), std::end(kSupported),
                                  [&](const DtypeName& d) { return d.name == dts; });
   if (sup == std::end(kSupported))
-    throw FormatError(w + ": dtype '" + dts + "' is not supported (supported: F32, F16, BF16)");
+    throw FormatError(w + ": dtype '" + dts + "' is not supported (supported: F32, F16, BF16, F8_E4M3)");
   t.dtype = sup->dtype;
 
   auto sh = v.find("shape");

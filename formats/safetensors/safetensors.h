@@ -3,7 +3,8 @@
 // Layout: u64 little-endian header length N | N bytes of JSON | data section. The JSON maps
 // tensor names to {"dtype": "F32"|"F16"|"BF16"|..., "shape": [...], "data_offsets": [begin, end]}
 // (offsets relative to the data section) and may hold "__metadata__": {string: string}.
-// dsq reads F32, F16 and BF16; any other dtype is rejected naming the tensor.
+// dsq reads F32, F16, BF16 and F8_E4M3 (block-scaled FP8 weights, paired with their scales by the
+// Hugging Face reader); any other dtype is rejected naming the tensor.
 #pragma once
 
 #include <cstdint>

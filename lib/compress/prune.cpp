@@ -184,6 +184,7 @@ std::vector<Index> choose(const std::vector<std::vector<double>>& scores, double
 }
 
 void check_inputs(const WeightStore& src, const PruneOptions& o, const PruneStats* stats) {
+  require_structured_support(src.config, "prune", "model");
   DSQ_ASSERT(src.has_config, "prune_weights without a config");
   const ModelConfig& c = src.config;
   if (o.ffn_ratio < 0.0 || o.ffn_ratio >= 1.0 || o.head_ratio < 0.0 || o.head_ratio >= 1.0)
@@ -214,6 +215,14 @@ std::vector<std::pair<const ArchTensor*, int>> axes_of(const ArchInfo& a, Dim d)
 }
 
 }  // namespace
+
+void require_structured_support(const ModelConfig& c, std::string_view command,
+                                const std::string& where) {
+  const ArchInfo& a = arch_of(c);
+  if (a.attn == AttnKind::kGqa && a.ffn == FfnKind::kDense) return;
+  throw ConfigError(where + ": dsq " + std::string(command) + " supports llama, qwen2 and qwen3; " +
+                    c.arch + " (latent attention, experts) is not supported yet");
+}
 
 PruneResult prune_weights(const WeightStore& src, const PruneOptions& o, const PruneStats* stats) {
   check_inputs(src, o, stats);

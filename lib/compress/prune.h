@@ -85,6 +85,12 @@ void to_json(nlohmann::json& j, const LayerPruneReport& r);
 // Prunes `src` (float tensors; throws UsageError for quantized linears: prune before quantizing).
 // `stats` may be null when !opts.needs_stats(). Throws UsageError for ratios outside [0, 1] or
 // drop_layers >= n_layers. Deterministic: ties in importance go to the lower index.
+// Structured pruning and activation sparsity cover the GQA + dense-FFN families (llama, qwen2,
+// qwen3). Throws ConfigError naming `where` and the command for other rows (DeepSeek's latent
+// attention and experts are not supported yet).
+void require_structured_support(const ModelConfig& c, std::string_view command,
+                                const std::string& where);
+
 PruneResult prune_weights(const WeightStore& src, const PruneOptions& opts,
                           const PruneStats* stats);
 

@@ -17,6 +17,14 @@ LayerDims ModelConfig::layer(int64_t l) const {
   return LayerDims{n_heads, n_kv_heads, d_ff};
 }
 
+bool ModelConfig::is_moe_layer(int64_t l) const {
+  return moe.n_experts > 0 && l >= moe.first_dense && moe.layer_freq > 0 && l % moe.layer_freq == 0;
+}
+
+int64_t ModelConfig::rope_dims() const {
+  return mla.qk_rope_head_dim > 0 ? mla.qk_rope_head_dim : head_dim;
+}
+
 void to_json(json& j, const ModelConfig& c) {
   j = json{{"arch", c.arch},
            {"n_layers", c.n_layers},
@@ -33,6 +41,36 @@ void to_json(json& j, const ModelConfig& c) {
            {"qkv_bias", c.qkv_bias},
            {"bos_id", c.bos_id},
            {"eos_id", c.eos_id}};
+  if (c.rope_interleave) j["rope_interleave"] = true;
+  if (!c.rope_scaling.type.empty()) {
+    const RopeScaling& r = c.rope_scaling;
+    j["rope_scaling"] = {{"type", r.type},
+                         {"factor", r.factor},
+                         {"original_max_position", r.original_max_position},
+                         {"beta_fast", r.beta_fast},
+                         {"beta_slow", r.beta_slow},
+                         {"mscale", r.mscale},
+                         {"mscale_all_dim", r.mscale_all_dim},
+                         {"attention_factor", r.attention_factor},
+                         {"truncate", r.truncate}};
+  }
+  if (c.mla.kv_lora_rank > 0)
+    j["mla"] = {{"q_lora_rank", c.mla.q_lora_rank},
+                {"kv_lora_rank", c.mla.kv_lora_rank},
+                {"qk_nope_head_dim", c.mla.qk_nope_head_dim},
+                {"qk_rope_head_dim", c.mla.qk_rope_head_dim},
+                {"v_head_dim", c.mla.v_head_dim}};
+  if (c.moe.n_experts > 0)
+    j["moe"] = {{"n_experts", c.moe.n_experts},
+                {"n_experts_per_tok", c.moe.n_experts_per_tok},
+                {"n_group", c.moe.n_group},
+                {"topk_group", c.moe.topk_group},
+                {"n_shared_experts", c.moe.n_shared_experts},
+                {"d_expert", c.moe.d_expert},
+                {"first_dense", c.moe.first_dense},
+                {"layer_freq", c.moe.layer_freq},
+                {"norm_topk_prob", c.moe.norm_topk_prob},
+                {"routed_scaling_factor", c.moe.routed_scaling_factor}};
   if (!c.layers.empty()) {
     json arr = json::array();
     for (const auto& l : c.layers)
@@ -43,17 +81,24 @@ void to_json(json& j, const ModelConfig& c) {
 
 namespace {
 template <class T>
-void get_field(const json& j, const char* key, T& out, bool required) {
+void get_field(const json& j, const char* key, T& out, bool required, const char* parent = "") {
   auto it = j.find(key);
   if (it == j.end()) {
-    if (required) throw ConfigError(strprintf("model config: missing field '%s'", key));
+    if (required) throw ConfigError(strprintf("model config: missing field '%s%s'", parent, key));
     return;
   }
   try {
     out = it->get<T>();
   } catch (const json::exception&) {
-    throw ConfigError(strprintf("model config: field '%s' has the wrong type", key));
+    throw ConfigError(strprintf("model config: field '%s%s' has the wrong type", parent, key));
   }
+}
+
+const json* sub_object(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return nullptr;
+  if (!it->is_object()) throw ConfigError(strprintf("model config: '%s' must be an object", key));
+  return &*it;
 }
 }  // namespace
 
@@ -74,6 +119,44 @@ void from_json(const json& j, ModelConfig& c) {
   get_field(j, "qkv_bias", c.qkv_bias, false);
   get_field(j, "bos_id", c.bos_id, false);
   get_field(j, "eos_id", c.eos_id, false);
+  get_field(j, "rope_interleave", c.rope_interleave, false);
+  c.rope_scaling = {};
+  if (const json* r = sub_object(j, "rope_scaling")) {
+    RopeScaling& s = c.rope_scaling;
+    const char* p = "rope_scaling.";
+    get_field(*r, "type", s.type, true, p);
+    get_field(*r, "factor", s.factor, true, p);
+    get_field(*r, "original_max_position", s.original_max_position, true, p);
+    get_field(*r, "beta_fast", s.beta_fast, false, p);
+    get_field(*r, "beta_slow", s.beta_slow, false, p);
+    get_field(*r, "mscale", s.mscale, false, p);
+    get_field(*r, "mscale_all_dim", s.mscale_all_dim, false, p);
+    get_field(*r, "attention_factor", s.attention_factor, false, p);
+    get_field(*r, "truncate", s.truncate, false, p);
+  }
+  c.mla = {};
+  if (const json* m = sub_object(j, "mla")) {
+    const char* p = "mla.";
+    get_field(*m, "q_lora_rank", c.mla.q_lora_rank, true, p);
+    get_field(*m, "kv_lora_rank", c.mla.kv_lora_rank, true, p);
+    get_field(*m, "qk_nope_head_dim", c.mla.qk_nope_head_dim, true, p);
+    get_field(*m, "qk_rope_head_dim", c.mla.qk_rope_head_dim, true, p);
+    get_field(*m, "v_head_dim", c.mla.v_head_dim, true, p);
+  }
+  c.moe = {};
+  if (const json* m = sub_object(j, "moe")) {
+    const char* p = "moe.";
+    get_field(*m, "n_experts", c.moe.n_experts, true, p);
+    get_field(*m, "n_experts_per_tok", c.moe.n_experts_per_tok, true, p);
+    get_field(*m, "n_group", c.moe.n_group, true, p);
+    get_field(*m, "topk_group", c.moe.topk_group, true, p);
+    get_field(*m, "n_shared_experts", c.moe.n_shared_experts, true, p);
+    get_field(*m, "d_expert", c.moe.d_expert, true, p);
+    get_field(*m, "first_dense", c.moe.first_dense, true, p);
+    get_field(*m, "layer_freq", c.moe.layer_freq, true, p);
+    get_field(*m, "norm_topk_prob", c.moe.norm_topk_prob, true, p);
+    get_field(*m, "routed_scaling_factor", c.moe.routed_scaling_factor, true, p);
+  }
   c.layers.clear();
   if (auto it = j.find("layers"); it != j.end()) {
     if (!it->is_array()) throw ConfigError("model config: 'layers' must be an array");
@@ -86,6 +169,23 @@ void from_json(const json& j, ModelConfig& c) {
     }
   }
 }
+
+namespace {
+template <class Bad>
+void validate_rope_scaling(const RopeScaling& r, Bad&& bad) {
+  if (r.type.empty()) return;
+  if (r.type != "yarn") bad("rope_scaling type '" + r.type + "' is not supported (only yarn)");
+  for (const auto& [name, v] : {std::pair{"factor", r.factor}, {"beta_fast", r.beta_fast},
+                                {"beta_slow", r.beta_slow}, {"mscale", r.mscale},
+                                {"mscale_all_dim", r.mscale_all_dim},
+                                {"attention_factor", r.attention_factor}})
+    if (!std::isfinite(v) || v < 0) bad(std::string("rope_scaling.") + name + " must be finite and non-negative");
+  if (r.factor <= 0) bad("rope_scaling.factor must be positive");
+  if (r.original_max_position <= 0 || r.original_max_position > kMaxWidth)
+    bad("rope_scaling.original_max_position must be positive");
+  if (r.beta_fast <= 0 || r.beta_slow <= 0) bad("rope_scaling.beta_fast and beta_slow must be positive");
+}
+}  // namespace
 
 void validate_config(const ModelConfig& c, const std::string& where) {
   auto bad = [&](const std::string& what) { throw ConfigError(where + ": " + what); };
@@ -126,6 +226,58 @@ void validate_config(const ModelConfig& c, const std::string& where) {
   }
   if (c.layers.empty() && (c.n_heads <= 0 || c.n_kv_heads <= 0 || c.d_ff <= 0))
     bad("n_heads, n_kv_heads and d_ff must be positive");
+  validate_rope_scaling(c.rope_scaling, bad);
+  const bool mla = a.attn == AttnKind::kMla;
+  const MlaDims& m = c.mla;
+  if (!mla && m != MlaDims{}) bad("'mla' widths are set but " + c.arch + " has no latent attention");
+  if (mla) {
+    const std::pair<const char*, int64_t> dims[] = {
+        {"q_lora_rank", m.q_lora_rank},           {"kv_lora_rank", m.kv_lora_rank},
+        {"qk_nope_head_dim", m.qk_nope_head_dim}, {"qk_rope_head_dim", m.qk_rope_head_dim},
+        {"v_head_dim", m.v_head_dim}};
+    for (const auto& [name, v] : dims) {
+      if (v > kMaxWidth) bad(strprintf("%s = %lld is implausibly large", name, static_cast<long long>(v)));
+      if (v < 0 || (v == 0 && std::string_view(name) != "q_lora_rank"))
+        bad(strprintf("%s must be positive (it is %lld)", name, static_cast<long long>(v)));
+    }
+    if (m.qk_rope_head_dim % 2 != 0) bad("qk_rope_head_dim must be even");
+    if (c.head_dim != m.qk_nope_head_dim + m.qk_rope_head_dim)
+      bad(strprintf("head_dim %lld is not qk_nope_head_dim + qk_rope_head_dim = %lld",
+                    static_cast<long long>(c.head_dim),
+                    static_cast<long long>(m.qk_nope_head_dim + m.qk_rope_head_dim)));
+    for (int64_t l = 0; l < (c.layers.empty() ? 1 : c.n_layers); ++l)
+      if (c.layer(l).n_kv_heads != c.layer(l).n_heads)
+        bad("latent attention has one kv head per head (n_kv_heads must equal n_heads)");
+  }
+  const bool moe = a.ffn == FfnKind::kMoe;
+  const MoeConfig& e = c.moe;
+  if (!moe && e.n_experts != 0) bad("'moe' is set but " + c.arch + " has no experts");
+  if (moe && e.n_experts > 0) {
+    auto num = [&](const char* name, int64_t v, int64_t lo, int64_t hi) {
+      if (v < lo || v > hi)
+        bad(strprintf("%s = %lld must be in [%lld, %lld]", name, static_cast<long long>(v),
+                      static_cast<long long>(lo), static_cast<long long>(hi)));
+    };
+    num("n_experts", e.n_experts, 1, int64_t{1} << 20);
+    num("n_experts_per_tok", e.n_experts_per_tok, 1, e.n_experts);
+    num("n_group", e.n_group, 1, e.n_experts);
+    if (e.n_experts % e.n_group != 0)
+      bad(strprintf("n_experts %lld is not a multiple of n_group %lld",
+                    static_cast<long long>(e.n_experts), static_cast<long long>(e.n_group)));
+    num("topk_group", e.topk_group, 1, e.n_group);
+    if (e.n_experts / e.n_group < 2 && e.n_group > 1)
+      bad("each expert group needs at least 2 experts (groups are scored by their top two)");
+    if (e.topk_group * (e.n_experts / e.n_group) < e.n_experts_per_tok)
+      bad(strprintf("topk_group %lld groups of %lld experts hold fewer than n_experts_per_tok %lld",
+                    static_cast<long long>(e.topk_group), static_cast<long long>(e.n_experts / e.n_group),
+                    static_cast<long long>(e.n_experts_per_tok)));
+    num("n_shared_experts", e.n_shared_experts, 0, 1024);
+    num("d_expert", e.d_expert, 1, kMaxWidth);
+    num("first_dense", e.first_dense, 0, kMaxLayers);
+    num("layer_freq", e.layer_freq, 1, kMaxLayers);
+    if (!std::isfinite(e.routed_scaling_factor) || e.routed_scaling_factor <= 0)
+      bad("routed_scaling_factor must be finite and positive");
+  }
 }
 
 void validate_config_for_file(const ModelConfig& c, size_t n_tensors, const std::string& where) {
@@ -133,6 +285,23 @@ void validate_config_for_file(const ModelConfig& c, size_t n_tensors, const std:
     throw ConfigError(strprintf("%s: the config says %lld layers but there are only %zu tensors",
                                 where.c_str(), static_cast<long long>(c.n_layers), n_tensors));
   validate_config(c, where);
+  // Counted without enumerating names, so a hostile expert count cannot make anyone list them.
+  int64_t required = 0;
+  const ArchInfo& a = arch_of(c);
+  for (const ArchTensor& row : a.tensors) {
+    if (row.optional || row.role == TensorRole::kClassifier) continue;  // may be absent
+    if (!row.per_layer()) {
+      ++required;
+      continue;
+    }
+    int64_t layers = 0;
+    for (int64_t l = 0; l < c.n_layers; ++l) layers += row_in_layer(row, c, l) ? 1 : 0;
+    required += layers * (row.per_expert() ? c.moe.n_experts : 1);
+    if (required > static_cast<int64_t>(n_tensors))
+      throw ConfigError(strprintf("%s: the config implies more than %zu tensors (the file holds "
+                                  "%zu): check n_layers and n_routed_experts",
+                                  where.c_str(), n_tensors, n_tensors));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,6 +315,15 @@ std::string_view dim_name(Dim d) {
     case Dim::kQ: return "n_heads*head_dim";
     case Dim::kKv: return "n_kv_heads*head_dim";
     case Dim::kFfn: return "d_ff";
+    case Dim::kQLora: return "q_lora_rank";
+    case Dim::kQkHeads: return "n_heads*(qk_nope+qk_rope)";
+    case Dim::kKvA: return "kv_lora_rank+qk_rope";
+    case Dim::kKvLora: return "kv_lora_rank";
+    case Dim::kKvB: return "n_heads*(qk_nope+v_head_dim)";
+    case Dim::kVHeads: return "n_heads*v_head_dim";
+    case Dim::kExperts: return "n_experts";
+    case Dim::kExpert: return "d_expert";
+    case Dim::kShared: return "d_expert*n_shared_experts";
   }
   return "?";
 }
@@ -158,6 +336,15 @@ int64_t dim_size(Dim d, const ModelConfig& c, const LayerDims& w) {
     case Dim::kQ: return w.n_heads * c.head_dim;
     case Dim::kKv: return w.n_kv_heads * c.head_dim;
     case Dim::kFfn: return w.d_ff;
+    case Dim::kQLora: return c.mla.q_lora_rank;
+    case Dim::kQkHeads: return w.n_heads * (c.mla.qk_nope_head_dim + c.mla.qk_rope_head_dim);
+    case Dim::kKvA: return c.mla.kv_lora_rank + c.mla.qk_rope_head_dim;
+    case Dim::kKvLora: return c.mla.kv_lora_rank;
+    case Dim::kKvB: return w.n_heads * (c.mla.qk_nope_head_dim + c.mla.v_head_dim);
+    case Dim::kVHeads: return w.n_heads * c.mla.v_head_dim;
+    case Dim::kExperts: return c.moe.n_experts;
+    case Dim::kExpert: return c.moe.d_expert;
+    case Dim::kShared: return c.moe.d_expert * c.moe.n_shared_experts;
   }
   return 0;
 }
@@ -168,9 +355,37 @@ std::string_view ArchTensor::short_name() const {
   return rest.substr(0, rest.rfind('.'));
 }
 
+namespace {
+// Matches `name` against a pattern holding at most one "{E}" (a decimal index without leading
+// zeros); *expert receives it (-1 when the pattern has none).
+bool match_expert(std::string_view pattern, std::string_view name, int64_t* expert) {
+  const size_t p = pattern.find("{E}");
+  if (p == std::string_view::npos) {
+    *expert = -1;
+    return pattern == name;
+  }
+  const std::string_view pre = pattern.substr(0, p), post = pattern.substr(p + 3);
+  if (name.size() <= pre.size() + post.size() || name.substr(0, pre.size()) != pre ||
+      name.substr(name.size() - post.size()) != post)
+    return false;
+  const std::string_view digits = name.substr(pre.size(), name.size() - pre.size() - post.size());
+  if (digits.size() > 9 || (digits.size() > 1 && digits[0] == '0')) return false;
+  int64_t e = 0;
+  for (char ch : digits) {
+    if (ch < '0' || ch > '9') return false;
+    e = e * 10 + (ch - '0');
+  }
+  *expert = e;
+  return true;
+}
+}  // namespace
+
 const ArchTensor* ArchInfo::find(std::string_view name) const {
+  int64_t e = -1;
   for (const auto& t : tensors)
-    if (t.canonical == name || (t.per_layer() && t.role != TensorRole::kBias && t.short_name() == name))
+    if (t.canonical == name ||
+        (t.per_layer() && t.role != TensorRole::kBias &&
+         (t.short_name() == name || match_expert(t.short_name(), name, &e))))
       return &t;
   return nullptr;
 }
@@ -207,7 +422,12 @@ namespace {
 ChannelMap derive_channels(Dim producer_out, Dim consumer_in) {
   if (producer_out == consumer_in) return ChannelMap::kIdentity;
   if (producer_out == Dim::kKv && consumer_in == Dim::kQ) return ChannelMap::kKvHeads;
+  if (producer_out == Dim::kKvB && consumer_in == Dim::kVHeads) return ChannelMap::kMlaV;
   return ChannelMap::kNone;
+}
+
+bool has_placeholder(std::string_view pattern, std::string_view ph) {
+  return pattern.find(ph) != std::string_view::npos;
 }
 
 // Derives the group fields of a row and checks that it is consistent; a bad row is a bug in the
@@ -217,23 +437,37 @@ ArchInfo finish_row(ArchInfo a) {
   for (size_t i = 0; i < a.tensors.size(); ++i) {
     const ArchTensor& t = a.tensors[i];
     DSQ_ASSERT(!t.shape.empty() && t.shape.size() <= 2, "%s: %s: bad shape rank", an, t.canonical.data());
-    const bool hf_l = t.hf.find("{L}") != std::string_view::npos;
-    const bool gg_l = t.gguf.find("{L}") != std::string_view::npos;
-    DSQ_ASSERT(hf_l == t.per_layer() && gg_l == t.per_layer(), "%s: %s: {L} in some patterns only",
+    // Every source pattern instantiates the same placeholders; an empty GGUF pattern means the
+    // tensor has no per-tensor GGUF name (llama.cpp fuses experts into one 3-D tensor).
+    for (std::string_view ph : {"{L}", "{E}"}) {
+      const bool c = has_placeholder(t.canonical, ph);
+      DSQ_ASSERT(has_placeholder(t.hf, ph) == c && (t.gguf.empty() || has_placeholder(t.gguf, ph) == c),
+                 "%s: %s: %s in some patterns only", an, t.canonical.data(), ph.data());
+    }
+    DSQ_ASSERT(!t.per_expert() || (t.per_layer() && t.only == Only::kMoe),
+               "%s: %s: an expert row must be a MoE-layer block row", an, t.canonical.data());
+    DSQ_ASSERT(t.per_layer() || t.only == Only::kAlways, "%s: %s: a global row is always present",
                an, t.canonical.data());
     DSQ_ASSERT(t.per_layer() == (t.part != Part::kGlobal), "%s: %s: part and {L} disagree", an,
                t.canonical.data());
     for (size_t j = 0; j < i; ++j)
       DSQ_ASSERT(a.tensors[j].canonical != t.canonical && a.tensors[j].hf != t.hf &&
-                     a.tensors[j].gguf != t.gguf,
+                     (t.gguf.empty() || a.tensors[j].gguf != t.gguf),
                  "%s: %s: duplicate name", an, t.canonical.data());
-    if (t.role == TensorRole::kLinear && t.per_layer()) {
+    if ((t.role == TensorRole::kLinear || t.role == TensorRole::kRouter) && t.per_layer()) {
       LinearGroup* g = nullptr;
       for (auto& x : a.linear_groups)
         if (x.name == t.group) g = &x;
       DSQ_ASSERT(g != nullptr, "%s: linear %s has no group", an, t.canonical.data());
       DSQ_ASSERT(t.shape.size() == 2, "%s: linear %s is not 2-D", an, t.canonical.data());
-      g->linears.push_back(t.short_name());
+      if (t.role == TensorRole::kRouter) {
+        g->routers.push_back(t.short_name());
+      } else {
+        DSQ_ASSERT(g->linears.empty() || g->per_expert == t.per_expert(),
+                   "%s: group %s mixes expert and non-expert linears", an, g->name.data());
+        g->per_expert = t.per_expert();
+        g->linears.push_back(t.short_name());
+      }
     }
     if (t.role == TensorRole::kBias) {
       const ArchTensor* w = a.find(t.short_name());
@@ -258,10 +492,22 @@ ArchInfo finish_row(ArchInfo a) {
                  "%s: group %s: no_clip %s is not a member", an, g.name.data(), l.data());
   }
   // The engine's kinds compute with these tensors (lib/model/block.cpp).
-  for (auto n : {names::kAttnNorm, names::kAttnQ, names::kAttnK, names::kAttnV, names::kAttnOutput,
-                 names::kFfnNorm, names::kFfnGate, names::kFfnUp, names::kFfnDown, names::kTokenEmbd,
-                 names::kOutputNorm, names::kOutput})
-    DSQ_ASSERT(a.find(n) != nullptr, "%s: no %s row", an, n.data());
+  std::vector<std::string_view> need = {names::kAttnNorm, names::kAttnOutput, names::kFfnNorm,
+                                        names::kFfnGate,  names::kFfnUp,      names::kFfnDown,
+                                        names::kTokenEmbd, names::kOutputNorm, names::kOutput};
+  if (a.attn == AttnKind::kGqa) need.insert(need.end(), {names::kAttnQ, names::kAttnK, names::kAttnV});
+  if (a.attn == AttnKind::kMla)
+    need.insert(need.end(), {names::kAttnQ, names::kAttnQA, names::kAttnQANorm, names::kAttnQB,
+                             names::kAttnKvA, names::kAttnKvANorm, names::kAttnKvB});
+  if (a.ffn == FfnKind::kMoe)
+    need.insert(need.end(), {names::kFfnGateInp, names::kExpProbsB, names::kFfnGateShexp,
+                             names::kFfnUpShexp, names::kFfnDownShexp});
+  for (auto n : need) DSQ_ASSERT(a.find(n) != nullptr, "%s: no %s row", an, n.data());
+  if (a.ffn == FfnKind::kMoe)
+    for (auto n : {names::kFfnGateExps, names::kFfnUpExps, names::kFfnDownExps})
+      DSQ_ASSERT(a.find(expert_name(n, 0)) != nullptr, "%s: no %s row", an, n.data());
+  a.has_experts = std::any_of(a.tensors.begin(), a.tensors.end(),
+                              [](const ArchTensor& t) { return t.per_expert(); });
   const ArchTensor* qb = a.bias_of(names::kAttnQ);
   a.qkv_bias = qb && !qb->optional;
   a.qk_norm = a.find(names::kAttnQNorm) != nullptr;
@@ -298,7 +544,7 @@ const ArchInfo* find_arch_by_hf(std::string_view hf_arch, std::string_view model
 
 const ArchInfo* find_arch_by_gguf(std::string_view gguf_arch) {
   for (const auto& a : arch_table())
-    if (a.gguf_arch == gguf_arch) return &a;
+    if (!a.gguf_arch.empty() && a.gguf_arch == gguf_arch) return &a;
   return nullptr;
 }
 
@@ -316,11 +562,30 @@ const ArchInfo& arch_of(const ModelConfig& c) {
   return *a;
 }
 
-std::string expand_name(std::string_view pattern, int64_t layer) {
+std::string expand_name(std::string_view pattern, int64_t layer, int64_t expert) {
   std::string out(pattern);
-  const auto pos = out.find("{L}");
-  if (pos != std::string::npos) out.replace(pos, 3, std::to_string(layer));
+  if (const auto pos = out.find("{L}"); pos != std::string::npos)
+    out.replace(pos, 3, std::to_string(layer));
+  if (const auto pos = out.find("{E}"); pos != std::string::npos)
+    out.replace(pos, 3, std::to_string(expert));
   return out;
+}
+
+std::string expert_name(std::string_view short_name, int64_t expert) {
+  std::string_view base = short_name;
+  if (base.size() > 4 && base.substr(base.size() - 4) == ".{E}") base.remove_suffix(4);
+  return std::string(base) + "." + std::to_string(expert);
+}
+
+bool row_in_layer(const ArchTensor& row, const ModelConfig& c, int64_t layer) {
+  switch (row.only) {
+    case Only::kAlways: return true;
+    case Only::kQLora: return c.mla.q_lora_rank > 0;
+    case Only::kNoQLora: return c.mla.q_lora_rank == 0;
+    case Only::kDense: return !c.is_moe_layer(layer);
+    case Only::kMoe: return c.is_moe_layer(layer);
+  }
+  return false;
 }
 
 std::string linear_name(int64_t layer, std::string_view short_name) {
@@ -347,7 +612,8 @@ bool parse_block_name(const std::string& canonical, int64_t* layer, std::string*
   return true;
 }
 
-const ArchTensor* find_tensor_row(const ModelConfig& c, const std::string& name, int64_t* layer) {
+const ArchTensor* find_tensor_row(const ModelConfig& c, const std::string& name, int64_t* layer,
+                                  int64_t* expert) {
   const ArchInfo* a = find_arch(c.arch);
   if (!a) return nullptr;
   int64_t l = -1;
@@ -356,11 +622,15 @@ const ArchTensor* find_tensor_row(const ModelConfig& c, const std::string& name,
     if (l < 0 || l >= c.n_layers) return nullptr;
     pattern = "blk.{L}." + name.substr(name.find('.', 4) + 1);
   }
-  for (const auto& t : a->tensors)
-    if (t.canonical == pattern) {
-      if (layer) *layer = t.per_layer() ? l : -1;
-      return &t;
-    }
+  for (const auto& t : a->tensors) {
+    int64_t e = -1;
+    if (!match_expert(t.canonical, pattern, &e)) continue;
+    if (t.per_layer() && !row_in_layer(t, c, l)) return nullptr;
+    if (t.per_expert() && e >= c.moe.n_experts) return nullptr;
+    if (layer) *layer = t.per_layer() ? l : -1;
+    if (expert) *expert = e;
+    return &t;
+  }
   return nullptr;
 }
 

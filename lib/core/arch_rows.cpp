@@ -75,6 +75,91 @@ std::vector<LinearGroup> llama_like_groups() {
   };
 }
 
+// DeepSeek-V3 / R1 (and V2-shaped configs): Multi-head Latent Attention, dense FFNs in the first
+// layers and Mixture-of-Experts FFNs after. Hugging Face names of the release checkpoints; no
+// GGUF source names (llama.cpp stores experts fused, as 3-D tensors).
+std::vector<ArchTensor> deepseek_tensors() {
+  const std::string_view no_gguf = {};
+  const Only qlora = Only::kQLora, no_qlora = Only::kNoQLora, dense = Only::kDense, moe = Only::kMoe;
+  return {
+      {"token_embd.weight", "model.embed_tokens.weight", "token_embd.weight", R::kEmbedding,
+       {D::kVocab, D::kModel}},
+      {"output_norm.weight", "model.norm.weight", "output_norm.weight", R::kNorm, {D::kModel}},
+      {"output.weight", "lm_head.weight", "output.weight", R::kClassifier, {D::kVocab, D::kModel},
+       P::kGlobal, {}, RP::kNone, /*optional=*/true},
+      {"blk.{L}.attn_norm.weight", "model.layers.{L}.input_layernorm.weight",
+       "blk.{L}.attn_norm.weight", R::kNorm, {D::kModel}, P::kAttn},
+      {"blk.{L}.attn_q_a.weight", "model.layers.{L}.self_attn.q_a_proj.weight",
+       "blk.{L}.attn_q_a.weight", R::kLinear, {D::kQLora, D::kModel}, P::kAttn, "attn_in",
+       RP::kNone, false, qlora},
+      {"blk.{L}.attn_q_a_norm.weight", "model.layers.{L}.self_attn.q_a_layernorm.weight",
+       "blk.{L}.attn_q_a_norm.weight", R::kNorm, {D::kQLora}, P::kAttn, {}, RP::kNone, false, qlora},
+      {"blk.{L}.attn_q_b.weight", "model.layers.{L}.self_attn.q_b_proj.weight",
+       "blk.{L}.attn_q_b.weight", R::kLinear, {D::kQkHeads, D::kQLora}, P::kAttn, "attn_q_b",
+       RP::kNone, false, qlora},
+      {"blk.{L}.attn_q.weight", "model.layers.{L}.self_attn.q_proj.weight", "blk.{L}.attn_q.weight",
+       R::kLinear, {D::kQkHeads, D::kModel}, P::kAttn, "attn_in", RP::kNone, false, no_qlora},
+      {"blk.{L}.attn_kv_a_mqa.weight", "model.layers.{L}.self_attn.kv_a_proj_with_mqa.weight",
+       "blk.{L}.attn_kv_a_mqa.weight", R::kLinear, {D::kKvA, D::kModel}, P::kAttn, "attn_in"},
+      {"blk.{L}.attn_kv_a_norm.weight", "model.layers.{L}.self_attn.kv_a_layernorm.weight",
+       "blk.{L}.attn_kv_a_norm.weight", R::kNorm, {D::kKvLora}, P::kAttn},
+      {"blk.{L}.attn_kv_b.weight", "model.layers.{L}.self_attn.kv_b_proj.weight",
+       "blk.{L}.attn_kv_b.weight", R::kLinear, {D::kKvB, D::kKvLora}, P::kAttn, "attn_kv_b"},
+      {"blk.{L}.attn_output.weight", "model.layers.{L}.self_attn.o_proj.weight",
+       "blk.{L}.attn_output.weight", R::kLinear, {D::kModel, D::kVHeads}, P::kAttn, "attn_out"},
+      {"blk.{L}.ffn_norm.weight", "model.layers.{L}.post_attention_layernorm.weight",
+       "blk.{L}.ffn_norm.weight", R::kNorm, {D::kModel}, P::kFfn},
+      {"blk.{L}.ffn_gate.weight", "model.layers.{L}.mlp.gate_proj.weight", "blk.{L}.ffn_gate.weight",
+       R::kLinear, {D::kFfn, D::kModel}, P::kFfn, "ffn_in", RP::kNone, false, dense},
+      {"blk.{L}.ffn_up.weight", "model.layers.{L}.mlp.up_proj.weight", "blk.{L}.ffn_up.weight",
+       R::kLinear, {D::kFfn, D::kModel}, P::kFfn, "ffn_in", RP::kNone, false, dense},
+      {"blk.{L}.ffn_down.weight", "model.layers.{L}.mlp.down_proj.weight", "blk.{L}.ffn_down.weight",
+       R::kLinear, {D::kModel, D::kFfn}, P::kFfn, "ffn_out", RP::kNone, false, dense},
+      {"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.mlp.gate.weight",
+       "blk.{L}.ffn_gate_inp.weight", R::kRouter, {D::kExperts, D::kModel}, P::kFfn, "exp_in",
+       RP::kNone, false, moe},
+      {"blk.{L}.exp_probs_b.bias", "model.layers.{L}.mlp.gate.e_score_correction_bias",
+       "blk.{L}.exp_probs_b.bias", R::kRouterBias, {D::kExperts}, P::kFfn, {}, RP::kNone, false,
+       moe},
+      {"blk.{L}.ffn_gate_shexp.weight", "model.layers.{L}.mlp.shared_experts.gate_proj.weight",
+       "blk.{L}.ffn_gate_shexp.weight", R::kLinear, {D::kShared, D::kModel}, P::kFfn, "shexp_in",
+       RP::kNone, false, moe},
+      {"blk.{L}.ffn_up_shexp.weight", "model.layers.{L}.mlp.shared_experts.up_proj.weight",
+       "blk.{L}.ffn_up_shexp.weight", R::kLinear, {D::kShared, D::kModel}, P::kFfn, "shexp_in",
+       RP::kNone, false, moe},
+      {"blk.{L}.ffn_down_shexp.weight", "model.layers.{L}.mlp.shared_experts.down_proj.weight",
+       "blk.{L}.ffn_down_shexp.weight", R::kLinear, {D::kModel, D::kShared}, P::kFfn, "shexp_out",
+       RP::kNone, false, moe},
+      {"blk.{L}.ffn_gate_exps.{E}.weight", "model.layers.{L}.mlp.experts.{E}.gate_proj.weight",
+       no_gguf, R::kLinear, {D::kExpert, D::kModel}, P::kFfn, "exp_in", RP::kNone, false, moe},
+      {"blk.{L}.ffn_up_exps.{E}.weight", "model.layers.{L}.mlp.experts.{E}.up_proj.weight", no_gguf,
+       R::kLinear, {D::kExpert, D::kModel}, P::kFfn, "exp_in", RP::kNone, false, moe},
+      {"blk.{L}.ffn_down_exps.{E}.weight", "model.layers.{L}.mlp.experts.{E}.down_proj.weight",
+       no_gguf, R::kLinear, {D::kModel, D::kExpert}, P::kFfn, "exp_out", RP::kNone, false, moe},
+  };
+}
+
+// True-sequential order: the attention's input projections (q_a and kv_a share attn_norm's
+// output; V2-Lite's plain q too), q_b (reads q_a_norm's output), kv_b (reads kv_a_norm's), the
+// output projection (reads the attention output: its scale folds into kv_b's value rows), then the
+// FFN. A MoE layer's router sees the quantized attention; the shared expert comes before the
+// routed ones, and each routed expert is its own pair of groups (gate/up, then down). AWQ's clip
+// search skips the q projections, as the reference does for every "q_" linear.
+std::vector<LinearGroup> deepseek_groups() {
+  return {
+      {"attn_in", names::kAttnNorm, {names::kAttnQA, names::kAttnQ}},
+      {"attn_q_b", names::kAttnQANorm, {names::kAttnQB}},
+      {"attn_kv_b", names::kAttnKvANorm, {names::kAttnKvB}},
+      {"attn_out", names::kAttnKvB},
+      {"ffn_in", names::kFfnNorm},
+      {"ffn_out", names::kFfnUp},
+      {"shexp_in", names::kFfnNorm},
+      {"shexp_out", names::kFfnUpShexp},
+      {"exp_in", names::kFfnNorm},
+      {"exp_out", "ffn_up_exps.{E}"},
+  };
+}
+
 }  // namespace
 
 std::vector<ArchInfo> arch_rows() {
@@ -107,6 +192,15 @@ std::vector<ArchInfo> arch_rows() {
        FfnKind::kDense,
        llama_like_tensors(/*bias=*/false, /*qk=*/true),
        llama_like_groups()},
+      {"deepseek_v3",
+       {"DeepseekV3ForCausalLM", "DeepseekV2ForCausalLM"},
+       {"deepseek_v3", "deepseek_v2"},
+       /*gguf_arch=*/"",  // not read from GGUF (fused expert tensors)
+       /*meta_rope_in_gguf=*/false,
+       AttnKind::kMla,
+       FfnKind::kMoe,
+       deepseek_tensors(),
+       deepseek_groups()},
   };
 }
 

@@ -1,6 +1,7 @@
 #include "lib/core/dtype.h"
 
 #include <array>
+#include <cmath>
 
 #include "lib/core/error.h"
 
@@ -13,7 +14,7 @@ struct DTypeRow {
   size_t size;
   bool is_float;
 };
-constexpr std::array<DTypeRow, 10> kDTypes = {{
+constexpr std::array<DTypeRow, 11> kDTypes = {{
     {DType::kF32, "f32", 4, true},
     {DType::kF16, "f16", 2, true},
     {DType::kBF16, "bf16", 2, true},
@@ -23,6 +24,7 @@ constexpr std::array<DTypeRow, 10> kDTypes = {{
     {DType::kU32, "u32", 4, false},
     {DType::kI64, "i64", 8, false},
     {DType::kF64, "f64", 8, true},
+    {DType::kF8E4M3, "f8_e4m3", 1, false},
     {DType::kQInt, "qint", 0, false},
 }};
 
@@ -42,7 +44,47 @@ inline float float_of(uint32_t u) {
   std::memcpy(&f, &u, 4);
   return f;
 }
+
+constexpr float fp8_e4m3_value(unsigned b) {
+  const unsigned e = (b >> 3) & 0xF, m = b & 7;
+  float v = 0.0f;
+  if (e == 15 && m == 7) {
+    v = __builtin_nanf("");
+  } else if (e == 0) {
+    v = static_cast<float>(m) / 8.0f / 64.0f;  // subnormal: m/8 * 2^-6
+  } else {
+    v = 1.0f + static_cast<float>(m) / 8.0f;
+    for (unsigned i = 7; i < e; ++i) v *= 2.0f;
+    for (unsigned i = e; i < 7; ++i) v /= 2.0f;
+  }
+  return (b & 0x80) ? -v : v;
+}
+
+constexpr std::array<float, 256> make_fp8_table() {
+  std::array<float, 256> t{};
+  for (unsigned b = 0; b < 256; ++b) t[b] = fp8_e4m3_value(b);
+  return t;
+}
 }  // namespace
+
+const std::array<float, 256> kFp8E4M3Table = make_fp8_table();
+
+uint8_t f32_to_fp8_e4m3(float f) {
+  if (f != f) return 0x7F;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
+  float a = std::fabs(f);
+  if (a >= 448.0f) return sign | 0x7E;  // saturate (e4m3fn has no infinity)
+  // Nearest of the 127 non-negative finite codes, ties to the even code (binary search on the
+  // ascending table).
+  unsigned lo = 0, hi = 0x7E;
+  while (hi - lo > 1) {
+    const unsigned mid = (lo + hi) / 2;
+    if (kFp8E4M3Table[mid] <= a) lo = mid; else hi = mid;
+  }
+  const float dlo = a - kFp8E4M3Table[lo], dhi = kFp8E4M3Table[hi] - a;
+  const unsigned q = dlo < dhi ? lo : (dhi < dlo ? hi : ((lo & 1) ? hi : lo));
+  return static_cast<uint8_t>(sign | q);
+}
 
 std::string_view dtype_name(DType t) { return row(t).name; }
 std::optional<DType> dtype_from_name(std::string_view name) {

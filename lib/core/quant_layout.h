@@ -6,9 +6,9 @@
 // Groups run along cols: group g of row r covers cols [g*G, min((g+1)*G, cols)); the last group
 // of a row is ragged when cols % G != 0. G == 0 means one group per row (per output channel).
 //
-// The scheme (lib/core/quant_scheme.h) decides the layout; every row today is
-// SchemeLayout::kGroupedInt:
-// Blob layout (three sections, each starting at a multiple of 64 bytes from the blob start):
+// The scheme (lib/core/quant_scheme.h) decides the layout.
+//
+// SchemeLayout::kGroupedInt. Blob layout (three sections, each starting at a multiple of 64 bytes from the blob start):
 //   codes  : rows x row_code_bytes bytes. Row r's codes are a little-endian bit stream of `bits`
 //            bits per weight, weight c at bit offset c*bits (LSB first), unsigned in [0, 2^bits).
 //            Each row starts on a byte boundary (row_code_bytes = ceil(cols*bits/8)).
@@ -16,6 +16,13 @@
 //   zeros  : rows x n_groups u8 (asymmetric only; absent when symmetric).
 // Dequantisation: w[r][c] = scale[r][g] * (code[r][c] - zero[r][g]), g = c / G,
 // with zero = 2^(bits-1) implied for symmetric schemes.
+//
+// SchemeLayout::kBlockFp8 (DeepSeek's FP8 release format), B = QuantDesc::group (128):
+//   codes  : rows x cols bytes, float8 e4m3fn (lib/core/dtype.h), row-major.
+//   scales : ceil(rows/B) x ceil(cols/B) IEEE f32, row-major (the checkpoint's weight_scale_inv;
+//            the last row/column blocks are ragged and share their block's scale).
+// Dequantisation: w[r][c] = fp8(code[r][c]) * scale[r/B][c/B]. QuantLayout's group is B,
+// n_groups the column blocks, row_code_bytes = cols.
 #pragma once
 
 #include <cstddef>
@@ -57,10 +64,27 @@ inline QuantLayout grouped_int_layout(const QuantDesc& d, int64_t rows, int64_t 
   return L;
 }
 
+inline QuantLayout block_fp8_layout(const QuantDesc& d, int64_t rows, int64_t cols) {
+  QuantLayout L;
+  L.rows = rows;
+  L.cols = cols;
+  L.group = d.group == 0 ? 128 : static_cast<int64_t>(d.group);
+  L.n_groups = (cols + L.group - 1) / L.group;
+  L.row_code_bytes = cols;
+  L.codes_offset = 0;
+  L.codes_bytes = static_cast<size_t>(rows * cols);
+  L.scales_offset = align_up(L.codes_bytes, kQuantSectionAlign);
+  L.scales_bytes = static_cast<size_t>((rows + L.group - 1) / L.group * L.n_groups) * 4;
+  L.total_bytes = L.scales_offset + L.scales_bytes;
+  L.zeros_offset = L.total_bytes;
+  return L;
+}
+
 // The layout of a [rows, cols] matrix in scheme d (the row's SchemeLayout decides).
 inline QuantLayout quant_layout(const QuantDesc& d, int64_t rows, int64_t cols) {
   switch (d.info().layout) {
     case SchemeLayout::kGroupedInt: break;
+    case SchemeLayout::kBlockFp8: return block_fp8_layout(d, rows, cols);
   }
   return grouped_int_layout(d, rows, cols);
 }

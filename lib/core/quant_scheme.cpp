@@ -24,6 +24,7 @@ QuantDesc::QuantDesc(int bits, uint32_t g, bool sym) : group(g) {
 
 std::string scheme_name(const QuantDesc& d) {
   std::string s(d.info().name);
+  if (d.info().layout == SchemeLayout::kBlockFp8) return s + "_b" + std::to_string(d.group);
   s += d.group == 0 ? std::string("_perchannel") : "_g" + std::to_string(d.group);
   return s;
 }
@@ -34,8 +35,9 @@ std::optional<QuantDesc> parse_scheme_name(std::string_view s) {
         s[row.name.size()] != '_')
       continue;
     const std::string_view g = s.substr(row.name.size() + 1);
-    if (g == "perchannel") return QuantDesc(row.id, 0);
-    if (g.size() < 2 || g.size() > 7 || g[0] != 'g' || g[1] == '0') continue;
+    const char tag = row.layout == SchemeLayout::kBlockFp8 ? 'b' : 'g';
+    if (g == "perchannel" && tag == 'g') return QuantDesc(row.id, 0);
+    if (g.size() < 2 || g.size() > 7 || g[0] != tag || g[1] == '0') continue;
     uint32_t v = 0;
     bool digits = true;
     for (const char c : g.substr(1)) {
@@ -84,9 +86,10 @@ QuantDesc make_quant_desc(int64_t bits, int64_t group, bool sym) {
 
 QuantDesc make_quant_desc(std::string_view name) {
   const auto d = parse_scheme_name(name);
-  if (d && group_supported(d->group)) return *d;
+  if (d && d->info().quantize_target() && group_supported(d->group)) return *d;
   std::string rows;
-  for (const auto& r : kSchemes) rows += (rows.empty() ? "" : ", ") + std::string(r.name);
+  for (const auto& r : kSchemes)
+    if (r.quantize_target()) rows += (rows.empty() ? "" : ", ") + std::string(r.name);
   throw UsageError("unknown scheme '" + std::string(name.substr(0, 64)) + "' (expected <row>_g<group> or <row>_perchannel; rows: " +
                    rows + "; groups: 32, 64, 128, 256)");
 }

@@ -4,7 +4,8 @@
 // lib/quant/quant_types.h (the same .def, expanded there).
 //
 // One spelling of a scheme everywhere (CLI, JSON, report, file, errors): the row name, then the
-// group: "int4_asym_g128", "int8_sym_perchannel" (one group per output channel).
+// group: "int4_asym_g128", "int8_sym_perchannel" (one group per output channel), and for block
+// layouts the block edge: "fp8_e4m3_b128" (128x128 blocks).
 #pragma once
 
 #include <cstddef>
@@ -25,6 +26,7 @@ enum class QuantScheme : uint16_t {
 // How a scheme's blob is laid out (lib/core/quant_layout.h).
 enum class SchemeLayout : uint8_t {
   kGroupedInt = 0,  // per row: LSB-first code bit stream; f16 scale (+ u8 zero) per (row, group)
+  kBlockFp8 = 1,    // one float8 e4m3fn byte per weight; one f32 scale per (row block, col block)
 };
 
 struct SchemeInfo {
@@ -33,6 +35,8 @@ struct SchemeInfo {
   uint8_t bits;           // code width
   bool has_zero;          // asymmetric: a u8 zero point per group
   SchemeLayout layout;
+  // A target of the quantizers (grouped-integer rows); block-FP8 rows are storage schemes only.
+  constexpr bool quantize_target() const { return layout == SchemeLayout::kGroupedInt; }
 };
 
 inline constexpr SchemeInfo kSchemes[] = {
@@ -61,7 +65,8 @@ inline constexpr uint32_t kQuantGroupSizes[] = {32, 64, 128, 256, 0};
 
 struct QuantDesc {
   QuantScheme scheme = QuantScheme::kInt4Asym;
-  uint32_t group = 0;  // group size along the input dim; 0 = per output channel
+  uint32_t group = 0;  // group size along the input dim; 0 = per output channel; block
+                       // layouts: the block edge (both dims)
 
   QuantDesc() = default;
   QuantDesc(QuantScheme s, uint32_t g) : scheme(s), group(g) {}
@@ -75,7 +80,7 @@ struct QuantDesc {
   bool operator==(const QuantDesc&) const = default;
 };
 
-// "int4_asym_g128", "int8_sym_perchannel".
+// "int4_asym_g128", "int8_sym_perchannel", "fp8_e4m3_b128".
 std::string scheme_name(const QuantDesc& d);
 // The inverse of scheme_name; nullopt for anything else (an unknown row or group spelling).
 std::optional<QuantDesc> parse_scheme_name(std::string_view s);

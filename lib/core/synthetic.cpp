@@ -44,9 +44,28 @@ ModelConfig synthetic_config(std::string_view arch, const SyntheticShape& s) {
   c.vocab_size = s.vocab;
   c.max_ctx = s.max_ctx;
   c.tied_embeddings = false;
-  c.qkv_bias = require_arch(arch, "synthetic model").qkv_bias;
+  const ArchInfo& a = require_arch(arch, "synthetic model");
+  c.qkv_bias = a.qkv_bias;
   c.bos_id = 1;
   c.eos_id = 2;
+  if (a.attn == AttnKind::kMla) {
+    c.mla = {s.q_lora_rank, s.kv_lora_rank, s.qk_nope_head_dim, s.qk_rope_head_dim, s.v_head_dim};
+    c.head_dim = s.qk_nope_head_dim + s.qk_rope_head_dim;
+    c.n_kv_heads = c.n_heads;
+    c.rope_interleave = true;
+  }
+  if (a.ffn == FfnKind::kMoe && s.n_experts > 0) {
+    c.moe.n_experts = s.n_experts;
+    c.moe.n_experts_per_tok = s.n_experts_per_tok;
+    c.moe.n_group = s.n_group;
+    c.moe.topk_group = s.topk_group;
+    c.moe.n_shared_experts = s.n_shared_experts;
+    c.moe.d_expert = s.d_expert;
+    c.moe.first_dense = s.first_dense;
+    c.moe.layer_freq = 1;
+    c.moe.norm_topk_prob = true;
+    c.moe.routed_scaling_factor = 2.5;
+  }
   return c;
 }
 
@@ -62,29 +81,36 @@ WeightStore make_synthetic_model(const ModelConfig& c, uint64_t seed, DType dtyp
   Rng rng{seed};
   const std::string src = "<synthetic>";
   // Uniform(-a, a) has variance a^2/3: a = sqrt(3/fan_in) gives unit-variance outputs.
-  auto add = [&](const ArchTensor& row, int64_t layer) {
+  auto add = [&](const ArchTensor& row, int64_t layer, int64_t expert) {
     Shape shape = row_shape(row, c, layer);
     double center = 0.0, hw = 1.0;
+    DType t = dtype;
     switch (row.role) {
       case TensorRole::kEmbedding: break;
       case TensorRole::kNorm: center = 1.0, hw = 0.2; break;
       case TensorRole::kBias: hw = 0.5; break;
+      case TensorRole::kRouterBias: hw = 0.05, t = DType::kF32; break;  // f32, as released
       case TensorRole::kLinear:
       case TensorRole::kClassifier:
+      case TensorRole::kRouter:
         hw = std::sqrt(3.0 / static_cast<double>(std::max<int64_t>(shape.back(), 1)));
         break;
     }
-    ws.add_tensor(expand_name(row.canonical, layer),
-                  random_tensor(std::move(shape), center, hw, rng, dtype), src);
+    ws.add_tensor(expand_name(row.canonical, layer, expert),
+                  random_tensor(std::move(shape), center, hw, rng, t), src);
   };
   // Embedding first, then the blocks, then the head (the order the weights are drawn in).
   for (const auto& row : arch.tensors)
-    if (row.role == TensorRole::kEmbedding) add(row, -1);
+    if (row.role == TensorRole::kEmbedding) add(row, -1, -1);
   for (int64_t l = 0; l < c.n_layers; ++l)
-    for (const auto& row : arch.tensors)
-      if (row.per_layer() && row_required(row, c)) add(row, l);
+    for (const auto& row : arch.tensors) {
+      if (!row.per_layer() || !row_required(row, c) || !row_in_layer(row, c, l)) continue;
+      for (int64_t e = 0; e < (row.per_expert() ? c.moe.n_experts : 1); ++e)
+        add(row, l, row.per_expert() ? e : -1);
+    }
   for (const auto& row : arch.tensors)
-    if (!row.per_layer() && row.role != TensorRole::kEmbedding && row_required(row, c)) add(row, -1);
+    if (!row.per_layer() && row.role != TensorRole::kEmbedding && row_required(row, c))
+      add(row, -1, -1);
   return ws;
 }
 

@@ -128,11 +128,10 @@ void validate_against_config(const WeightStore& ws, const std::string& where) {
   }
   for (const auto& t : arch.tensors) {
     if (!row_required(t, c)) continue;
-    const int64_t nl = t.per_layer() ? c.n_layers : 1;
-    for (int64_t l = 0; l < nl; ++l) {
-      const std::string name = expand_name(t.canonical, l);
+    for_each_instance(t, c, [&](int64_t l, int64_t e) {
+      const std::string name = expand_name(t.canonical, l, e);
       if (!ws.has(name)) throw FormatError(where + ": missing tensor '" + name + "'");
-    }
+    });
   }
 }
 

@@ -9,6 +9,10 @@
 
 #include "lib/core/error.h"
 #include "lib/core/linalg.h"
+#include "lib/model/mla.h"
+#include "lib/model/moe.h"
+#include "lib/model/rope.h"
+#include "lib/quant/qmatmul.h"
 
 namespace dsq::model {
 
@@ -43,13 +47,6 @@ void add_row_bias(float* h, const Tensor& bias, int64_t rows) {
     for (int64_t i = 0; i < d; ++i) h[r * d + i] += b[i];
 }
 
-// Runs one linear with its observer hooks.
-void run_linear(const Linear& lin, const float* x, int64_t rows, float* y, Observer* obs,
-                int64_t layer, std::string_view name) {
-  if (obs) obs->on_linear_input(layer, name, ActView{x, rows, lin.n_in()});
-  lin.forward(x, rows, y);
-  if (obs) obs->on_linear_output(layer, name, ActView{y, rows, lin.n_out()});
-}
 
 // exp(x) for x <= 0 (softmax after max subtraction), written so the compiler vectorizes it:
 // x = n ln2 + r, |r| <= ln2/2, exp(r) by its degree-7 Taylor polynomial (relative error < 2e-8,
@@ -72,12 +69,35 @@ inline float exp_nonpositive(float x) {
   return p * scale;
 }
 
+}  // namespace
+
+void run_linear(const Linear& lin, const float* x, int64_t rows, float* y, Observer* obs,
+                int64_t layer, std::string_view name) {
+  if (obs) obs->on_linear_input(layer, name, ActView{x, rows, lin.n_in()});
+  lin.forward(x, rows, y);
+  if (obs) obs->on_linear_output(layer, name, ActView{y, rows, lin.n_out()});
+}
+
 void add_inplace(float* h, const float* x, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > (1 << 18))
   for (int64_t i = 0; i < n; ++i) h[i] += x[i];
 }
 
-}  // namespace
+void swiglu(const Linear& gate, const Linear& up, const Linear& down, const float* x, int64_t rows,
+            float* out, Observer* obs, int64_t layer, std::string_view gate_name,
+            std::string_view up_name, std::string_view down_name) {
+  const int64_t ff = gate.n_out();
+  Buf g = alloc(rows * ff), u = alloc(rows * ff);
+  run_linear(gate, x, rows, g.data(), obs, layer, gate_name);
+  run_linear(up, x, rows, u.data(), obs, layer, up_name);
+  const int64_t total = rows * ff;
+#pragma omp parallel for schedule(static) if (total > (1 << 18))
+  for (int64_t i = 0; i < total; ++i) {
+    const float gi = g[static_cast<size_t>(i)];
+    g[static_cast<size_t>(i)] = gi / (1.0f + std::exp(-gi)) * u[static_cast<size_t>(i)];
+  }
+  run_linear(down, g.data(), rows, out, obs, layer, down_name);
+}
 
 Linear* BlockWeights::linear(std::string_view short_name) {
   return const_cast<Linear*>(static_cast<const BlockWeights*>(this)->linear(short_name));
@@ -86,6 +106,23 @@ Linear* BlockWeights::linear(std::string_view short_name) {
 const Linear* BlockWeights::linear(std::string_view short_name) const {
   for (const auto& [name, l] : linears)
     if (name == short_name) return &l;
+  if (moe) {  // "ffn_gate_exps.3": a resident expert's linear
+    const auto dot = short_name.rfind('.');
+    if (dot == std::string_view::npos) return nullptr;
+    const std::string_view kind = short_name.substr(0, dot), idx = short_name.substr(dot + 1);
+    int64_t e = 0;
+    for (char ch : idx) {
+      if (ch < '0' || ch > '9' || e > (int64_t{1} << 40)) return nullptr;
+      e = e * 10 + (ch - '0');
+    }
+    if (idx.empty() || e >= static_cast<int64_t>(moe->experts.size()) ||
+        !moe->experts[static_cast<size_t>(e)])
+      return nullptr;
+    const ExpertWeights& x = *moe->experts[static_cast<size_t>(e)];
+    if (kind == names::kFfnGateExps) return &x.gate;
+    if (kind == names::kFfnUpExps) return &x.up;
+    if (kind == names::kFfnDownExps) return &x.down;
+  }
   return nullptr;
 }
 
@@ -106,7 +143,52 @@ const Linear& BlockWeights::lin(std::string_view short_name) const {
   return *l;
 }
 
-BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
+namespace {
+
+Linear load_linear(const WeightStore& ws, const std::string& name, const std::string& bname,
+                   const BlockLoad& how) {
+  Linear lin = Linear::load(ws, name, bname);
+  if (how.f32 && lin.quantized()) {  // FP8 (or other stored schemes) as the solvers' f32 source
+    Tensor w(DType::kF32, lin.weight().shape());
+    quant::dequantize_rows(lin.weight(), 0, lin.n_out(), w.mutable_data<float>());
+    lin = Linear::from_tensors(name, std::move(w), lin.bias(), ws.entry(name).source);
+  }
+  return lin;
+}
+
+std::unique_ptr<ExpertWeights> load_expert(const WeightStore& ws, const ModelConfig& c,
+                                           int64_t layer, int64_t e, bool f32) {
+  auto x = std::make_unique<ExpertWeights>();
+  const BlockLoad how{f32, false};
+  Linear* dst[] = {&x->gate, &x->up, &x->down};
+  const std::string_view kinds[] = {names::kFfnGateExps, names::kFfnUpExps, names::kFfnDownExps};
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = linear_name(layer, expert_name(kinds[i], e));
+    check_shape(ws, name);
+    *dst[i] = load_linear(ws, name, "", how);
+  }
+  (void)c;
+  return x;
+}
+
+}  // namespace
+
+ExpertHandle BlockWeights::expert(int64_t e) const {
+  DSQ_ASSERT(moe && e >= 0 && e < static_cast<int64_t>(moe->experts.size()),
+             "block %lld has no expert %lld", static_cast<long long>(layer), static_cast<long long>(e));
+  if (const auto& x = moe->experts[static_cast<size_t>(e)]) return ExpertHandle(&*x);
+  DSQ_ASSERT(moe->store != nullptr, "expert %lld of block %lld is not loaded",
+             static_cast<long long>(e), static_cast<long long>(layer));
+  return ExpertHandle(load_expert(*moe->store, moe->store->config, layer, e, moe->f32));
+}
+
+void BlockWeights::set_expert(int64_t e, ExpertWeights w) {
+  DSQ_ASSERT(moe && e >= 0 && e < static_cast<int64_t>(moe->experts.size()), "no expert %lld",
+             static_cast<long long>(e));
+  moe->experts[static_cast<size_t>(e)] = std::move(w);
+}
+
+BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer, const BlockLoad& how) {
   DSQ_ASSERT(ws.has_config, "BlockWeights::load without a config");
   const ModelConfig& c = ws.config;
   DSQ_ASSERT(layer >= 0 && layer < c.n_layers, "layer %lld out of range",
@@ -115,8 +197,14 @@ BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
   w.layer = layer;
   w.dims = c.layer(layer);
   w.arch = &arch_of(c);
+  if (c.is_moe_layer(layer) && w.has_ffn()) {
+    w.moe.emplace();
+    w.moe->experts.resize(static_cast<size_t>(c.moe.n_experts));
+    w.moe->f32 = how.f32;
+    if (how.stream_experts) w.moe->store = &ws;
+  }
   for (const ArchTensor& row : w.arch->tensors) {
-    if (!row.per_layer()) continue;
+    if (!row.per_layer() || !row_in_layer(row, c, layer)) continue;
     const bool live = row.part == Part::kAttn ? w.has_attn() : w.has_ffn();
     const std::string_view s = row.short_name();
     if (!live) {
@@ -126,10 +214,17 @@ BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
             load_orphan_bias(ws, layer, s);
       continue;
     }
+    if (row.per_expert()) continue;  // experts: below
     const std::string name = expand_name(row.canonical, layer);
     if (row.role == TensorRole::kNorm) {
       check_shape(ws, name);
       w.norms.emplace_back(s, ws.get_f32(name));
+    } else if (row.role == TensorRole::kRouter) {
+      check_shape(ws, name);
+      w.moe->router = load_linear(ws, name, "", BlockLoad{true, false});  // routers run in f32
+    } else if (row.role == TensorRole::kRouterBias) {
+      check_shape(ws, name);
+      w.moe->score_bias = ws.get_f32(name);
     } else if (row.role == TensorRole::kLinear) {
       check_shape(ws, name);
       std::string bname;
@@ -137,9 +232,12 @@ BlockWeights BlockWeights::load(const WeightStore& ws, int64_t layer) {
         bname = bias_name(layer, s);
         check_shape(ws, bname);
       }
-      w.linears.emplace_back(s, Linear::load(ws, name, bname));
+      w.linears.emplace_back(s, load_linear(ws, name, bname, how));
     }
   }
+  if (w.moe && !how.stream_experts)
+    for (int64_t e = 0; e < c.moe.n_experts; ++e)
+      w.moe->experts[static_cast<size_t>(e)] = std::move(*load_expert(ws, c, layer, e, how.f32));
   return w;
 }
 
@@ -160,74 +258,48 @@ void head_rmsnorm(float* x, const float* w, int64_t rows, int64_t n_heads, int64
   rmsnorm(x, w, rows * n_heads, head_dim, eps, x);
 }
 
-void rope_inplace(float* x, int64_t B, int64_t T, int64_t n_heads, int64_t head_dim, int64_t pos0,
-                  double theta) {
-  const int64_t half = head_dim / 2;
-  // cos/sin table [T, half]; angles in f64 (positions up to 1e5 keep full f32 accuracy).
-  Buf cs = alloc(T * half), sn = alloc(T * half);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < half; ++i) {
-      const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(i) / head_dim);
-      const double a = static_cast<double>(pos0 + t) * inv_freq;
-      cs[static_cast<size_t>(t * half + i)] = static_cast<float>(std::cos(a));
-      sn[static_cast<size_t>(t * half + i)] = static_cast<float>(std::sin(a));
-    }
-  const int64_t rows = B * T, width = n_heads * head_dim;
-#pragma omp parallel for schedule(static) if (rows * width > (1 << 18))
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* c = cs.data() + (r % T) * half;
-    const float* s = sn.data() + (r % T) * half;
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* xh = x + r * width + h * head_dim;
-      for (int64_t i = 0; i < half; ++i) {
-        const float x1 = xh[i], x2 = xh[i + half];
-        xh[i] = x1 * c[i] - x2 * s[i];
-        xh[i + half] = x2 * c[i] + x1 * s[i];
-      }
-    }
-  }
-}
-
-void causal_attention(const float* q, const float* k, const float* v, int64_t ld_kv, int64_t T,
-                      int64_t pos0, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                      float* out) {
+void causal_attention(const float* q, const float* k, const float* v, int64_t T, int64_t pos0,
+                      const AttnShape& a, float* out) {
   // Query rows are processed in chunks so that QK^T only covers the keys the chunk can see.
   // Heads run in parallel, each with single-threaded BLAS and its own scratch, so the result does
   // not depend on the thread count.
   constexpr int64_t kChunk = 128;
-  const int64_t ldq = n_heads * head_dim, group = n_heads / n_kv_heads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t scratch = std::min(kChunk, T) * (pos0 + T);
-  std::vector<Buf> s(static_cast<size_t>(std::min<int64_t>(omp_get_max_threads(), n_heads)));
+  std::vector<Buf> s(static_cast<size_t>(std::min<int64_t>(omp_get_max_threads(), a.n_heads)));
   for (auto& b : s) b.resize(static_cast<size_t>(scratch));
   linalg::SerialBlasScope serial;
-  const bool par = n_heads * T * (pos0 + T) * head_dim >= (int64_t{1} << 24);
+  const bool par = a.n_heads * T * (pos0 + T) * (a.d_qk + a.d_v) >= (int64_t{1} << 25);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(s.size())) if (par)
-  for (int64_t h = 0; h < n_heads; ++h) {
+  for (int64_t h = 0; h < a.n_heads; ++h) {
     float* sc = s[static_cast<size_t>(omp_get_thread_num())].data();
-    const float* kh = k + (h / group) * head_dim;
-    const float* vh = v + (h / group) * head_dim;
+    const float* kh = k + (h / group) * a.d_qk;
+    const float* vh = v + (h / group) * a.d_v;
     for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
       const int64_t tc = std::min(kChunk, T - t0), nk = pos0 + t0 + tc;
       // S[tc, nk] = scale * Q[t0:t0+tc] K[0:nk]^T
-      linalg::sgemm(false, true, tc, nk, head_dim, scale, q + t0 * ldq + h * head_dim, ldq, kh,
-                    ld_kv, 0.0f, sc, nk);
-      for (int64_t i = 0; i < tc; ++i) {
-        float* row = sc + i * nk;
-        const int64_t seen = pos0 + t0 + i + 1;  // keys 0..pos0+t0+i are visible
-        float mx = row[0];
-        for (int64_t j = 1; j < seen; ++j) mx = std::max(mx, row[j]);
-        for (int64_t j = 0; j < seen; ++j) row[j] = exp_nonpositive(row[j] - mx);
-        double sum = 0.0;
-        for (int64_t j = 0; j < seen; ++j) sum += row[j];
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t j = 0; j < seen; ++j) row[j] *= inv;
-        for (int64_t j = seen; j < nk; ++j) row[j] = 0.0f;
-      }
+      linalg::sgemm(false, true, tc, nk, a.d_qk, a.scale, q + t0 * a.ldq + h * a.d_qk, a.ldq, kh,
+                    a.ldk, 0.0f, sc, nk);
+      softmax_causal_rows(sc, tc, nk, pos0 + t0);
       // O[t0:t0+tc, head h] = P[tc, nk] V[0:nk]
-      linalg::sgemm(false, false, tc, head_dim, nk, 1.0f, sc, nk, vh, ld_kv, 0.0f,
-                    out + t0 * ldq + h * head_dim, ldq);
+      linalg::sgemm(false, false, tc, a.d_v, nk, 1.0f, sc, nk, vh, a.ldv, 0.0f,
+                    out + t0 * a.ldo + h * a.d_v, a.ldo);
     }
+  }
+}
+
+void softmax_causal_rows(float* sc, int64_t rows, int64_t nk, int64_t first_seen) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = sc + i * nk;
+    const int64_t seen = first_seen + i + 1;  // keys 0..first_seen+i are visible
+    float mx = row[0];
+    for (int64_t j = 1; j < seen; ++j) mx = std::max(mx, row[j]);
+    for (int64_t j = 0; j < seen; ++j) row[j] = exp_nonpositive(row[j] - mx);
+    double sum = 0.0;
+    for (int64_t j = 0; j < seen; ++j) sum += row[j];
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < seen; ++j) row[j] *= inv;
+    for (int64_t j = seen; j < nk; ++j) row[j] = 0.0f;
   }
 }
 
@@ -247,17 +319,20 @@ void attention_gqa(const BlockWeights& w, const ModelConfig& c, const float* xn,
     head_rmsnorm(q.data(), qn->data<float>(), rows, nh, hd, c.rms_eps);
   if (const Tensor* kn = w.norm(n::kAttnKNorm))
     head_rmsnorm(k.data(), kn->data<float>(), rows, nkv, hd, c.rms_eps);
-  rope_inplace(q.data(), B, T, nh, hd, pos0, c.rope_theta);
-  rope_inplace(k.data(), B, T, nkv, hd, pos0, c.rope_theta);
+  const RopeTable rt = make_rope_table(c, pos0, T);
+  apply_rope(q.data(), rows, T, wq, nh, hd, 0, rt, c.rope_interleave);
+  apply_rope(k.data(), rows, T, wkv, nkv, hd, 0, rt, c.rope_interleave);
+  AttnShape as{nh, nkv, hd, hd, wq, wkv, wkv, wq,
+               static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))};
   if (kv) {
     DSQ_ASSERT(static_cast<int64_t>(kv->k.size()) >= (pos0 + T) * wkv, "KV cache too small");
     std::copy(k.begin(), k.end(), kv->k.begin() + pos0 * wkv);
     std::copy(v.begin(), v.end(), kv->v.begin() + pos0 * wkv);
-    causal_attention(q.data(), kv->k.data(), kv->v.data(), wkv, T, pos0, nh, nkv, hd, att.data());
+    causal_attention(q.data(), kv->k.data(), kv->v.data(), T, pos0, as, att.data());
   } else {
     for (int64_t b = 0; b < B; ++b)
-      causal_attention(q.data() + b * T * wq, k.data() + b * T * wkv, v.data() + b * T * wkv, wkv,
-                       T, 0, nh, nkv, hd, att.data() + b * T * wq);
+      causal_attention(q.data() + b * T * wq, k.data() + b * T * wkv, v.data() + b * T * wkv, T,
+                       0, as, att.data() + b * T * wq);
   }
   Buf o = alloc(rows * d);
   run_linear(w.lin(n::kAttnOutput), att.data(), rows, o.data(), obs, l, n::kAttnOutput);
@@ -268,43 +343,38 @@ void attention_gqa(const BlockWeights& w, const ModelConfig& c, const float* xn,
 void ffn_dense(const BlockWeights& w, const ModelConfig& c, const float* xn, float* h,
                int64_t rows, Observer* obs) {
   namespace n = names;
-  const int64_t d = c.d_model, ff = w.dims.d_ff, l = w.layer;
-  Buf g = alloc(rows * ff), u = alloc(rows * ff);
-  run_linear(w.lin(n::kFfnGate), xn, rows, g.data(), obs, l, n::kFfnGate);
-  run_linear(w.lin(n::kFfnUp), xn, rows, u.data(), obs, l, n::kFfnUp);
-  const int64_t total = rows * ff;
-#pragma omp parallel for schedule(static) if (total > (1 << 18))
-  for (int64_t i = 0; i < total; ++i) {
-    const float gi = g[static_cast<size_t>(i)];
-    g[static_cast<size_t>(i)] = gi / (1.0f + std::exp(-gi)) * u[static_cast<size_t>(i)];
-  }
-  Buf o = alloc(rows * d);
-  run_linear(w.lin(n::kFfnDown), g.data(), rows, o.data(), obs, l, n::kFfnDown);
-  add_inplace(h, o.data(), rows * d);
+  Buf o = alloc(rows * c.d_model);
+  swiglu(w.lin(n::kFfnGate), w.lin(n::kFfnUp), w.lin(n::kFfnDown), xn, rows, o.data(), obs,
+         w.layer, n::kFfnGate, n::kFfnUp, n::kFfnDown);
+  add_inplace(h, o.data(), rows * c.d_model);
 }
 
 }  // namespace
 
 void block_forward(const BlockWeights& w, const ModelConfig& c, float* h, int64_t B, int64_t T,
-                   Observer* obs, LayerKV* kv, int64_t pos0) {
+                   Observer* obs, LayerKV* kv, int64_t pos0, BlockPart part) {
   const int64_t rows = B * T, d = c.d_model, l = w.layer;
   DSQ_ASSERT(kv == nullptr || B == 1, "the KV-cache path takes one sequence");
   DSQ_ASSERT(w.arch != nullptr, "block %lld was not loaded", static_cast<long long>(l));
-  if (obs) obs->on_block_input(l, ActView{h, rows, d});
+  if (obs && part != BlockPart::kFfn) obs->on_block_input(l, ActView{h, rows, d});
   Buf xn = alloc(rows * d);
-  if (w.has_attn()) {
+  if (part == BlockPart::kFfn) {
+  } else if (w.has_attn()) {
     rmsnorm(h, w.norm(names::kAttnNorm)->data<float>(), rows, d, c.rms_eps, xn.data());
     switch (w.arch->attn) {
       case AttnKind::kGqa: attention_gqa(w, c, xn.data(), h, B, T, obs, kv, pos0); break;
+      case AttnKind::kMla: attention_mla(w, c, xn.data(), h, B, T, obs, kv, pos0); break;
     }
   } else if (!w.attn_bias_only.empty()) {
     add_row_bias(h, w.attn_bias_only, rows);
   }
+  if (part == BlockPart::kAttn) return;
   if (w.has_ffn()) {
     rmsnorm(h, w.norm(names::kFfnNorm)->data<float>(), rows, d, c.rms_eps, xn.data());
-    switch (w.arch->ffn) {
-      case FfnKind::kDense: ffn_dense(w, c, xn.data(), h, rows, obs); break;
-    }
+    if (w.is_moe())
+      ffn_moe(w, c, xn.data(), h, rows, obs);
+    else
+      ffn_dense(w, c, xn.data(), h, rows, obs);
   } else if (!w.ffn_bias_only.empty()) {
     add_row_bias(h, w.ffn_bias_only, rows);
   }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "lib/core/error.h"
+#include "lib/model/mla.h"
 #include "lib/quant/qmatmul.h"
 
 namespace dsq::model {
@@ -101,6 +102,11 @@ KVCache Model::new_cache(int64_t capacity) const {
   KVCache c;
   c.capacity = capacity;
   for (const auto& blk : blocks_) {
+    if (blk.arch->attn == AttnKind::kMla) {  // the latent cache of absorbed decoding
+      c.layers.push_back(LayerKV{std::vector<float>(static_cast<size_t>(capacity * mla_cache_k_width(config_))),
+                                 std::vector<float>(static_cast<size_t>(capacity * mla_cache_v_width(config_)))});
+      continue;
+    }
     const size_t n = static_cast<size_t>(capacity * blk.dims.n_kv_heads * config_.head_dim);
     c.layers.push_back(LayerKV{std::vector<float>(n), std::vector<float>(n)});
   }

@@ -15,6 +15,14 @@
 // includes the bias). Skipped sub-blocks (0 heads or 0 d_ff after pruning) fire no linear hooks.
 // Linears that share an input (arch.h LinearGroup) receive the same pointer, so an observer that
 // only needs one statistic per group can key on LinearGroup::linears.front().
+//
+// DeepSeek blocks (kMla + kMoe): attn_q_a (or attn_q) and attn_kv_a_mqa share attn_norm(h);
+// attn_q_b reads q_a_norm's output, attn_kv_b kv_a_norm's; attn_output the attention output
+// [rows, n_heads*v_head_dim]. A MoE FFN calls ffn_gate_inp (the router, on ffn_norm(h)), then the
+// shared expert's ffn_gate_shexp/ffn_up_shexp/ffn_down_shexp on every row, then for each routed
+// expert e in ascending order, in chunks of at most a few thousand rows, "ffn_gate_exps.e",
+// "ffn_up_exps.e" and "ffn_down_exps.e" on exactly the rows routed to it (in row order). Chunked
+// linears fire their hooks once per chunk.
 #pragma once
 
 #include <cstdint>

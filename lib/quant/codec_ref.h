@@ -131,4 +131,23 @@ float dot_ref(QRowView q, int64_t cols, int64_t group, const float* x) {
   return static_cast<float>(acc);
 }
 
+// Block-FP8 rows: w[c] = fp8(code[c]) * block_scales[c / group].
+inline void dequantize_row_fp8(QRowView q, int64_t cols, int64_t group, float* out) {
+  for (int64_t c0 = 0; c0 < cols; c0 += group) {
+    const float s = q.block_scales[c0 / group];
+    const int64_t c1 = c0 + group < cols ? c0 + group : cols;
+    for (int64_t c = c0; c < c1; ++c) out[c] = fp8_e4m3_to_f32(q.codes[c]) * s;
+  }
+}
+inline float dot_fp8(QRowView q, int64_t cols, int64_t group, const float* x) {
+  float acc = 0.0f;
+  for (int64_t c0 = 0; c0 < cols; c0 += group) {
+    const int64_t c1 = c0 + group < cols ? c0 + group : cols;
+    float part = 0.0f;
+    for (int64_t c = c0; c < c1; ++c) part += fp8_e4m3_to_f32(q.codes[c]) * x[c];
+    acc += part * q.block_scales[c0 / group];
+  }
+  return acc;
+}
+
 }  // namespace dsq::quant::detail

@@ -6,23 +6,40 @@
 
 namespace dsq::quant {
 
+namespace {
+
+// The codec of a row, chosen by its layout.
+template <SchemeLayout Layout, int B, bool Sym>
+constexpr QuantTraits row_traits(QuantType t, std::string_view name) {
+  if constexpr (Layout == SchemeLayout::kBlockFp8) {
+    return QuantTraits{t,       name,    B,       !Sym,    nullptr,
+                       nullptr, nullptr, nullptr, nullptr, nullptr,
+                       nullptr, &detail::dequantize_row_fp8, &detail::dot_fp8,
+                       &detail::dequantize_row_fp8, &detail::dot_fp8};
+  } else {
+    return QuantTraits{t,
+                       name,
+                       B,
+                       !Sym,
+                       &detail::fit<B, Sym>,
+                       &detail::fit_range<B, Sym>,
+                       &detail::encode_group<B, Sym>,
+                       &detail::encode<B, Sym>,
+                       &detail::decode,
+                       &detail::quantize_row_ref<B, Sym>,
+                       &detail::quantize_row_weighted<B, Sym>,
+                       &detail::dequantize_row_fast<B, Sym>,
+                       &detail::dot_fast<B, Sym>,
+                       &detail::dequantize_row_ref<B, Sym>,
+                       &detail::dot_ref<B, Sym>};
+  }
+}
+
+}  // namespace
+
 const QuantTraits kQuantTraits[] = {
-#define DSQ_QUANT_SCHEME(e, value, nm, b, sym, layout)                                             \
-  QuantTraits{QuantType::e,                                                                        \
-              nm,                                                                                  \
-              b,                                                                                   \
-              !(sym),                                                                              \
-              &detail::fit<b, sym>,                                                                \
-              &detail::fit_range<b, sym>,                                                          \
-              &detail::encode_group<b, sym>,                                                       \
-              &detail::encode<b, sym>,                                                             \
-              &detail::decode,                                                                     \
-              &detail::quantize_row_ref<b, sym>,                                                   \
-              &detail::quantize_row_weighted<b, sym>,                                              \
-              &detail::dequantize_row_fast<b, sym>,                                                \
-              &detail::dot_fast<b, sym>,                                                           \
-              &detail::dequantize_row_ref<b, sym>,                                                 \
-              &detail::dot_ref<b, sym>},
+#define DSQ_QUANT_SCHEME(e, value, nm, b, sym, layout) \
+  row_traits<SchemeLayout::layout, b, sym>(QuantType::e, nm),
 #include "lib/core/quant_schemes.def"
 #undef DSQ_QUANT_SCHEME
 };

@@ -36,6 +36,9 @@ struct QRowView {
   const uint8_t* codes = nullptr;    // ceil(cols*bits/8) bytes, LSB-first bit stream
   const uint16_t* scales = nullptr;  // [n_groups] f16
   const uint8_t* zeros = nullptr;    // [n_groups] u8; nullptr for symmetric schemes
+  // Block-FP8 rows: codes are cols float8 bytes, and the row's block row of f32 scales
+  // ([n_groups], one per column block) replaces scales/zeros.
+  const float* block_scales = nullptr;
 };
 struct QRowRef {
   uint8_t* codes = nullptr;
@@ -61,7 +64,8 @@ struct QuantTraits {
   std::string_view name;  // "int4_asym"
   uint8_t bits;
   bool has_zero;          // asymmetric: stores a u8 zero point per group
-  // Per-group codec.
+  // Per-group codec. Null for storage-only rows (block FP8: SchemeInfo::quantize_target() is
+  // false), which only decode: dequantize_row and dot.
   // Fit the parameters of a group of n weights: min/max range, or with mse_clip the range shrunk
   // to minimise sum importance[i]*(w - q)^2 (importance nullable = all ones); rtn.h details.
   GroupParams (*fit)(const float* w, int64_t n, const float* importance, bool mse_clip);

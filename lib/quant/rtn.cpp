@@ -81,6 +81,7 @@ GroupParams fit_group(const float* w, int64_t n, const QuantDesc& d, const float
 
 QuantMatrix::QuantMatrix(Tensor& t) {
   DSQ_ASSERT(t.dtype() == DType::kQInt && t.ndim() == 2, "QuantMatrix needs a 2-D qint tensor");
+  DSQ_ASSERT(t.quant().info().quantize_target(), "QuantMatrix of a storage-only scheme");
   d_ = t.quant();
   row_ = &quant_traits(d_);
   L_ = quant_layout(d_, t.dim(0), t.dim(1));
@@ -126,6 +127,9 @@ QRowView qrow(const Tensor& t, int64_t r) {
   const QuantDesc& d = t.quant();
   const QuantLayout L = quant_layout(d, t.dim(0), t.dim(1));
   const auto* base = reinterpret_cast<const uint8_t*>(t.bytes());
+  if (d.info().layout == SchemeLayout::kBlockFp8)
+    return QRowView{base + r * L.row_code_bytes, nullptr, nullptr,
+                    reinterpret_cast<const float*>(base + L.scales_offset) + (r / L.group) * L.n_groups};
   return QRowView{base + L.codes_offset + r * L.row_code_bytes,
                   reinterpret_cast<const uint16_t*>(base + L.scales_offset) + r * L.n_groups,
                   d.sym() ? nullptr : base + L.zeros_offset + r * L.n_groups};

@@ -135,7 +135,7 @@ std::string make_hf(const Case& k, const testing::TempDir& tmp, std::string* fil
       out = bytes();
       break;
     case Corruption::kUnknownDtype:
-      h["model.norm.weight"]["dtype"] = "F8_E4M3";
+      h["model.norm.weight"]["dtype"] = "F8_E5M2";
       out = bytes();
       break;
     case Corruption::kDuplicateTensor: {
@@ -310,7 +310,7 @@ const Case kCases[] = {
     {"hf_span_mismatch", Fmt::kHf, Corruption::kSpanMismatch, {"tensor 'model.norm.weight'", "data_offsets span 128 bytes, f32 x [31] needs 124"}},
     {"hf_overflowing_shape", Fmt::kHf, Corruption::kOverflowingShape, {"tensor 'model.norm.weight'", "overflows"}},
     {"hf_negative_shape", Fmt::kHf, Corruption::kNegativeShape, {"tensor 'model.norm.weight'", "non-negative"}},
-    {"hf_unknown_dtype", Fmt::kHf, Corruption::kUnknownDtype, {"tensor 'model.norm.weight'", "dtype 'F8_E4M3' is not supported"}},
+    {"hf_unknown_dtype", Fmt::kHf, Corruption::kUnknownDtype, {"tensor 'model.norm.weight'", "dtype 'F8_E5M2' is not supported"}},
     {"hf_duplicate_tensor", Fmt::kHf, Corruption::kDuplicateTensor, {"duplicate", "model.norm.weight"}},
     {"hf_unknown_tensor", Fmt::kHf, Corruption::kUnknownTensorName, {"tensor 'model.layers.0.self_attn.q_norm.weight'", "not part of a llama model"}},
     {"hf_config_disagrees_shape", Fmt::kHf, Corruption::kConfigDisagreesShape, {"tensor 'blk.0.ffn_gate.weight'", "[64, 32]", "[60, 32]"}},

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <algorithm>
 #include <functional>
 #include <random>
 
@@ -40,9 +41,9 @@ std::vector<float> logits(const WeightStore& ws, const std::vector<int32_t>& tok
 
 // Random positive scales for group g, equal on tied channels (exp(N(0, sigma))).
 std::vector<float> random_scales(const BlockWeights& bw, const ModelConfig& c, const LinearGroup& g,
-                                 std::mt19937& rng, double sigma = 0.7) {
+                                 std::mt19937& rng, double sigma = 0.7, int64_t expert = -1) {
   int64_t n_prod = 0;
-  const std::vector<int64_t> map = fold_channel_map(bw, c, g, &n_prod);
+  const std::vector<int64_t> map = fold_channel_map(bw, c, g, &n_prod, expert);
   EXPECT_FALSE(map.empty()) << "block " << bw.layer << " group " << g.name;
   std::normal_distribution<double> nd(0.0, sigma);
   std::vector<float> per(static_cast<size_t>(n_prod));
@@ -83,13 +84,34 @@ void expect_fold_is_exact(const WeightStore& ws, const std::vector<int32_t>& tok
   double changed = 0;
   const std::vector<float> folded = logits(ws, tokens, B, T, [&](BlockWeights& bw) {
     const Tensor norm_before = (*bw.norm("attn_norm"));
-    const Tensor v_before = bw.linear("attn_v")->weight();
-    for (const LinearGroup& g : arch.linear_groups)
-      fold_input_scale(bw, ws.config, g, random_scales(bw, ws.config, g, rng));
+    const Tensor v_before = bw.linear("attn_output")->weight();
+    // Groups reading the same producer share one scale (a MoE layer's ffn_norm feeds the shared
+    // and the routed experts and the router); expert producers fold expert by expert.
+    std::vector<std::string_view> done;
+    for (const LinearGroup& g : arch.linear_groups) {
+      if (std::find(done.begin(), done.end(), g.producer) != done.end()) continue;
+      done.push_back(g.producer);
+      std::vector<const LinearGroup*> same;
+      for (const LinearGroup& x : arch.linear_groups) {
+        int64_t n = 0;
+        const bool present = !fold_channel_map(bw, ws.config, x, &n, x.per_expert ? 0 : -1).empty();
+        if (x.producer == g.producer && present) same.push_back(&x);
+      }
+      if (same.empty()) continue;  // e.g. the dense FFN groups of a MoE layer
+      const bool expert_producer = g.producer.find("{E}") != std::string_view::npos;
+      const int64_t n_exp = expert_producer ? static_cast<int64_t>(bw.moe->experts.size()) : 1;
+      for (int64_t e = 0; e < n_exp; ++e) {
+        const int64_t ex = expert_producer ? e : -1;
+        const LinearGroup& first = *same.front();
+        fold_input_scale(bw, ws.config, same,
+                         random_scales(bw, ws.config, first, rng, 0.7, first.per_expert && ex < 0 ? 0 : ex),
+                         ex);
+      }
+    }
     for (int64_t i = 0; i < norm_before.numel(); ++i)
       changed = std::max(changed, std::fabs(double(norm_before.data<float>()[i]) - (*bw.norm("attn_norm")).data<float>()[i]));
     for (int64_t i = 0; i < v_before.numel(); ++i)
-      changed = std::max(changed, std::fabs(double(v_before.data<float>()[i]) - bw.linear("attn_v")->weight().data<float>()[i]));
+      changed = std::max(changed, std::fabs(double(v_before.data<float>()[i]) - bw.linear("attn_output")->weight().data<float>()[i]));
   });
   EXPECT_GT(changed, 1e-3) << "the folds left the weights unchanged";
   const double scale = max_abs(ref);

@@ -11,12 +11,20 @@ namespace dsq::quant {
 namespace {
 
 TEST(QuantTypes, TableRowsAreConsistent) {
-  ASSERT_EQ(kNumQuantTypes, 8u);  // bits {8, 4, 3, 2} x {sym, asym}
+  ASSERT_EQ(kNumQuantTypes, 9u);  // bits {8, 4, 3, 2} x {sym, asym}, and block FP8
   std::set<std::string_view> names;
   for (size_t i = 0; i < kNumQuantTypes; ++i) {
     const QuantTraits& t = kQuantTraits[i];
     EXPECT_EQ(static_cast<size_t>(t.type), i);
     EXPECT_TRUE(names.insert(t.name).second) << t.name;
+    if (!scheme_info(t.type).quantize_target()) {  // storage-only: decodes, never fitted
+      EXPECT_EQ(t.fit, nullptr);
+      EXPECT_NE(t.dequantize_row, nullptr);
+      EXPECT_NE(t.dot, nullptr);
+      EXPECT_EQ(parse_scheme_name(scheme_name(t.desc(128))), t.desc(128));
+      EXPECT_THROW(make_quant_desc(scheme_name(t.desc(128))), UsageError);
+      continue;
+    }
     EXPECT_EQ(quant_type_from_name(t.name), t.type);
     EXPECT_EQ(&quant_traits(t.desc(128)), &t);
     EXPECT_EQ(int_scheme(t.bits, !t.has_zero), t.type);
@@ -31,6 +39,8 @@ TEST(QuantTypes, TableRowsAreConsistent) {
   EXPECT_EQ(static_cast<int>(QuantType::kInt8Sym), 0);
   EXPECT_EQ(static_cast<int>(QuantType::kInt4Asym), 3);
   EXPECT_EQ(static_cast<int>(QuantType::kInt2Asym), 7);
+  EXPECT_EQ(static_cast<int>(QuantType::kFp8E4M3), 8);
+  EXPECT_EQ(scheme_name(QuantDesc(QuantType::kFp8E4M3, 128)), "fp8_e4m3_b128");
 }
 
 TEST(QuantTypes, LookupsAndValidation) {
