@@ -41,6 +41,15 @@ const OptionSpec kAwqGrid{"awq_grid", "--awq-grid",
                           "AWQ: number of alpha values tried for the scales s = mean|x|^alpha (0, "
                           "1/N, ..., (N-1)/N)",
                           K::kInt, 20, 1, 1000, false, kCalibGroup};
+const OptionSpec kExpertMinTokens{
+    "expert_min_tokens", "--expert-min-tokens",
+    "MoE: an expert routed fewer calibration tokens gets its statistics topped up to this many with "
+    "unrouted tokens, evenly spaced over the calibration set (docs/MOE.md)",
+    K::kInt, 128, 1, 1 << 30, false, kCalibGroup};
+const OptionSpec kExpertCalibAll{"expert_calib_all", "--expert-calib-all",
+                                 "MoE: every calibration token reaches every expert's statistics "
+                                 "(routing still decides the block's output)",
+                                 K::kFlag, 0, 0, 0, false, kCalibGroup};
 const OptionSpec kResume{"resume", "--resume",
                          "Continue an interrupted run from OUT.partial/ (same output bytes)",
                          K::kFlag, 0, 0, 0, false, kCalibGroup};
@@ -152,18 +161,20 @@ const std::vector<QuantMethod>& quant_methods() {
        /*calibrated=*/false, /*awq_scales=*/false, {}, nullptr, make_rtn},
       {"gptq", "GPTQ (Frantar et al. 2022) on calibration data, block by block (--calib)",
        /*calibrated=*/true, /*awq_scales=*/false,
-       {&kCalib, &kCalibSamples, &kCalibLen, &kSeed, &kCalibBos, &kDamp, &kBlock, &kActOrder},
+       {&kCalib, &kCalibSamples, &kCalibLen, &kSeed, &kCalibBos, &kDamp, &kBlock, &kActOrder,
+        &kExpertMinTokens, &kExpertCalibAll},
        gptq_solver, make_calibrated_quantizer},
       {"awq",
        "AWQ (Lin et al. 2023): activation-aware scales and clipping on calibration data, then "
        "round-to-nearest (--calib)",
        /*calibrated=*/true, /*awq_scales=*/true,
-       {&kCalib, &kCalibSamples, &kCalibLen, &kSeed, &kCalibBos, &kAwqGrid}, awq_clip_solver,
-       make_calibrated_quantizer},
+       {&kCalib, &kCalibSamples, &kCalibLen, &kSeed, &kCalibBos, &kAwqGrid, &kExpertMinTokens,
+        &kExpertCalibAll},
+       awq_clip_solver, make_calibrated_quantizer},
       {"awq+gptq", "AWQ scales folded in, then GPTQ on the scaled weights (--calib)",
        /*calibrated=*/true, /*awq_scales=*/true,
        {&kCalib, &kCalibSamples, &kCalibLen, &kSeed, &kCalibBos, &kDamp, &kBlock, &kActOrder,
-        &kAwqGrid},
+        &kAwqGrid, &kExpertMinTokens, &kExpertCalibAll},
        gptq_solver, make_calibrated_quantizer},
   };
   return kMethods;
@@ -233,6 +244,13 @@ quant::GptqOptions gptq_options(const json& o, bool mse_clip) {
   return g;
 }
 
+ExpertCalib expert_calib_options(const json& o) {
+  ExpertCalib e;
+  e.min_tokens = o.value("expert_min_tokens", e.min_tokens);
+  e.all_tokens = o.value("expert_calib_all", e.all_tokens);
+  return e;
+}
+
 quant::AwqOptions awq_options(const json& o) {
   quant::AwqOptions a;
   a.grid = o.value("awq_grid", a.grid);
@@ -257,8 +275,9 @@ void to_json(json& j, const TensorReport& r) {
 }
 
 bool should_quantize(const ModelConfig& c, const std::string& canonical, DType dtype,
-                     const std::string& skip_regex) {
-  if (!is_block_linear(c, canonical) || !dtype_is_float(dtype)) return false;
+                     const std::string& skip_regex, const QuantDesc* quant) {
+  const bool storage = dtype == DType::kQInt && quant && !quant->info().quantize_target();
+  if (!is_block_linear(c, canonical) || !(dtype_is_float(dtype) || storage)) return false;
   if (skip_regex.empty()) return true;
   try {
     return !std::regex_search(canonical, std::regex(skip_regex, std::regex::ECMAScript));

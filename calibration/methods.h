@@ -73,5 +73,12 @@ std::string option_default_text(const OptionSpec& s);
 CalibOptions calib_options(const nlohmann::json& opts);
 quant::GptqOptions gptq_options(const nlohmann::json& opts, bool mse_clip);
 quant::AwqOptions awq_options(const nlohmann::json& opts);
+// How a MoE layer's experts get their statistics (options expert_min_tokens, expert_calib_all;
+// docs/MOE.md).
+struct ExpertCalib {
+  int64_t min_tokens = 128;  // fewer routed tokens are topped up with unrouted ones
+  bool all_tokens = false;   // every calibration token reaches every expert's statistics
+};
+ExpertCalib expert_calib_options(const nlohmann::json& opts);
 
 }  // namespace dsq::calibration

@@ -1,5 +1,7 @@
 #include "calibration/pipeline.h"
 
+#include "calibration/pipeline_impl.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@
 #include "lib/text/tokenizer.h"
 
 namespace dsq::calibration {
+namespace detail {
 namespace {
 
 // The model's tokenizer when it has a usable one (only text calibration data needs it).
@@ -53,17 +56,8 @@ bool same_scheme(const json& saved_stats_recipe, const json& recipe) {
   return true;
 }
 
-namespace h5 = formats::hdf5;
+}  // namespace
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Rows per forward chunk: bounds the engine's intermediate buffers (a few x rows x d_ff floats)
-// and the f32 error of one gram_accumulate_f32 call.
-constexpr int64_t kChunkRows = 4096;
-
-// The block's linear of a short name (from the architecture table's rows).
 model::Linear& block_linear(model::BlockWeights& b, std::string_view short_name) {
   model::Linear* l = b.linear(short_name);
   DSQ_ASSERT(l != nullptr, "no block linear '%.*s'", static_cast<int>(short_name.size()),
@@ -75,59 +69,53 @@ bool contains(const std::vector<std::string_view>& v, std::string_view x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-// Thrown by the capture observer once the wanted input was seen, to skip the rest of the block
-// (the engine calls observers on the orchestrating thread, outside parallel regions, and owns
-// its buffers through RAII, so unwinding through block_forward is safe).
-struct StopForward {};
+StatsAccumulator::StatsAccumulator(int64_t n)
+    : n_(n), hsum_(static_cast<size_t>(n * n), 0.0), abs_sum_(static_cast<size_t>(n), 0.0),
+      abs_max_(static_cast<size_t>(n), 0.0) {}
 
-// Accumulates one group's input statistics (the input of `linear`, shared by the group).
-class CaptureObserver : public model::Observer {
- public:
-  CaptureObserver(std::string_view linear, int64_t n, bool stop)
-      : linear_(linear), stop_(stop), hsum_(static_cast<size_t>(n * n), 0.0),
-        abs_sum_(static_cast<size_t>(n), 0.0), abs_max_(static_cast<size_t>(n), 0.0) {}
-
-  void on_linear_input(int64_t, std::string_view name, model::ActView x) override {
-    if (name != linear_) return;
-    const int64_t n = x.cols;
-    DSQ_ASSERT(n * n == static_cast<int64_t>(hsum_.size()), "capture width mismatch");
-    linalg::gram_accumulate_f32(x.data, x.rows, n, 1.0, hsum_.data());
-    for (int64_t r = 0; r < x.rows; ++r) {
-      const float* xr = x.row(r);
-      for (int64_t j = 0; j < n; ++j) {
-        const double a = std::fabs(static_cast<double>(xr[j]));
-        abs_sum_[static_cast<size_t>(j)] += a;
-        abs_max_[static_cast<size_t>(j)] = std::max(abs_max_[static_cast<size_t>(j)], a);
-      }
+void StatsAccumulator::add(const float* x, int64_t rows) {
+  linalg::gram_accumulate_f32(x, rows, n_, 1.0, hsum_.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n_;
+    for (int64_t j = 0; j < n_; ++j) {
+      const double a = std::fabs(static_cast<double>(xr[j]));
+      abs_sum_[static_cast<size_t>(j)] += a;
+      abs_max_[static_cast<size_t>(j)] = std::max(abs_max_[static_cast<size_t>(j)], a);
     }
-    tokens_ += x.rows;
-    if (stop_) throw StopForward{};
   }
+  tokens_ += rows;
+}
 
-  h5::InputStats finish(int64_t layer, const LinearGroup& g) {
-    h5::InputStats s;
-    s.layer = layer;
-    s.group = std::string(g.name);
-    for (auto l : g.linears) s.linears.emplace_back(l);
-    s.n_in = static_cast<int64_t>(abs_sum_.size());
-    s.n_tokens = tokens_;
-    const double inv = tokens_ > 0 ? 1.0 / static_cast<double>(tokens_) : 0.0;
-    for (auto& v : hsum_) v *= inv;
-    for (auto& v : abs_sum_) v *= inv;
-    s.hessian = std::move(hsum_);
-    s.abs_mean = std::move(abs_sum_);
-    s.abs_max = std::move(abs_max_);
-    return s;
-  }
+h5::InputStats StatsAccumulator::finish(int64_t layer, std::string group,
+                                        std::vector<std::string> linears) {
+  h5::InputStats s;
+  s.layer = layer;
+  s.group = std::move(group);
+  s.linears = std::move(linears);
+  s.n_in = n_;
+  s.n_tokens = tokens_;
+  const double inv = tokens_ > 0 ? 1.0 / static_cast<double>(tokens_) : 0.0;
+  for (auto& v : hsum_) v *= inv;
+  for (auto& v : abs_sum_) v *= inv;
+  s.hessian = std::move(hsum_);
+  s.abs_mean = std::move(abs_sum_);
+  s.abs_max = std::move(abs_max_);
+  return s;
+}
 
- private:
-  std::string_view linear_;
-  bool stop_;
-  std::vector<double> hsum_, abs_sum_, abs_max_;
-  int64_t tokens_ = 0;
-};
+void CaptureObserver::on_linear_input(int64_t, std::string_view name, model::ActView x) {
+  if (name != linear_) return;
+  DSQ_ASSERT(x.cols == acc_.width(), "capture width mismatch");
+  acc_.add(x.data, x.rows);
+  if (stop_) throw StopForward{};
+}
 
-// "after:3" / "during:3" from DSQ_PIPELINE_KILL (testing hook, see pipeline.h).
+h5::InputStats CaptureObserver::finish(int64_t layer, const LinearGroup& g) {
+  std::vector<std::string> linears;
+  for (auto l : g.linears) linears.emplace_back(l);
+  return acc_.finish(layer, std::string(g.name), std::move(linears));
+}
+
 void maybe_kill(const char* when, int64_t layer) {
   const char* env = std::getenv(kPipelineKillEnv);
   if (env && std::string(env) == std::string(when) + ":" + std::to_string(layer)) {
@@ -135,72 +123,12 @@ void maybe_kill(const char* when, int64_t layer) {
   }
 }
 
-// What AWQ decided for one group of the current block.
-struct GroupScale {
-  std::vector<float> scales;  // [n_in], the group reads x / s
-  double alpha = 0.0;
-  double search_rel = 0.0, search_rel_rtn = 0.0;  // the search objective at alpha and at 0
-};
-
-class CalibratedQuantizer : public LinearQuantizer {
- public:
-  CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o);
-  ~CalibratedQuantizer() override;
-  void begin_block(int64_t layer) override;
-  Tensor quantize(const std::string& name, const Tensor& w, TensorReport* rep) override;
-  std::optional<Tensor> replace(const std::string& name) override;
-
- private:
-  bool awq() const { return method_.awq_scales; }
-  bool selected(int64_t layer, std::string_view short_name, const model::BlockWeights& bw) const;
-  // The same from the config alone (before any block is loaded).
-  bool selected_in_config(int64_t layer, std::string_view short_name) const;
-  // Reads every statistic the run will read (validation, in a child process: hdf5_file.h).
-  void read_needed_stats(const h5::Reader& r, bool clips) const;
-  void process_block(int64_t layer);
-  // Runs the block over the calibration hidden states, chunk by chunk: kInPlace updates them,
-  // kCopy writes the outputs to `out` (same layout), kDiscard drops them (only the observer
-  // matters; it may stop each chunk early).
-  enum class Run { kInPlace, kCopy, kDiscard };
-  void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs);
-  // Input statistics of g on the block as it is now (from the file with --load-stats). The first
-  // call of a block runs the whole FP block and keeps its output in fp_out_ (drift reference).
-  h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
-  // AWQ step 2 for one group: search (or load) the scale and fold it. Returns false when the
-  // group has nothing to scale or cannot be folded.
-  bool scale_group(model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
-  void solve_group(model::BlockWeights& bw, const LinearGroup& g, const h5::InputStats& st,
-                   detail::BlockResult* res, h5::AwqSearch* awq_out);
-  void write_stats_file();
-
-  const WeightStore& src_;
-  const ModelConfig& cfg_;
-  const ArchInfo& arch_;
-  QuantizeOptions opts_;
-  const QuantMethod& method_;
-  std::unique_ptr<quant::LinearSolver> solver_;
-  CalibOptions calib_opts_;
-  quant::AwqOptions awq_opts_;  // the scale search (rows with awq_scales)
-  bool resume_ = false;
-  std::string save_stats_, load_stats_path_;
-  bool fresh_work_ = false;  // this run created the work directory
-  std::optional<detail::WorkDir> work_;
-  std::optional<h5::Reader> load_stats_;
-  bool load_clips_ = false;  // the loaded AWQ clips were searched for this bits/group/sym
-  CalibData calib_;
-  std::vector<float> hidden_;  // [rows, d_model]: inputs of block work_->completed()
-  std::vector<float> fp_out_;  // FP outputs of the current block (drift reference)
-  bool fp_captured_ = false;   // fp_out_ holds the current block's FP output
-  std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
-  std::optional<detail::BlockResult> current_;
-  std::optional<Progress> bar_;
-};
-
 CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o)
     : src_(src), cfg_(src.config), arch_(require_arch(src.config.arch, o.model_path)), opts_(o),
       method_(find_quant_method(o.method)),
       solver_(method_.solver(o.method_options, o.mse_clip)),
-      calib_opts_(calib_options(o.method_options)), awq_opts_(awq_options(o.method_options)) {
+      calib_opts_(calib_options(o.method_options)), awq_opts_(awq_options(o.method_options)),
+      expert_calib_(expert_calib_options(o.method_options)) {
   const nlohmann::json rt = resolve_runtime_options(o.method_runtime);
   resume_ = rt["resume"].get<bool>();
   save_stats_ = rt["save_stats"].get<std::string>();
@@ -286,30 +214,45 @@ CalibratedQuantizer::~CalibratedQuantizer() {
 bool CalibratedQuantizer::selected_in_config(int64_t layer, std::string_view short_name) const {
   const ArchTensor* row = arch_.find(short_name);
   const LayerDims d = cfg_.layer(layer);
-  if (!row || (row->part == Part::kAttn ? d.n_heads : d.d_ff) == 0) return false;
+  if (!row || !row_in_layer(*row, cfg_, layer) ||
+      (row->part == Part::kAttn ? d.n_heads : d.d_ff) == 0)
+    return false;
   const std::string name = linear_name(layer, short_name);
-  return src_.has(name) && should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip);
+  return src_.has(name) && should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip,
+                                           &src_.entry(name).quant);
+}
+
+bool CalibratedQuantizer::moe_group(const LinearGroup& g) const {
+  for (const auto l : g.linears)
+    if (const ArchTensor* t = arch_.find(l); t && t->only == Only::kMoe) return true;
+  return false;
 }
 
 void CalibratedQuantizer::read_needed_stats(const h5::Reader& r, bool clips) const {
   for (int64_t l = 0; l < cfg_.n_layers; ++l)
     for (const LinearGroup& g : arch_.linear_groups) {
-      std::vector<std::string_view> targets;
-      for (const auto s : g.linears)
-        if (selected_in_config(l, s)) targets.push_back(s);
-      if (targets.empty()) continue;
-      const ArchTensor* first = arch_.find(g.linears.front());
-      const int64_t n_in = dim_size(first->shape[1], cfg_, cfg_.layer(l));
-      h5::read_input_stats(r, l, std::string(g.name), n_in);
-      if (!awq()) continue;
-      std::vector<h5::AwqClip> clip_shapes;
-      if (clips && solver_->clips())
-        for (const auto s : targets) {
-          if (contains(g.no_clip, s)) continue;
-          const int64_t rows = dim_size(arch_.find(s)->shape[0], cfg_, cfg_.layer(l));
-          clip_shapes.push_back({std::string(s), rows, quant_layout(opts_.desc, rows, n_in).n_groups, {}});
-        }
-      h5::read_awq_search(r, l, std::string(g.name), n_in, clip_shapes);
+      // Expert groups are stored per expert ("exp_in.17").
+      const int64_t n_inst = g.per_expert ? cfg_.moe.n_experts : 1;
+      for (int64_t e = 0; e < n_inst; ++e) {
+        const int64_t ex = g.per_expert ? e : -1;
+        const std::string gname = g.per_expert ? expert_name(g.name, e) : std::string(g.name);
+        std::vector<std::string> targets;
+        for (const auto s : g.linears)
+          if (selected_in_config(l, model::group_member(s, ex))) targets.push_back(model::group_member(s, ex));
+        if (targets.empty()) continue;
+        const ArchTensor* first = arch_.find(g.linears.front());
+        const int64_t n_in = dim_size(first->shape[1], cfg_, cfg_.layer(l));
+        h5::read_input_stats(r, l, gname, n_in);
+        if (!awq()) continue;
+        std::vector<h5::AwqClip> clip_shapes;
+        if (clips && solver_->clips())
+          for (const auto& s : targets) {
+            if (contains(g.no_clip, arch_.find(s)->short_name())) continue;
+            const int64_t rows = dim_size(arch_.find(s)->shape[0], cfg_, cfg_.layer(l));
+            clip_shapes.push_back({s, rows, quant_layout(opts_.desc, rows, n_in).n_groups, {}});
+          }
+        h5::read_awq_search(r, l, gname, n_in, clip_shapes);
+      }
     }
 }
 
@@ -318,12 +261,38 @@ bool CalibratedQuantizer::selected(int64_t layer, std::string_view short_name,
   const model::Linear* l = bw.linear(short_name);
   if (!l || l->empty()) return false;
   const std::string name = linear_name(layer, short_name);
-  return should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip);
+  return should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip, &src_.entry(name).quant);
 }
 
 void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
                                     model::Observer* obs) {
   const int64_t T = calib_.seq_len, d = cfg_.d_model;
+  if (bw.is_moe()) {
+    // Attention chunk by chunk, then the MoE FFN over every row: each streamed expert is loaded
+    // once per pass.
+    std::vector<float> h(hidden_);
+    const int64_t per = std::max<int64_t>(1, kChunkRows / T);
+    bool stopped = false;
+    for (int64_t s0 = 0; s0 < calib_.n_samples; s0 += per) {
+      const int64_t nb = std::min(per, calib_.n_samples - s0);
+      try {
+        model::block_forward(bw, cfg_, h.data() + s0 * T * d, nb, T, obs, nullptr, 0,
+                             model::BlockPart::kAttn);
+      } catch (const StopForward&) {
+        stopped = true;
+      }
+    }
+    if (stopped) return;  // an observer of the attention's inputs has what it needs
+    try {
+      model::block_forward(bw, cfg_, h.data(), calib_.n_samples, T, obs, nullptr, 0,
+                           model::BlockPart::kFfn);
+    } catch (const StopForward&) {
+      return;
+    }
+    if (mode == Run::kInPlace) hidden_ = std::move(h);
+    if (mode == Run::kCopy) std::copy(h.begin(), h.end(), out);
+    return;
+  }
   const int64_t per = std::max<int64_t>(1, kChunkRows / T);
   std::vector<float> scratch;
   if (mode == Run::kDiscard) scratch.resize(static_cast<size_t>(per * T * d));
@@ -401,91 +370,102 @@ bool CalibratedQuantizer::scale_group(model::BlockWeights& bw, int64_t layer,
   return true;
 }
 
+LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view short_name,
+                                               const Tensor& w, const h5::InputStats& st,
+                                               const std::vector<float>& h32, bool clip,
+                                               const GroupScale* gs, const std::string& group,
+                                               h5::AwqSearch* awq_out) {
+  const std::string name = linear_name(layer, short_name);
+  const auto t0 = Clock::now();
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  LinearResult r;
+  r.name = name;
+  r.extra = {{"method", opts_.method}, {"calib_tokens", st.n_tokens}};
+  if (st.routed_tokens >= 0) r.extra["routed_tokens"] = st.routed_tokens;
+  quant::SolveInput in;
+  in.name = name;
+  in.w = w.data<float>();
+  in.rows = rows;
+  in.cols = cols;
+  in.hessian = st.hessian.data();
+  in.hessian_f32 = h32.data();
+  in.desc = opts_.desc;
+  in.clip = clip;
+  std::optional<h5::AwqSearch> saved;  // clip ratios of a statistics file (AWQ)
+  if (load_stats_ && load_clips_ && in.clip && solver_->clips()) {
+    const QuantLayout L = quant_layout(opts_.desc, rows, cols);
+    saved = h5::read_awq_search(*load_stats_, layer, group, cols,
+                                {{std::string(short_name), rows, L.n_groups, {}}});
+    if (saved) in.saved_clip = &saved->clips.front().ratios;
+  }
+  quant::SolveResult sr = solver_->solve(in);
+  r.q = std::move(sr.q);
+  r.error = sr.error;
+  r.extra.update(sr.extra);
+  const double norm = sr.out_norm, err = sr.out_err;
+  if (awq_out && !sr.clip_ratios.empty()) {
+    const QuantLayout L = quant_layout(opts_.desc, rows, cols);
+    awq_out->clips.push_back({std::string(short_name), rows, L.n_groups, std::move(sr.clip_ratios)});
+  }
+  // Plain RTN of the unscaled weights for comparison: E_rtn diag(s) under the scaled input's H.
+  const Tensor w0 = gs ? src_.entry(name).load().to(DType::kF32) : w;  // the unscaled W
+  std::vector<float> e(static_cast<size_t>(rows * cols));
+  quant::fake_quantize_rtn(w0.data<float>(), rows, cols, opts_.desc, e.data());
+  const float* w0p = w0.data<float>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      const size_t k = static_cast<size_t>(i * cols + j);
+      e[k] = (w0p[k] - e[k]) * (gs ? gs->scales[static_cast<size_t>(j)] : 1.0f);
+    }
+  const double err_rtn = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
+  r.extra["out_rel_err"] = norm > 0 ? err / norm : 0.0;
+  r.extra["out_rel_err_rtn"] = norm > 0 ? err_rtn / norm : 0.0;
+  if (gs) {
+    const auto [lo, hi] = std::minmax_element(gs->scales.begin(), gs->scales.end());
+    r.extra.update({{"awq_alpha", gs->alpha}, {"awq_scale_min", *lo}, {"awq_scale_max", *hi}});
+    if (!load_stats_)
+      r.extra.update({{"awq_search_rel_err", gs->search_rel},
+                      {"awq_search_rel_err_rtn", gs->search_rel_rtn}});
+  }
+  r.extra["solve_seconds"] = seconds_since(t0);
+  return r;
+}
+
 void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup& g,
-                                      const h5::InputStats& st, detail::BlockResult* res,
+                                      const h5::InputStats& st, BlockResult* res,
                                       h5::AwqSearch* awq_out) {
   const auto sc = scales_.find(g.name);
   const GroupScale* gs = sc == scales_.end() ? nullptr : &sc->second;
-  std::vector<float> h32;  // H as f32 for the output-error traces
+  std::vector<float> h32(st.hessian.begin(), st.hessian.end());  // H as f32 for the traces
   for (const auto short_name : g.linears) {
     if (!selected(bw.layer, short_name, bw)) continue;
     model::Linear& lin = block_linear(bw, short_name);
-    const std::string name = linear_name(bw.layer, short_name);
-    const auto t0 = Clock::now();
-    const Tensor w = lin.weight();  // f32 (AWQ: the folded W diag(s))
-    const int64_t rows = w.dim(0), cols = w.dim(1);
-    detail::LinearResult r;
-    r.name = name;
-    r.extra = {{"method", opts_.method}, {"calib_tokens", st.n_tokens}};
-    if (h32.empty()) {
-      h32.resize(st.hessian.size());
-      for (size_t i = 0; i < h32.size(); ++i) h32[i] = static_cast<float>(st.hessian[i]);
-    }
-    std::vector<float> e(static_cast<size_t>(rows * cols));
-    quant::SolveInput in;
-    in.name = name;
-    in.w = w.data<float>();
-    in.rows = rows;
-    in.cols = cols;
-    in.hessian = st.hessian.data();
-    in.hessian_f32 = h32.data();
-    in.desc = opts_.desc;
-    in.clip = !contains(g.no_clip, short_name);
-    std::optional<h5::AwqSearch> saved;  // clip ratios of a statistics file (AWQ)
-    if (load_stats_ && load_clips_ && in.clip && solver_->clips()) {
-      const QuantLayout L = quant_layout(opts_.desc, rows, cols);
-      saved = h5::read_awq_search(*load_stats_, bw.layer, std::string(g.name), cols,
-                                  {{std::string(short_name), rows, L.n_groups, {}}});
-      if (saved) in.saved_clip = &saved->clips.front().ratios;
-    }
-    quant::SolveResult sr = solver_->solve(in);
-    r.q = std::move(sr.q);
-    r.error = sr.error;
-    r.extra.update(sr.extra);
-    const double norm = sr.out_norm, err = sr.out_err;
-    if (awq_out && !sr.clip_ratios.empty()) {
-      const QuantLayout L = quant_layout(opts_.desc, rows, cols);
-      awq_out->clips.push_back({std::string(short_name), rows, L.n_groups, std::move(sr.clip_ratios)});
-    }
-    // Plain RTN of the unscaled weights for comparison: E_rtn diag(s) under the scaled input's H.
-    const Tensor w0 = gs ? src_.entry(name).load().to(DType::kF32) : w;  // the unscaled W
-    quant::fake_quantize_rtn(w0.data<float>(), rows, cols, opts_.desc, e.data());
-    const float* w0p = w0.data<float>();
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j) {
-        const size_t k = static_cast<size_t>(i * cols + j);
-        e[k] = (w0p[k] - e[k]) * (gs ? gs->scales[static_cast<size_t>(j)] : 1.0f);
-      }
-    const double err_rtn = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
-    r.extra["out_rel_err"] = norm > 0 ? err / norm : 0.0;
-    r.extra["out_rel_err_rtn"] = norm > 0 ? err_rtn / norm : 0.0;
-    if (gs) {
-      const auto [lo, hi] = std::minmax_element(gs->scales.begin(), gs->scales.end());
-      r.extra.update({{"awq_alpha", gs->alpha}, {"awq_scale_min", *lo}, {"awq_scale_max", *hi}});
-      if (!load_stats_)
-        r.extra.update({{"awq_search_rel_err", gs->search_rel},
-                        {"awq_search_rel_err_rtn", gs->search_rel_rtn}});
-    }
-    r.extra["solve_seconds"] = seconds_since(t0);
-    lin = model::Linear::from_tensors(name, r.q, lin.bias());
+    LinearResult r = solve_linear(bw.layer, short_name, lin.weight(), st, h32,
+                                  !contains(g.no_clip, short_name), gs, std::string(g.name),
+                                  awq_out);
+    lin = model::Linear::from_tensors(r.name, r.q, lin.bias());
     res->linears.push_back(std::move(r));
   }
 }
 
 void CalibratedQuantizer::process_block(int64_t layer) {
   const auto t0 = Clock::now();
-  model::BlockWeights bw = model::BlockWeights::load(src_, layer);
-  detail::BlockResult res;
+  // f32 linears (FP8 sources dequantized) for the solvers; a MoE layer's experts stay in the
+  // source and are loaded one at a time.
+  model::BlockWeights bw = model::BlockWeights::load(src_, layer, {.f32 = true, .stream_experts = true});
+  BlockResult res;
   res.layer = layer;
   std::optional<h5::Writer> stats;
   if (!save_stats_.empty()) stats.emplace(work_->stats_path(layer));
   fp_captured_ = false;
+  hidden_done_ = false;
   scales_.clear();
   double capture_s = 0.0, awq_s = 0.0;
   // Step 2: AWQ scales, searched on the FP block and folded (exact up to f32 rounding).
   std::vector<std::string> changed;  // canonical names of float tensors the folds changed
   if (awq()) {
     for (const LinearGroup& g : arch_.linear_groups) {
+      if (bw.is_moe() && moe_group(g)) continue;  // moe_stage searches and folds these
       const auto tc = Clock::now();
       const bool folded = scale_group(bw, layer, g);
       awq_s += seconds_since(tc);
@@ -499,8 +479,17 @@ void CalibratedQuantizer::process_block(int64_t layer) {
     }
   }
   // Step 3: quantize the groups in true-sequential order.
-  bool first = true;
+  bool first = true, moe_done = false;
   for (const LinearGroup& g : arch_.linear_groups) {
+    if (bw.is_moe() && moe_group(g)) {  // the experts: all of them at the first expert group
+      if (!moe_done) {
+        const auto tc = Clock::now();
+        moe_stage(bw, layer, &res, stats ? &*stats : nullptr, &changed);
+        capture_s += seconds_since(tc);
+        moe_done = true;
+      }
+      continue;
+    }
     bool any = false;
     for (const auto l : g.linears) any |= selected(layer, l, bw);
     if (!any && !(first && !load_stats_ && !fp_captured_)) continue;  // FP run 1 always happens
@@ -523,7 +512,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   // Float tensors the folds changed and that were not quantized go out in place of the source's.
   for (const auto& name : changed) {
     if (std::any_of(res.linears.begin(), res.linears.end(),
-                    [&](const detail::LinearResult& l) { return l.name == name; }) ||
+                    [&](const LinearResult& l) { return l.name == name; }) ||
         std::any_of(res.replaced.begin(), res.replaced.end(),
                     [&](const auto& r) { return r.first == name; }))
       continue;
@@ -533,6 +522,8 @@ void CalibratedQuantizer::process_block(int64_t layer) {
     const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
     if (const Tensor* t = bw.norm(short_name)) {
       res.replaced.emplace_back(name, t->clone());
+    } else if (short_name == names::kFfnGateInp && bw.is_moe()) {  // a router AWQ scaled
+      res.replaced.emplace_back(name, bw.moe->router.weight().clone());
     } else if (const model::Linear* lin = bw.linear(short_name)) {
       res.replaced.emplace_back(name, (bias ? lin->bias() : lin->weight()).clone());
     }
@@ -540,7 +531,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   double drift = 0.0;
   if (!load_stats_) {  // the quantized block's outputs are the next block's inputs
     const auto tc = Clock::now();
-    run_block(bw, Run::kInPlace, nullptr, nullptr);
+    if (!hidden_done_) run_block(bw, Run::kInPlace, nullptr, nullptr);
     capture_s += seconds_since(tc);
     double num = 0.0, den = 0.0;
     for (size_t i = 0; i < hidden_.size(); ++i) {
@@ -622,11 +613,11 @@ std::optional<Tensor> CalibratedQuantizer::replace(const std::string& name) {
   return std::nullopt;
 }
 
-}  // namespace
+}  // namespace detail
 
 std::unique_ptr<LinearQuantizer> make_calibrated_quantizer(const WeightStore& src,
                                                            const QuantizeOptions& opts) {
-  return std::make_unique<CalibratedQuantizer>(src, opts);
+  return std::make_unique<detail::CalibratedQuantizer>(src, opts);
 }
 
 }  // namespace dsq::calibration

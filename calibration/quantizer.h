@@ -68,10 +68,11 @@ class LinearQuantizer {
   virtual std::optional<Tensor> replace(const std::string& /*name*/) { return std::nullopt; }
 };
 
-// Which tensors the driver quantizes: block linears (arch table) of float dtype not matched by
-// `skip` (an ECMAScript regex, searched; UsageError when it does not compile).
+// Which tensors the driver quantizes: block linears (arch table) of float dtype, or of a storage
+// scheme (block FP8 with `quant`, dequantized as the source precision), not matched by `skip` (an
+// ECMAScript regex, searched; UsageError when it does not compile).
 bool should_quantize(const ModelConfig& c, const std::string& canonical, DType dtype,
-                     const std::string& skip_regex);
+                     const std::string& skip_regex, const QuantDesc* quant = nullptr);
 
 // The recipe stored in the output header: method, bits, group, sym, scheme (canonical name),
 // mse_clip, skip, method_options, dsq version, source path and format.

@@ -42,8 +42,11 @@ WeightStore open_model(const std::string& path, const OpenOptions& opts) {
   return detect_format(path).open(path, opts);
 }
 
-DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast) {
-  if (!cast || !dtype_is_float(dtype)) return dtype;
+DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast, const QuantDesc* q) {
+  // Storage schemes of released checkpoints (block FP8) are dequantized by a cast; quantized
+  // results of dsq (grouped integers) are never.
+  const bool storage = dtype == DType::kQInt && q && !q->info().quantize_target();
+  if (!cast || (!dtype_is_float(dtype) && !storage)) return dtype;
   return ndim >= 2 ? *cast : DType::kF32;
 }
 

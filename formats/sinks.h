@@ -50,7 +50,9 @@ class ModelSink {
 int max_zstd_level();
 
 // The dtype a tensor of `dtype` and `ndim` dims is written as under `cast`.
-DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast);
+// Block-FP8 tensors (a storage scheme, quant q) are dequantized to the cast dtype.
+DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast,
+                      const QuantDesc* q = nullptr);
 
 // The sink for `path`, chosen by its extension from the format table's writer column. `src`
 // provides the config, tokenizer and provenance of the model being written. Throws UsageError

@@ -45,6 +45,7 @@ void check_requantization(const WeightStore& ws, const std::string& path) {
     if (!is_block_linear(ws.config, name)) continue;
     const auto& e = ws.entry(name);
     if (dtype_is_float(e.dtype)) return;
+    if (e.dtype == DType::kQInt && !e.quant.info().quantize_target()) return;  // FP8 source
     if (e.dtype == DType::kQInt && scheme.empty()) scheme = scheme_name(e.quant);
   }
   if (!scheme.empty())
@@ -185,10 +186,11 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
     Tensor t = src;
     int64_t layer = 0;
     const bool in_block = parse_block_name(name, &layer, nullptr);
-    if (calibration::should_quantize(ws.config, name, t.dtype(), opts.skip)) {
+    if (calibration::should_quantize(ws.config, name, t.dtype(), opts.skip, &e.quant)) {
       if (t.ndim() != 2)
         throw ShapeError(strprintf("'%s': tensor '%s': linear weight must be 2-D, got %s",
                                    e.source.c_str(), name.c_str(), shape_str(t.shape()).c_str()));
+      if (t.dtype() == DType::kQInt) t = t.to(DType::kF32);  // an FP8 source, one tensor at a time
       check_finite(t, name, e.source);
       const auto t0 = Clock::now();
       for (; next_block <= layer; ++next_block) quantizer->begin_block(next_block);
@@ -210,8 +212,8 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
     rep.dtype = std::string(dtype_name(t.dtype()));
     rep.bytes = t.nbytes();
     rep.bits_per_weight =
-        rep.quantized ? quant_bits_per_weight(opts.desc, t.dim(0), t.dim(1))
-                      : 8.0 * static_cast<double>(dtype_size(t.dtype()));
+        t.dtype() == DType::kQInt ? quant_bits_per_weight(t.quant(), t.dim(0), t.dim(1))
+                                  : 8.0 * static_cast<double>(dtype_size(t.dtype()));
     if (rep.quantized) report.quantized_bits += rep.bits_per_weight * static_cast<double>(rep.params);
     sink->add(name, t, e.attrs);
     release_source_pages(src);

@@ -67,6 +67,9 @@ QuantDesc record_scheme(const std::string& tw, const TensorRecord& r, uint16_t m
       throw FormatError(tw + ": quant_bits " + std::to_string(r.quant_bits) + " / quant_sym " +
                         std::to_string(r.quant_sym) + " disagree with scheme '" +
                         std::string(info.name) + "'");
+    if (!grouped && (r.quant_group == 0 || r.quant_group > 65536))
+      throw FormatError(tw + ": block edge " + std::to_string(r.quant_group) + " of scheme '" +
+                        std::string(info.name) + "' must be in [1, 65536]");
   }
   return QuantDesc(*s, r.quant_group);
 }

@@ -72,6 +72,22 @@ void validate_quant(const std::string& where, const Tensor& t) {
     throw FormatError(where + ": qint tensors must be 2-D, got " + shape_str(t.shape()));
   const QuantLayout L = quant_layout(q, t.dim(0), t.dim(1));
   const auto* scales = reinterpret_cast<const uint8_t*>(t.bytes()) + L.scales_offset;
+  if (q.info().layout == SchemeLayout::kBlockFp8) {
+    if (q.group == 0) throw FormatError(where + ": block FP8 needs a positive block edge");
+    const int64_t n = static_cast<int64_t>(L.scales_bytes / 4);
+    for (int64_t i = 0; i < n; ++i) {
+      float v;
+      std::memcpy(&v, scales + 4 * i, 4);
+      if (!std::isfinite(v) || v < 0)
+        throw FormatError(where + ": block scale " + std::to_string(i) + " is " + std::to_string(v) +
+                          " (must be finite and non-negative)");
+    }
+    const auto* codes = reinterpret_cast<const uint8_t*>(t.bytes());
+    for (size_t i = 0; i < L.codes_bytes; ++i)
+      if (fp8_e4m3_is_nan(codes[i]))
+        throw FormatError(where + ": element " + std::to_string(i) + " is an FP8 NaN code");
+    return;
+  }
   const int64_t n_scales = L.rows * L.n_groups;
   const int64_t bad = first_non_finite(DType::kF16, reinterpret_cast<const std::byte*>(scales),
                                        n_scales);
@@ -264,7 +280,8 @@ class DsqSink : public ModelSink {
   DsqSink(const std::string& path, const WeightStore& src, const SinkOptions& o)
       : DsqSink(path, src, write_options(o)) {}
   void add(const std::string& name, const Tensor& t, const nlohmann::json& attrs) override {
-    const DType to = sink_cast_dtype(t.dtype(), t.ndim(), cast_);
+    const DType to = sink_cast_dtype(t.dtype(), t.ndim(), cast_,
+                                     t.dtype() == DType::kQInt ? &t.quant() : nullptr);
     w_.add(name, to == t.dtype() ? t : t.to(to), attrs);
   }
   SinkReport finish() override { return w_.finish(); }

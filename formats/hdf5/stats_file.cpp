@@ -53,6 +53,7 @@ void write_input_stats(Writer& w, const InputStats& s) {
   w.set_attr(obj, "linears", join(s.linears));
   w.set_attr(obj, "n_in", n);
   w.set_attr(obj, "n_tokens", s.n_tokens);
+  if (s.routed_tokens >= 0) w.set_attr(obj, "routed_tokens", s.routed_tokens);
 }
 
 StatsHeader read_stats_header(const Reader& r) {
@@ -90,6 +91,7 @@ InputStats read_input_stats(const Reader& r, int64_t layer, const std::string& g
   s.linears = split(r.attr_string(obj, "linears").value_or(""));
   s.n_in = r.attr_int(obj, "n_in").value_or(-1);
   s.n_tokens = r.attr_int(obj, "n_tokens").value_or(-1);
+  s.routed_tokens = r.attr_int(obj, "routed_tokens").value_or(-1);
   if (s.n_in != n_in) {
     throw ShapeError("'" + r.path() + "': '" + obj + "': n_in is " + std::to_string(s.n_in) +
                      ", the model needs " + std::to_string(n_in));

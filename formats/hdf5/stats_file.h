@@ -5,7 +5,9 @@
 //
 //   /                       attrs: dsq_stats_version (i64 = 1), kind ("sequential"),
 //                                  n_layers (i64), recipe (JSON string), model (string)
-//   /blk.{L}/{group}        attrs: linears ("attn_q,attn_k,attn_v"), n_in (i64), n_tokens (i64)
+//   /blk.{L}/{group}        attrs: linears ("attn_q,attn_k,attn_v"), n_in (i64), n_tokens (i64),
+//                                  routed_tokens (i64, routed experts only)
+// A routed expert's groups are named "{group}.{expert}" ("exp_in.17", "exp_out.17").
 //   /blk.{L}/{group}/hessian      f64 [n_in, n_in]
 //   /blk.{L}/{group}/abs_mean     f64 [n_in]
 //   /blk.{L}/{group}/abs_max      f64 [n_in]
@@ -44,6 +46,8 @@ struct InputStats {
   std::vector<std::string> linears;  // short names: "attn_q", "attn_k", "attn_v"
   int64_t n_in = 0;                  // input channels
   int64_t n_tokens = 0;              // calibration tokens the means are over
+  int64_t routed_tokens = -1;        // routed experts: the tokens routed to it (<= n_tokens: the
+                                     // rest topped the statistics up); -1 otherwise
   std::vector<double> hessian;       // [n_in, n_in], mean of x x^T
   std::vector<double> abs_mean;      // [n_in], mean of |x_j|
   std::vector<double> abs_max;       // [n_in], max of |x_j|

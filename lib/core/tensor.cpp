@@ -97,9 +97,32 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType t) const {
   if (t == dtype_) return *this;
+  if (dtype_ == DType::kQInt && quant_.info().layout == SchemeLayout::kBlockFp8) {
+    DSQ_ASSERT(shape_.size() == 2 && dtype_is_float(t), "block FP8 converts to a float dtype");
+    Tensor f(DType::kF32, shape_);
+    dequantize_block_fp8(*this, 0, shape_[0], f.mutable_data<float>());
+    return f.to(t);
+  }
   Tensor out(t, shape_);
   convert_elements(dtype_, data_, t, out.mutable_bytes(), static_cast<size_t>(numel_));
   return out;
+}
+
+void dequantize_block_fp8(const Tensor& t, int64_t r0, int64_t r1, float* out) {
+  DSQ_ASSERT(t.dtype() == DType::kQInt && t.quant().info().layout == SchemeLayout::kBlockFp8 &&
+                 t.ndim() == 2 && 0 <= r0 && r0 <= r1 && r1 <= t.dim(0),
+             "dequantize_block_fp8: not a block-FP8 tensor or bad rows");
+  const int64_t cols = t.dim(1);
+  const QuantLayout L = quant_layout(t.quant(), t.dim(0), cols);
+  const auto* codes = reinterpret_cast<const uint8_t*>(t.bytes());
+  const auto* scales = reinterpret_cast<const float*>(t.bytes() + L.scales_offset);
+#pragma omp parallel for schedule(static) if ((r1 - r0) * cols > (1 << 18))
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* srow = scales + (r / L.group) * L.n_groups;
+    const uint8_t* c = codes + r * cols;
+    float* o = out + (r - r0) * cols;
+    for (int64_t j = 0; j < cols; ++j) o[j] = fp8_e4m3_to_f32(c[j]) * srow[j / L.group];
+  }
 }
 
 Tensor Tensor::reshape(Shape s) const {

@@ -53,7 +53,8 @@ class Tensor {
 
   bool owned() const { return owned_; }
   Tensor clone() const;
-  // Float conversion (f32/f16/bf16/f64 -> any float dtype). Returns *this when dtype matches.
+  // Float conversion (f32/f16/bf16/f64 -> any float dtype; block-FP8 kQInt, a storage scheme, is
+  // dequantized). Returns *this when dtype matches.
   Tensor to(DType t) const;
   // Same bytes, new shape of equal element count.
   Tensor reshape(Shape s) const;
@@ -68,5 +69,9 @@ class Tensor {
   bool owned_ = false;
   std::shared_ptr<const void> holder_;  // owns or keeps the mapping alive
 };
+
+// Rows [r0, r1) of a block-FP8 kQInt tensor (lib/core/quant_layout.h) as f32 into
+// out[(r1 - r0), cols]: w = fp8(code) * scale[r / B][c / B].
+void dequantize_block_fp8(const Tensor& t, int64_t r0, int64_t r1, float* out);
 
 }  // namespace dsq

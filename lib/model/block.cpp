@@ -106,6 +106,7 @@ Linear* BlockWeights::linear(std::string_view short_name) {
 const Linear* BlockWeights::linear(std::string_view short_name) const {
   for (const auto& [name, l] : linears)
     if (name == short_name) return &l;
+  if (moe && short_name == names::kFfnGateInp) return &moe->router;
   if (moe) {  // "ffn_gate_exps.3": a resident expert's linear
     const auto dot = short_name.rfind('.');
     if (dot == std::string_view::npos) return nullptr;

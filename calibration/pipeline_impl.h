@@ -1,0 +1,158 @@
+// Internal to calibration/pipeline*.cpp: the calibrated quantizer's class (pipeline.h documents
+// the method; pipeline.cpp runs dense blocks, pipeline_moe.cpp the Mixture-of-Experts FFN stage).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "calibration/calib_data.h"
+#include "calibration/methods.h"
+#include "calibration/pipeline.h"
+#include "calibration/pipeline_workdir.h"
+#include "formats/hdf5/stats_file.h"
+#include "lib/core/progress.h"
+#include "lib/model/block.h"
+#include "lib/quant/awq.h"
+#include "lib/quant/solver.h"
+
+namespace dsq::calibration::detail {
+
+namespace h5 = formats::hdf5;
+
+// Rows per forward chunk: bounds the engine's intermediate buffers (a few x rows x d_ff floats)
+// and the f32 error of one gram_accumulate_f32 call.
+inline constexpr int64_t kChunkRows = 4096;
+
+// The block's linear of a short name (from the architecture table's rows).
+model::Linear& block_linear(model::BlockWeights& b, std::string_view short_name);
+
+bool contains(const std::vector<std::string_view>& v, std::string_view x);
+
+// Thrown by the capture observer once the wanted input was seen, to skip the rest of the block
+// (the engine calls observers on the orchestrating thread, outside parallel regions, and owns
+// its buffers through RAII, so unwinding through block_forward is safe).
+struct StopForward {};
+
+// Running input statistics of one group: sum x x^T (f64, via linalg::gram_accumulate_f32), sum
+// |x_j|, max |x_j|, token count.
+class StatsAccumulator {
+ public:
+  explicit StatsAccumulator(int64_t n);
+  void add(const float* x, int64_t rows);
+  int64_t tokens() const { return tokens_; }
+  int64_t width() const { return n_; }
+  // Means over the tokens seen. `linears` are the group's (instantiated) short names.
+  h5::InputStats finish(int64_t layer, std::string group, std::vector<std::string> linears);
+
+ private:
+  int64_t n_;
+  std::vector<double> hsum_, abs_sum_, abs_max_;
+  int64_t tokens_ = 0;
+};
+
+// Accumulates one group's input statistics (the input of `linear`, shared by the group).
+class CaptureObserver : public model::Observer {
+ public:
+  CaptureObserver(std::string_view linear, int64_t n, bool stop)
+      : linear_(linear), stop_(stop), acc_(n) {}
+  void on_linear_input(int64_t, std::string_view name, model::ActView x) override;
+  h5::InputStats finish(int64_t layer, const LinearGroup& g);
+
+ private:
+  std::string_view linear_;
+  bool stop_;
+  StatsAccumulator acc_;
+};
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// "after:3" / "during:3" from DSQ_PIPELINE_KILL (testing hook, see pipeline.h).
+void maybe_kill(const char* when, int64_t layer);
+
+// What AWQ decided for one group of the current block.
+struct GroupScale {
+  std::vector<float> scales;  // [n_in], the group reads x / s
+  double alpha = 0.0;
+  double search_rel = 0.0, search_rel_rtn = 0.0;  // the search objective at alpha and at 0
+};
+
+class CalibratedQuantizer : public LinearQuantizer {
+ public:
+  CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o);
+  ~CalibratedQuantizer() override;
+  void begin_block(int64_t layer) override;
+  Tensor quantize(const std::string& name, const Tensor& w, TensorReport* rep) override;
+  std::optional<Tensor> replace(const std::string& name) override;
+
+ private:
+  bool awq() const { return method_.awq_scales; }
+  bool selected(int64_t layer, std::string_view short_name, const model::BlockWeights& bw) const;
+  // The same from the config alone (before any block is loaded; expert names instantiated).
+  bool selected_in_config(int64_t layer, std::string_view short_name) const;
+  // Is g a group of a MoE layer's FFN (shared or routed experts)? Those run in moe_stage.
+  bool moe_group(const LinearGroup& g) const;
+  // Reads every statistic the run will read (validation, in a child process: hdf5_file.h).
+  void read_needed_stats(const h5::Reader& r, bool clips) const;
+  void process_block(int64_t layer);
+  // Runs the block over the calibration hidden states, chunk by chunk: kInPlace updates them,
+  // kCopy writes the outputs to `out` (same layout), kDiscard drops them (only the observer
+  // matters; it may stop each chunk early). A MoE layer runs its attention chunk by chunk and its
+  // FFN over all rows at once (each expert is loaded once per pass).
+  enum class Run { kInPlace, kCopy, kDiscard };
+  void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs);
+  // Input statistics of g on the block as it is now (from the file with --load-stats). The first
+  // call of a block runs the whole FP block and keeps its output in fp_out_ (drift reference).
+  h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
+  // AWQ step 2 for one group: search (or load) the scale and fold it. Returns false when the
+  // group has nothing to scale or cannot be folded.
+  bool scale_group(model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
+  void solve_group(model::BlockWeights& bw, const LinearGroup& g, const h5::InputStats& st,
+                   BlockResult* res, h5::AwqSearch* awq_out);
+  // Solves one linear: w (f32; AWQ: already scaled by gs) under the statistics st of its group
+  // `group` (instantiated name); the report's extras, and AWQ clips into awq_out.
+  LinearResult solve_linear(int64_t layer, std::string_view short_name, const Tensor& w,
+                            const h5::InputStats& st, const std::vector<float>& h32, bool clip,
+                            const GroupScale* gs, const std::string& group,
+                            h5::AwqSearch* awq_out);
+  // The FFN of a MoE layer, after its attention groups (pipeline_moe.cpp): the shared expert,
+  // then each routed expert in turn, streamed from the source; updates hidden_ to the quantized
+  // block's output (unless statistics come from a file).
+  void moe_stage(model::BlockWeights& bw, int64_t layer, BlockResult* res, h5::Writer* stats,
+                 std::vector<std::string>* changed);
+  void write_stats_file();
+
+  const WeightStore& src_;
+  const ModelConfig& cfg_;
+  const ArchInfo& arch_;
+  QuantizeOptions opts_;
+  const QuantMethod& method_;
+  std::unique_ptr<quant::LinearSolver> solver_;
+  CalibOptions calib_opts_;
+  quant::AwqOptions awq_opts_;  // the scale search (rows with awq_scales)
+  ExpertCalib expert_calib_;
+  bool resume_ = false;
+  std::string save_stats_, load_stats_path_;
+  bool fresh_work_ = false;  // this run created the work directory
+  std::optional<WorkDir> work_;
+  std::optional<h5::Reader> load_stats_;
+  bool load_clips_ = false;  // the loaded AWQ clips were searched for this bits/group/sym
+  CalibData calib_;
+  std::vector<float> hidden_;  // [rows, d_model]: inputs of block work_->completed()
+  std::vector<float> fp_out_;  // FP outputs of the current block (drift reference)
+  bool fp_captured_ = false;   // fp_out_ holds the current block's FP output
+  bool hidden_done_ = false;   // the current block already wrote its outputs to hidden_
+  std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
+  std::optional<BlockResult> current_;
+  std::optional<Progress> bar_;
+};
+
+}  // namespace dsq::calibration::detail
