@@ -17,8 +17,8 @@ refs=$shared/models/tiny-references
 mkdir -p "$out"
 head -c 712780 "$shared/data/tinystories-train-excerpt.txt" > "$out/tinystories-calib.txt"
 calib=(--calib "$out/tinystories-calib.txt" --calib "$shared/data/wikitext-2-valid.tokens.txt")
-printf '| model | method | scheme | bpw | PPL tinystories | KLD tinystories | top-1 | KLD wikitext2 | quantize s |\n'
-printf '|---|---|---|---:|---:|---:|---:|---:|---:|\n'
+printf '| model | method | scheme | bpw | PPL tinystories | KLD tinystories | top-1 | KLD wikitext2 | quantize s | fallback experts |\n'
+printf '|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for model in ${MODELS:-qwen2-tiny qwen3-tiny}; do
   src=$shared/models/$model
   case $model in deepseek*) ids=deepseek ;; *) ids=qwen ;; esac
@@ -38,11 +38,17 @@ for model in ${MODELS:-qwen2-tiny qwen3-tiny}; do
       python3 - "$f" "$model" "$method" "$scheme" "$t0" "$t1" <<'PY'
 import json, sys
 f, model, method, scheme, t0, t1 = sys.argv[1:]
-q = json.load(open(f + ".quant.json"))["summary"]
+qj = json.load(open(f + ".quant.json"))
+q = qj["summary"]
+# MoE: experts whose statistics were topped up (or used every token) instead of routed-only.
+fb = {tuple(t["name"].split(".")[1:4:2]) for t in qj["tensors"]
+      if "_exps." in t["name"] and t.get("extra", {}).get("expert_fallback") in ("top-up", "all-tokens")}
+n_exp = len({t["name"] for t in qj["tensors"] if "_exps." in t["name"]}) // 3
 a = json.load(open(f + ".tinystories.json"))
 b = json.load(open(f + ".wikitext2.json"))
 print(f"| {model} | {method} | {scheme} | {q['quantized_bits_per_weight']:.3f} | {a['perplexity']:.4f} | "
-      f"{a['kld_mean']:.5f} | {a['top1_agreement']:.4f} | {b['kld_mean']:.5f} | {float(t1) - float(t0):.1f} |")
+      f"{a['kld_mean']:.5f} | {a['top1_agreement']:.4f} | {b['kld_mean']:.5f} | {float(t1) - float(t0):.1f} | "
+      f"{f'{len(fb)} of {n_exp}' if n_exp else '-'} |")
 PY
     done
   done

@@ -53,7 +53,8 @@ std::unique_ptr<LinearQuantizer> make_calibrated_quantizer(const WeightStore& sr
 
 // Testing hook: when the environment variable DSQ_PIPELINE_KILL is "after:L" the process kills
 // itself with SIGKILL right after block L was committed; "during:L" kills it while block L is
-// half done (after its first group was solved).
+// half done (after its first group was solved); "during-experts:L" inside MoE block L, after its
+// first routed expert was solved.
 inline constexpr const char* kPipelineKillEnv = "DSQ_PIPELINE_KILL";
 
 }  // namespace dsq::calibration

@@ -31,6 +31,13 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
   mkdir -p "$work" "$build/findings/$h"
   cp -n "$corpus/$h"/* "$work/" 2>/dev/null || true
   log=$build/fuzz_$h.log
+  # Inputs earlier campaigns found (fuzz/regressions/<harness>/) run first, once each.
+  if [ -d "fuzz/regressions/$h" ] && ! "$build/bin/fuzz_$h" fuzz/regressions/"$h"/* > "$log" 2>&1; then
+    printf '%-12s FAIL on a regression input (see %s)\n' "$h" "$log"
+    grep -E "ERROR|SUMMARY|runtime error" "$log" | head -5
+    status=1
+    continue
+  fi
   if "$build/bin/fuzz_$h" "$work" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 \
       -max_len="${MAX_LEN:-1200000}" -print_final_stats=1 -artifact_prefix="$build/findings/$h/" > "$log" 2>&1; then
     printf '%-12s ok   %s\n' "$h" "$(grep -E 'stat::number_of_executed_units|cov:' "$log" | tail -2 | tr '\n' ' ')"

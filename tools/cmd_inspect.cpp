@@ -48,7 +48,31 @@ void print_text(const nlohmann::json& j) {
   } else {
     std::printf("architecture  unknown (no model config)\n");
   }
-  std::printf("parameters    %lld\n", j["parameters"].get<long long>());
+  if (j.contains("structure")) {
+    const auto& s = j["structure"];
+    if (s.contains("mla")) {
+      const auto& m = s["mla"];
+      std::printf("attention     MLA: q_lora %lld, kv_lora %lld, heads of nope %lld + rope %lld, v %lld; "
+                  "cache %lld values per token and layer (expanded heads: %lld)\n",
+                  m["q_lora_rank"].get<long long>(), m["kv_lora_rank"].get<long long>(),
+                  m["qk_nope_head_dim"].get<long long>(), m["qk_rope_head_dim"].get<long long>(),
+                  m["v_head_dim"].get<long long>(), m["kv_cache_floats_per_token_layer"].get<long long>(),
+                  m["expanded_kv_floats_per_token_layer"].get<long long>());
+    }
+    if (s.contains("moe")) {
+      const auto& m = s["moe"];
+      std::printf("experts       %lld MoE + %lld dense layers; %lld routed experts of %lld (%lld per "
+                  "token, %lld of %lld groups) + %lld shared\n",
+                  m["moe_layers"].get<long long>(), m["dense_layers"].get<long long>(),
+                  m["routed_experts"].get<long long>(), m["expert_width"].get<long long>(),
+                  m["experts_per_token"].get<long long>(), m["groups_per_token"].get<long long>(),
+                  m["groups"].get<long long>(), m["shared_experts"].get<long long>());
+    }
+  }
+  std::printf("parameters    %lld", j["parameters"].get<long long>());
+  if (j.contains("structure") && j["structure"].contains("moe"))
+    std::printf(" (%lld active per token)", j["structure"]["active_parameters_per_token"].get<long long>());
+  std::printf("\n");
   std::printf("tensor bytes  %s  (%.3f bits/weight)\n\n", mib(j["bytes"]).c_str(),
               j["bits_per_weight"].get<double>());
   std::printf("%-32s %-16s %-14s %12s %s\n", "tensor", "dtype", "shape", "bytes", "notes");

@@ -115,9 +115,11 @@ void merge_report(Run& run, const nlohmann::json& j, const std::string& source) 
   if (run.method.empty() && r) run.method = str(*r, {"method"});
   for (const nlohmann::json* src : {&j, r}) {
     if (!src) continue;
-    if (run.bits == 0 && std::isfinite(num(*src, {"bits"})))
+    // Only plausible values convert (a hostile 1e97 must not reach an int conversion).
+    auto small_int = [](double v) { return std::isfinite(v) && std::fabs(v) < 1e6; };
+    if (run.bits == 0 && small_int(num(*src, {"bits"})))
       run.bits = static_cast<int>(num(*src, {"bits"}));
-    if (run.group == 0 && std::isfinite(num(*src, {"group", "group_size"})))
+    if (run.group == 0 && small_int(num(*src, {"group", "group_size"})))
       run.group = static_cast<int>(num(*src, {"group", "group_size"}));
   }
   fill(run.perplexity, num(j, {"perplexity"}));
@@ -183,7 +185,7 @@ void merge_report(Run& run, const nlohmann::json& j, const std::string& source) 
       s.out_rel_err = num(ex, {"out_rel_err"});
       s.out_rel_err_rtn = num(ex, {"out_rel_err_rtn"});
       const double p = num(t, {"params", "n_params", "numel", "elements"});
-      if (std::isfinite(p)) s.params = static_cast<int64_t>(p);
+      if (std::isfinite(p) && p >= 0 && p < 9.0e18) s.params = static_cast<int64_t>(p);
       run.tensors.push_back(std::move(s));
     }
   }

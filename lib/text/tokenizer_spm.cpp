@@ -239,10 +239,18 @@ class SpmTokenizer final : public Tokenizer {
       }
       if (p.type == SpmPieceType::kControl && !m_.sentencepiece_mode) special_.add(p.text, id);
       if (p.type == SpmPieceType::kByte) {
-        unsigned v = 0;
-        if (p.text.size() != 6 || std::sscanf(p.text.c_str(), "<0x%2X>", &v) != 1)
+        // Parsed by hand: sscanf's %X would accept a sign ("<0x-4>") and index out of range.
+        auto hex = [](char c) {
+          return c >= '0' && c <= '9' ? c - '0'
+                 : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                 : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                        : -1;
+        };
+        const std::string& t = p.text;
+        if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>' || hex(t[3]) < 0 ||
+            hex(t[4]) < 0)
           throw FormatError("'" + m_.source + "': byte piece '" + p.text + "' is not <0xNN>");
-        byte_ids_[v] = id;
+        byte_ids_[hex(t[3]) * 16 + hex(t[4])] = id;
       }
     }
     if (unk_id_ < 0) throw FormatError("'" + m_.source + "': the vocabulary has no unknown piece");

@@ -56,6 +56,7 @@ struct SynthTensor {
   std::string canonical;
   const ArchTensor* row = nullptr;
   int64_t layer = -1;
+  int64_t expert = -1;
   Shape shape;
   std::vector<float> values;  // row-major in canonical order; every value exact in bf16 and f16
 };
@@ -68,11 +69,12 @@ inline std::vector<SynthTensor> synth_weights(const ModelConfig& c) {
   uint32_t seed = 1;
   for (const auto& row : arch.tensors) {
     if (!row_required(row, c)) continue;
-    for (int64_t l = 0; l < (row.per_layer() ? c.n_layers : 1); ++l) {
+    for_each_instance(row, c, [&](int64_t l, int64_t e) {
       SynthTensor t;
-      t.canonical = expand_name(row.canonical, l);
+      t.canonical = expand_name(row.canonical, l, e);
       t.row = &row;
-      t.layer = row.per_layer() ? l : -1;
+      t.layer = l;
+      t.expert = e;
       t.shape = *expected_shape(c, t.canonical);
       t.values.resize(static_cast<size_t>(shape_numel(t.shape)));
       for (auto& v : t.values) {
@@ -80,7 +82,7 @@ inline std::vector<SynthTensor> synth_weights(const ModelConfig& c) {
         v = static_cast<float>(static_cast<int>((seed >> 16) % 255) - 127) / 64.0f;
       }
       out.push_back(std::move(t));
-    }
+    });
   }
   return out;
 }
@@ -157,7 +159,7 @@ inline std::string st_file(const std::string& header_text, const std::string& da
   return s + h + data;
 }
 
-inline std::string hf_name(const SynthTensor& t) { return expand_name(t.row->hf, t.layer); }
+inline std::string hf_name(const SynthTensor& t) { return expand_name(t.row->hf, t.layer, t.expert); }
 
 inline json hf_config(const ModelConfig& c) {
   const ArchInfo& arch = require_arch(c.arch, "test");
@@ -177,6 +179,30 @@ inline json hf_config(const ModelConfig& c) {
           {"tie_word_embeddings", c.tied_embeddings},
           {"bos_token_id", c.bos_id},
           {"eos_token_id", c.eos_id}};
+}
+
+// config.json of a DeepSeek-V3 config (the MLA, MoE and rope fields of the release).
+inline json hf_config_deepseek(const ModelConfig& c) {
+  json j = hf_config(c);
+  j.erase("head_dim");
+  j["q_lora_rank"] = c.mla.q_lora_rank > 0 ? json(c.mla.q_lora_rank) : json(nullptr);
+  j["kv_lora_rank"] = c.mla.kv_lora_rank;
+  j["qk_nope_head_dim"] = c.mla.qk_nope_head_dim;
+  j["qk_rope_head_dim"] = c.mla.qk_rope_head_dim;
+  j["v_head_dim"] = c.mla.v_head_dim;
+  j["n_routed_experts"] = c.moe.n_experts;
+  j["num_experts_per_tok"] = c.moe.n_experts_per_tok;
+  j["n_group"] = c.moe.n_group;
+  j["topk_group"] = c.moe.topk_group;
+  j["n_shared_experts"] = c.moe.n_shared_experts;
+  j["moe_intermediate_size"] = c.moe.d_expert;
+  j["first_k_dense_replace"] = c.moe.first_dense;
+  j["moe_layer_freq"] = c.moe.layer_freq;
+  j["norm_topk_prob"] = c.moe.norm_topk_prob;
+  j["routed_scaling_factor"] = c.moe.routed_scaling_factor;
+  j["topk_method"] = "noaux_tc";
+  j["scoring_func"] = "sigmoid";
+  return j;
 }
 
 // Safetensors entries for the synthetic weights under HF names; `dtype_of` picks each dtype.

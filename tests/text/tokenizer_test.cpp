@@ -163,6 +163,31 @@ TEST(SentencePiece, ByteFallbackAndDecodeOfBytePieces) {
   EXPECT_EQ(tok->encode("", true), std::vector<int32_t>{1});
 }
 
+// Found by the fuzzing campaign: a byte piece spelled with a sign ("<0x-4>") was parsed by
+// sscanf's %X into a huge index. It is a one-line FormatError now.
+TEST(SentencePiece, SignedBytePieceIsRejected) {
+  ::dsq::testing::TempDir dir;
+  const std::string path = dir.file("tokenizer.bin");
+  {
+    std::ofstream f(path, std::ios::binary);
+    const int32_t max_len = 8;
+    f.write(reinterpret_cast<const char*>(&max_len), 4);
+    for (const std::string piece : {"<unk>", "<s>", "</s>", "<0x-4>", "a"}) {
+      const float score = 0.0f;
+      const auto n = static_cast<int32_t>(piece.size());
+      f.write(reinterpret_cast<const char*>(&score), 4);
+      f.write(reinterpret_cast<const char*>(&n), 4);
+      f.write(piece.data(), n);
+    }
+  }
+  try {
+    (void)text::load_tokenizer({{"kind", "llama2c"}, {"path", path}});
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'<0x-4>' is not <0xNN>"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SentencePiece, Llama2cTokenizerBinGivesTheSameIds) {
   DSQ_REQUIRE_SHARED(shared);
   const auto spm = load_tokenizer_file(shared + "/models/stories260K/tok512.model");
