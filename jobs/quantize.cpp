@@ -1,8 +1,5 @@
 #include "jobs/quantize.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -68,18 +65,6 @@ void check_finite(const Tensor& w, const std::string& name, const std::string& s
         throw FormatError(strprintf("'%s': tensor '%s': non-finite weight at element %lld",
                                     source.c_str(), name.c_str(), static_cast<long long>(i0 + i)));
   }
-}
-
-// Drops the process's mapping of a borrowed (mmap-backed) source tensor once it has been written:
-// the pages stay in the page cache but leave this process's RSS, so peak RSS does not grow with
-// the number of tensors read. Owned tensors are freed by their destructor instead.
-void release_source_pages(const Tensor& t) {
-  if (t.owned() || t.nbytes() == 0) return;
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(t.bytes());
-  const uintptr_t first = (begin + page - 1) / page * page;  // whole pages inside the tensor only
-  const uintptr_t last = (begin + t.nbytes()) / page * page;
-  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace
@@ -216,7 +201,7 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
                                   : 8.0 * static_cast<double>(dtype_size(t.dtype()));
     if (rep.quantized) report.quantized_bits += rep.bits_per_weight * static_cast<double>(rep.params);
     sink->add(name, t, e.attrs);
-    release_source_pages(src);
+    release_mapped_pages(src);
     report.total_params += rep.params;
     report.tensors.push_back(std::move(rep));
     if (bar) bar->add();

@@ -1,5 +1,8 @@
 #include "lib/core/tensor.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -123,6 +126,15 @@ void dequantize_block_fp8(const Tensor& t, int64_t r0, int64_t r1, float* out) {
     float* o = out + (r - r0) * cols;
     for (int64_t j = 0; j < cols; ++j) o[j] = fp8_e4m3_to_f32(c[j]) * srow[j / L.group];
   }
+}
+
+void release_mapped_pages(const Tensor& t) {
+  if (t.owned() || t.nbytes() == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.bytes());
+  const uintptr_t first = (begin + page - 1) / page * page;  // whole pages inside the tensor only
+  const uintptr_t last = (begin + t.nbytes()) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 Tensor Tensor::reshape(Shape s) const {

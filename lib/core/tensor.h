@@ -74,4 +74,9 @@ class Tensor {
 // out[(r1 - r0), cols]: w = fp8(code) * scale[r / B][c / B].
 void dequantize_block_fp8(const Tensor& t, int64_t r0, int64_t r1, float* out);
 
+// Drops this process's mapping of a borrowed (mmap-backed) tensor's whole pages: they stay in the
+// page cache but leave the process's RSS, so streaming through a model larger than RAM does not
+// grow the peak RSS with every tensor read. A no-op for owned tensors.
+void release_mapped_pages(const Tensor& t);
+
 }  // namespace dsq

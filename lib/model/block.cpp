@@ -152,7 +152,12 @@ Linear load_linear(const WeightStore& ws, const std::string& name, const std::st
   if (how.f32 && lin.quantized()) {  // FP8 (or other stored schemes) as the solvers' f32 source
     Tensor w(DType::kF32, lin.weight().shape());
     quant::dequantize_rows(lin.weight(), 0, lin.n_out(), w.mutable_data<float>());
+    release_mapped_pages(lin.weight());  // the mapped codes are not read again
+    const float thr = lin.act_threshold();
     lin = Linear::from_tensors(name, std::move(w), lin.bias(), ws.entry(name).source);
+    if (thr > 0.0f) lin.set_act_threshold(thr);
+  } else if (how.f32 && ws.entry(name).dtype != DType::kF32) {
+    release_mapped_pages(ws.get(name));  // converted to f32 at load: the mapping is not read again
   }
   return lin;
 }
@@ -173,6 +178,11 @@ std::unique_ptr<ExpertWeights> load_expert(const WeightStore& ws, const ModelCon
 }
 
 }  // namespace
+
+ExpertHandle::~ExpertHandle() {
+  if (!owned_) return;
+  for (const Linear* l : {&owned_->gate, &owned_->up, &owned_->down}) release_mapped_pages(l->weight());
+}
 
 ExpertHandle BlockWeights::expert(int64_t e) const {
   DSQ_ASSERT(moe && e >= 0 && e < static_cast<int64_t>(moe->experts.size()),

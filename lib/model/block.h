@@ -50,6 +50,9 @@ class ExpertHandle {
  public:
   explicit ExpertHandle(const ExpertWeights* p) : p_(p) {}
   explicit ExpertHandle(std::unique_ptr<ExpertWeights> owned) : p_(owned.get()), owned_(std::move(owned)) {}
+  ExpertHandle(ExpertHandle&&) = default;
+  // A streamed expert's mapped source pages (f32 weights used in place) leave the RSS with it.
+  ~ExpertHandle();
   const ExpertWeights& operator*() const { return *p_; }
   const ExpertWeights* operator->() const { return p_; }
 
