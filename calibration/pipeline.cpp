@@ -374,7 +374,7 @@ LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view s
                                                const Tensor& w, const h5::InputStats& st,
                                                const std::vector<float>& h32, bool clip,
                                                const GroupScale* gs, const std::string& group,
-                                               h5::AwqSearch* awq_out) {
+                                               h5::AwqSearch* awq_out, quant::GroupScratch* scratch) {
   const std::string name = linear_name(layer, short_name);
   const auto t0 = Clock::now();
   const int64_t rows = w.dim(0), cols = w.dim(1);
@@ -391,6 +391,7 @@ LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view s
   in.hessian_f32 = h32.data();
   in.desc = opts_.desc;
   in.clip = clip;
+  in.scratch = scratch;
   std::optional<h5::AwqSearch> saved;  // clip ratios of a statistics file (AWQ)
   if (load_stats_ && load_clips_ && in.clip && solver_->clips()) {
     const QuantLayout L = quant_layout(opts_.desc, rows, cols);
@@ -417,7 +418,8 @@ LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view s
       const size_t k = static_cast<size_t>(i * cols + j);
       e[k] = (w0p[k] - e[k]) * (gs ? gs->scales[static_cast<size_t>(j)] : 1.0f);
     }
-  const double err_rtn = quant::hessian_quadratic(e.data(), rows, cols, h32.data());
+  const double err_rtn =
+      quant::hessian_quadratic(e.data(), rows, cols, h32.data(), quant::kOutputErrorRows);
   r.extra["out_rel_err"] = norm > 0 ? err / norm : 0.0;
   r.extra["out_rel_err_rtn"] = norm > 0 ? err_rtn / norm : 0.0;
   if (gs) {
@@ -437,12 +439,13 @@ void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup
   const auto sc = scales_.find(g.name);
   const GroupScale* gs = sc == scales_.end() ? nullptr : &sc->second;
   std::vector<float> h32(st.hessian.begin(), st.hessian.end());  // H as f32 for the traces
+  quant::GroupScratch scratch;  // the group's linears share H (and GPTQ's factor of it)
   for (const auto short_name : g.linears) {
     if (!selected(bw.layer, short_name, bw)) continue;
     model::Linear& lin = block_linear(bw, short_name);
     LinearResult r = solve_linear(bw.layer, short_name, lin.weight(), st, h32,
                                   !contains(g.no_clip, short_name), gs, std::string(g.name),
-                                  awq_out);
+                                  awq_out, &scratch);
     lin = model::Linear::from_tensors(r.name, r.q, lin.bias());
     res->linears.push_back(std::move(r));
   }

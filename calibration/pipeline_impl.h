@@ -118,11 +118,12 @@ class CalibratedQuantizer : public LinearQuantizer {
   void solve_group(model::BlockWeights& bw, const LinearGroup& g, const h5::InputStats& st,
                    BlockResult* res, h5::AwqSearch* awq_out);
   // Solves one linear: w (f32; AWQ: already scaled by gs) under the statistics st of its group
-  // `group` (instantiated name); the report's extras, and AWQ clips into awq_out.
+  // `group` (instantiated name); the report's extras, and AWQ clips into awq_out. `scratch` is
+  // shared by the group's linears (same st), so per-H work (GPTQ's factor) is done once.
   LinearResult solve_linear(int64_t layer, std::string_view short_name, const Tensor& w,
                             const h5::InputStats& st, const std::vector<float>& h32, bool clip,
                             const GroupScale* gs, const std::string& group,
-                            h5::AwqSearch* awq_out);
+                            h5::AwqSearch* awq_out, quant::GroupScratch* scratch);
   // The FFN of a MoE layer, after its attention groups (pipeline_moe.cpp): the shared expert,
   // then each routed expert in turn, streamed from the source; updates hidden_ to the quantized
   // block's output (unless statistics come from a file).

@@ -27,7 +27,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "lib/core/tensor.h"
 
@@ -55,16 +58,45 @@ struct GptqStats {
   double rel_rtn() const { return norm > 0 ? err_rtn / norm : 0.0; }
 };
 
+// What GPTQ's updates need from H: the processing order and the upper Cholesky factor U of
+// (P H P^T + lambda I)^-1, in f32. It depends only on H and the options (damp, act_order), so the
+// linears of one group (which share their input) share one factorization: the O(cols^3) step is
+// the largest cost of GPTQ on wide inputs (a DeepSeek-V3 expert's gate and up: cols 7168).
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+using FactorBuffer = std::unique_ptr<float[], FreeDeleter>;  // malloc'd: narrowed and shrunk in place
+struct GptqFactor {
+  int64_t cols = 0;
+  std::vector<int64_t> perm;  // processing order (identity without act_order)
+  FactorBuffer u;             // [cols, cols]
+  double damp_used = 0.0;
+};
+// Throws ShapeError on a non-finite H and Error when H stays indefinite after damping was raised
+// to 100 x mean(diag H).
+GptqFactor gptq_factor(const double* h, int64_t cols, const GptqOptions& opts);
+
 // w: [rows, cols] f32 row-major; h: [cols, cols] f64 symmetric (any positive multiple of X^T X;
 // the mean over tokens is what calibration stores). Returns the kQInt tensor for d (layout of
 // lib/core/quant_layout.h). Throws ShapeError on non-finite weights or H, ConfigError for an
 // unsupported scheme, and Error when H stays indefinite after damping was raised to 100 x mean.
+// `factor`, when given, is gptq_factor(h, cols, opts) computed earlier (for another linear of the
+// same group); the result is the same bytes as without it. `h_f32`, when given, is h in f32 for
+// the output errors of `stats` (saves a cols^2 copy).
 Tensor gptq_quantize(const float* w, int64_t rows, int64_t cols, const double* h,
-                     const QuantDesc& d, const GptqOptions& opts, GptqStats* stats = nullptr);
+                     const QuantDesc& d, const GptqOptions& opts, GptqStats* stats = nullptr,
+                     const GptqFactor* factor = nullptr, const float* h_f32 = nullptr);
+
+// Rows the reported output errors are measured on (kOutputErrorRows below).
+inline constexpr int64_t kOutputErrorRows = 512;
 
 // tr(A H A^T) for A [rows, cols] f32 and H [cols, cols] f32, accumulated in f64 per row and then
 // in row order (deterministic). The output error of a weight perturbation A on inputs with
-// second moment H.
-double hessian_quadratic(const float* a, int64_t rows, int64_t cols, const float* h);
+// second moment H. With max_rows > 0 and rows > max_rows, only max_rows evenly spaced rows
+// (row floor((k + 1/2) rows / max_rows)) are measured and the sum is scaled by rows / max_rows:
+// an estimate at a fraction of the cost (rows x cols^2 multiply-adds exactly), used for the
+// reported errors of wide linears; ratios of two estimates use the same rows.
+double hessian_quadratic(const float* a, int64_t rows, int64_t cols, const float* h,
+                         int64_t max_rows = 0);
 
 }  // namespace dsq::quant

@@ -14,7 +14,12 @@ class GptqSolver : public LinearSolver {
     go.report_rtn = false;  // the pipeline measures RTN itself, on the unscaled weights
     GptqStats st;
     SolveResult r;
-    r.q = gptq_quantize(in.w, in.rows, in.cols, in.hessian, in.desc, go, &st);
+    const GptqFactor* f = nullptr;
+    if (in.scratch) {
+      if (!in.scratch->gptq) in.scratch->gptq = gptq_factor(in.hessian, in.cols, go);
+      f = &*in.scratch->gptq;
+    }
+    r.q = gptq_quantize(in.w, in.rows, in.cols, in.hessian, in.desc, go, &st, f, in.hessian_f32);
     const Tensor w = Tensor::borrow(DType::kF32, {in.rows, in.cols}, in.w,
                                     static_cast<size_t>(in.rows * in.cols) * 4, nullptr);
     r.error = quant_error(w, r.q);
@@ -47,8 +52,8 @@ class AwqClipSolver : public LinearSolver {
     std::vector<float> e(static_cast<size_t>(in.rows * in.cols));
     dequantize_rows(r.q, 0, in.rows, e.data());
     for (size_t i = 0; i < e.size(); ++i) e[i] = in.w[i] - e[i];
-    r.out_norm = hessian_quadratic(in.w, in.rows, in.cols, in.hessian_f32);
-    r.out_err = hessian_quadratic(e.data(), in.rows, in.cols, in.hessian_f32);
+    r.out_norm = hessian_quadratic(in.w, in.rows, in.cols, in.hessian_f32, kOutputErrorRows);
+    r.out_err = hessian_quadratic(e.data(), in.rows, in.cols, in.hessian_f32, kOutputErrorRows);
     return r;
   }
 

@@ -4,11 +4,13 @@
 // calibration/methods.h, says which); it never branches on the method itself.
 //
 // Both solvers report the output error on the calibration inputs, tr(E H E^T) with E = W - Q,
-// and the reference tr(W H W^T) = ||W X||^2, measured under the undamped H.
+// and the reference tr(W H W^T) = ||W X||^2, measured under the undamped H (on kOutputErrorRows
+// evenly spaced output rows of linears with more rows: gptq.h).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,12 @@
 
 namespace dsq::quant {
 
+// Work that depends only on a group's shared input statistics, kept by the caller while it solves
+// that group's linears (one H): a solver computes it for the first linear and reuses it.
+struct GroupScratch {
+  std::optional<GptqFactor> gptq;  // GPTQ's inverse-Hessian factor (gptq.h)
+};
+
 struct SolveInput {
   std::string name;                 // canonical tensor name, for messages
   const float* w = nullptr;         // [rows, cols] f32 (AWQ: already scaled by its s)
@@ -32,6 +40,8 @@ struct SolveInput {
   // Clip ratios [rows * n_groups] from a statistics file (--load-stats) to apply instead of
   // searching; null to search.
   const std::vector<float>* saved_clip = nullptr;
+  // Scratch shared by the linears of this input's group (same hessian); null: nothing shared.
+  GroupScratch* scratch = nullptr;
 };
 
 struct SolveResult {

@@ -314,6 +314,60 @@ TEST(Gptq, ThreadCountDoesNotChangeBytes) {
   }
 }
 
+// The linears of a group share H: one factorization serves them all, with the same bytes as
+// each computing its own (and any mismatch in width is caught).
+TEST(Gptq, SharedFactorGivesTheSameBytes) {
+  const int64_t cols = 160;
+  const auto h = correlated_hessian(cols, 51, 300);
+  for (const bool act : {false, true}) {
+    GptqOptions o;
+    o.act_order = act;
+    o.block = 32;
+    const GptqFactor f = gptq_factor(h.data(), cols, o);
+    for (const int64_t rows : {int64_t{5}, int64_t{48}}) {  // gate and up: different weights
+      const auto w = testing::gaussian(rows * cols, 52 + static_cast<uint32_t>(rows));
+      const QuantDesc d{4, 32, false};
+      GptqStats a, b;
+      const Tensor own = gptq_quantize(w.data(), rows, cols, h.data(), d, o, &a);
+      const Tensor shared = gptq_quantize(w.data(), rows, cols, h.data(), d, o, &b, &f);
+      ASSERT_EQ(own.nbytes(), shared.nbytes());
+      EXPECT_EQ(std::memcmp(own.bytes(), shared.bytes(), own.nbytes()), 0) << act << " " << rows;
+      EXPECT_EQ(a.err_gptq, b.err_gptq);
+      EXPECT_EQ(a.damp_used, b.damp_used);
+    }
+  }
+  const auto w = testing::gaussian(4 * 16, 53);
+  const auto h16 = correlated_hessian(16, 54);
+  const GptqFactor wide = gptq_factor(h.data(), cols, GptqOptions{});
+  EXPECT_DEATH_IF_SUPPORTED(
+      gptq_quantize(w.data(), 4, 16, h16.data(), QuantDesc{4, 0, false}, GptqOptions{}, nullptr,
+                    &wide),
+      "GPTQ factor of 160 columns");
+}
+
+// Reported output errors of wide linears are measured on kOutputErrorRows evenly spaced rows:
+// exactly those rows' sum scaled up, exact when the matrix has no more rows, and close to the
+// full sum on realistic data.
+TEST(Gptq, HessianQuadraticRowSample) {
+  const int64_t rows = 2000, cols = 64;
+  const auto a = testing::gaussian(rows * cols, 61);
+  const auto hd = correlated_hessian(cols, 62, 200);
+  const std::vector<float> h(hd.begin(), hd.end());
+  const double exact = hessian_quadratic(a.data(), rows, cols, h.data());
+  EXPECT_EQ(hessian_quadratic(a.data(), rows, cols, h.data(), rows), exact);
+  EXPECT_EQ(hessian_quadratic(a.data(), rows, cols, h.data(), 0), exact);
+  const int64_t m = 100;
+  double manual = 0.0;
+  for (int64_t k = 0; k < m; ++k) {
+    const auto r = static_cast<int64_t>((static_cast<double>(k) + 0.5) * rows / m);
+    manual += hessian_quadratic(a.data() + r * cols, 1, cols, h.data());
+  }
+  const double est = hessian_quadratic(a.data(), rows, cols, h.data(), m);
+  EXPECT_NEAR(est, manual * rows / m, 1e-6 * est);  // f32 GEMM of 1 row vs 100
+  EXPECT_NEAR(est, exact, 0.1 * exact);  // 100 of 2000 i.i.d. rows: a few percent
+  EXPECT_NE(est, exact);
+}
+
 TEST(Gptq, RejectsNonFiniteInput) {
   std::vector<float> w(4, 0.1f);
   w[2] = NAN;
