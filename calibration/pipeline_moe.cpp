@@ -227,6 +227,7 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
   if (data) route = model::moe_route(bw, cfg_, xn.data(), rows, nullptr);
   Buf out(static_cast<size_t>(rows * d), 0.0f);
 
+  int64_t topped_up = 0, fewest = -1;  // experts whose statistics the fallback rule topped up
   std::optional<Progress> bar;
   if (opts_.progress && E >= 8) bar.emplace(strprintf("block %lld experts", static_cast<long long>(layer)), E, "experts");
   for (int64_t e = -1; e < E; ++e) {
@@ -268,6 +269,11 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
     const std::string fallback =
         shared ? "" : (expert_calib_.all_tokens ? "all-tokens"
                        : (n_stat > static_cast<int64_t>(routed.size()) ? "top-up" : "none"));
+    if (fallback == "top-up") {
+      ++topped_up;
+      const auto n = static_cast<int64_t>(routed.size());
+      fewest = fewest < 0 ? n : std::min(fewest, n);
+    }
     auto chunks = [&](auto&& fn) {  // fn(i0, nc, x [nc, d]) over the statistics rows
       Buf x(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(n_stat, 1)) * d));
       for (int64_t i0 = 0; i0 < n_stat; i0 += kChunkRows) {
@@ -323,12 +329,14 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
     // Gate and up.
     h5::AwqSearch awq_in;
     const std::vector<float> h32_in = to_f32(st_in.hessian);
+    quant::GroupScratch scratch_in;  // gate and up share H and GPTQ's factor of it
     for (int i = 0; i < 2; ++i) {
       if (!sel(nm[static_cast<size_t>(i)])) continue;
       model::Linear& lin = i == 0 ? w.gate : w.up;
       const std::string row_short(arch_.find(nm[static_cast<size_t>(i)])->short_name());
       LinearResult r = solve_linear(layer, nm[static_cast<size_t>(i)], lin.weight(), st_in, h32_in,
-                                    !contains(gin.no_clip, row_short), gs_in, in_name, &awq_in);
+                                    !contains(gin.no_clip, row_short), gs_in, in_name, &awq_in,
+                                    &scratch_in);
       if (!fallback.empty()) r.extra["expert_fallback"] = fallback;
       lin = model::Linear::from_tensors(r.name, r.q, lin.bias());
       res->linears.push_back(std::move(r));
@@ -362,7 +370,7 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
       const std::vector<float> h32_out = to_f32(st_out.hessian);
       LinearResult r = solve_linear(layer, nm[2], w.down.weight(), st_out, h32_out,
                                     !contains(gout.no_clip, arch_.find(nm[2])->short_name()),
-                                    gs_out, out_name, &awq_out);
+                                    gs_out, out_name, &awq_out, nullptr);
       if (!fallback.empty()) r.extra["expert_fallback"] = fallback;
       w.down = model::Linear::from_tensors(r.name, r.q, w.down.bias());
       res->linears.push_back(std::move(r));
@@ -410,6 +418,14 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
     if (!shared && e == 0) maybe_kill("during-experts", layer);
   }
   if (bar) bar->finish();
+  if (topped_up > 0)
+    log_warn(strprintf("block %lld: %lld of %lld experts were routed fewer than %lld calibration "
+                       "tokens (fewest %lld); their statistics were topped up with unrouted tokens "
+                       "(docs/MOE.md): more calibration data, or --expert-calib-all when it is "
+                       "small, may help",
+                       static_cast<long long>(layer), static_cast<long long>(topped_up),
+                       static_cast<long long>(E), static_cast<long long>(expert_calib_.min_tokens),
+                       static_cast<long long>(fewest)));
   if (data) {
     for (size_t i = 0; i < hm.size(); ++i) hidden_[i] = hm[i] + out[i];
     hidden_done_ = true;
