@@ -6,7 +6,7 @@
 # WikiText-2 test ids (ctx 512) against the bf16 model.
 # Usage: bench/tiny_models_quant.sh [BUILD_DIR] [OUT_DIR]
 #   MODELS="qwen2-tiny qwen3-tiny" METHODS="rtn gptq awq awq+gptq" SCHEMES="int4_asym_g128"
-#   SAMPLES=128 to change the grid.
+#   SAMPLES=128 to change the grid; EXTRA="--expert-min-tokens 64" adds flags to calibrated runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -26,7 +26,7 @@ for model in ${MODELS:-qwen2-tiny qwen3-tiny}; do
     for method in ${METHODS:-rtn gptq awq awq+gptq}; do
       f=$out/${model}_${method}_${scheme}.dsq
       extra=()
-      [ "$method" != rtn ] && extra=("${calib[@]}" --calib-samples "${SAMPLES:-128}")
+      [ "$method" != rtn ] && extra=("${calib[@]}" --calib-samples "${SAMPLES:-128}" ${EXTRA:-})
       t0=$(date +%s.%N)
       "$dsq" -q quantize "$src" -o "$f" --scheme "$scheme" --method "$method" "${extra[@]}" \
         --json "$f.quant.json" > /dev/null
