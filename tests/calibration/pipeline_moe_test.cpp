@@ -20,6 +20,7 @@
 #include "jobs/quantize.h"
 #include "lib/core/synthetic.h"
 #include "lib/model/model.h"
+#include "tests/calibration/kill_resume_util.h"
 #include "tests/test_util.h"
 
 namespace dsq::calibration {
@@ -68,20 +69,9 @@ struct Fixture {
 };
 
 std::string shared_test_dir(std::optional<testing::TempDir>& tmp) {
-  if (const char* d = std::getenv(kDirEnv)) return d;
-  tmp.emplace();
-  ::setenv(kDirEnv, tmp->path().c_str(), 1);
-  return tmp->path().string();
+  return testing_util::shared_test_dir(kDirEnv, tmp);
 }
-
-void run_killed(const QuantizeOptions& o, const char* when) {
-  EXPECT_EXIT(
-      {
-        ::setenv(kPipelineKillEnv, when, 1);
-        jobs::run_quantize(o);
-      },
-      ::testing::KilledBySignal(SIGKILL), "");
-}
+using testing_util::run_killed;
 
 class MoeMethod : public ::testing::TestWithParam<const char*> {};
 INSTANTIATE_TEST_SUITE_P(Methods, MoeMethod, ::testing::Values("gptq", "awq", "awq+gptq"),

@@ -23,6 +23,7 @@
 #include "lib/core/error.h"
 #include "lib/model/model.h"
 #include "lib/core/synthetic.h"
+#include "tests/calibration/kill_resume_util.h"
 #include "tests/test_util.h"
 
 namespace dsq::calibration {
@@ -68,24 +69,10 @@ struct Fixture {
   }
 };
 
-// Parent and re-executed death-test child must share one directory: the parent names it in the
-// environment before the first EXPECT_EXIT.
 std::string shared_test_dir(std::optional<testing::TempDir>& tmp) {
-  if (const char* d = std::getenv(kDirEnv)) return d;
-  tmp.emplace();
-  ::setenv(kDirEnv, tmp->path().c_str(), 1);
-  return tmp->path().string();
+  return testing_util::shared_test_dir(kDirEnv, tmp);
 }
-
-// Runs `o` in a re-executed death-test child that SIGKILLs itself at `when` (pipeline.h).
-void run_killed(const QuantizeOptions& o, const char* when) {
-  EXPECT_EXIT(
-      {
-        ::setenv(kPipelineKillEnv, when, 1);
-        jobs::run_quantize(o);
-      },
-      ::testing::KilledBySignal(SIGKILL), "");
-}
+using testing_util::run_killed;
 
 class PipelineMethod : public ::testing::TestWithParam<const char*> {};
 INSTANTIATE_TEST_SUITE_P(Methods, PipelineMethod, ::testing::Values("gptq", "awq", "awq+gptq"),
