@@ -14,8 +14,10 @@ using RP = RopePermute;
 
 // The tensors every Llama-like family shares (Llama, Mistral, Qwen2, Qwen3), in canonical order.
 // `qk` adds the per-head q/k norms of Qwen3, `bias` the q/k/v biases of Qwen2.
-std::vector<ArchTensor> llama_like_tensors(bool bias, bool qk) {
-  std::vector<ArchTensor> t = {
+// The rows every family of the table starts with: embedding, final norm, classifier (optional:
+// tied embeddings), attention norm.
+std::vector<ArchTensor> common_leading_tensors() {
+  return {
       {"token_embd.weight", "model.embed_tokens.weight", "token_embd.weight", R::kEmbedding,
        {D::kVocab, D::kModel}},
       {"output_norm.weight", "model.norm.weight", "output_norm.weight", R::kNorm, {D::kModel}},
@@ -23,6 +25,12 @@ std::vector<ArchTensor> llama_like_tensors(bool bias, bool qk) {
        P::kGlobal, {}, RP::kNone, /*optional=*/true},
       {"blk.{L}.attn_norm.weight", "model.layers.{L}.input_layernorm.weight",
        "blk.{L}.attn_norm.weight", R::kNorm, {D::kModel}, P::kAttn},
+  };
+}
+
+std::vector<ArchTensor> llama_like_tensors(bool bias, bool qk) {
+  std::vector<ArchTensor> t = common_leading_tensors();
+  const std::vector<ArchTensor> attn = {
       {"blk.{L}.attn_q.weight", "model.layers.{L}.self_attn.q_proj.weight", "blk.{L}.attn_q.weight",
        R::kLinear, {D::kQ, D::kModel}, P::kAttn, "attn_in", RP::kQ},
       {"blk.{L}.attn_k.weight", "model.layers.{L}.self_attn.k_proj.weight", "blk.{L}.attn_k.weight",
@@ -30,6 +38,7 @@ std::vector<ArchTensor> llama_like_tensors(bool bias, bool qk) {
       {"blk.{L}.attn_v.weight", "model.layers.{L}.self_attn.v_proj.weight", "blk.{L}.attn_v.weight",
        R::kLinear, {D::kKv, D::kModel}, P::kAttn, "attn_in"},
   };
+  t.insert(t.end(), attn.begin(), attn.end());
   if (bias) {
     t.push_back({"blk.{L}.attn_q.bias", "model.layers.{L}.self_attn.q_proj.bias",
                  "blk.{L}.attn_q.bias", R::kBias, {D::kQ}, P::kAttn, {}, RP::kQ});
@@ -81,14 +90,8 @@ std::vector<LinearGroup> llama_like_groups() {
 std::vector<ArchTensor> deepseek_tensors() {
   const std::string_view no_gguf = {};
   const Only qlora = Only::kQLora, no_qlora = Only::kNoQLora, dense = Only::kDense, moe = Only::kMoe;
-  return {
-      {"token_embd.weight", "model.embed_tokens.weight", "token_embd.weight", R::kEmbedding,
-       {D::kVocab, D::kModel}},
-      {"output_norm.weight", "model.norm.weight", "output_norm.weight", R::kNorm, {D::kModel}},
-      {"output.weight", "lm_head.weight", "output.weight", R::kClassifier, {D::kVocab, D::kModel},
-       P::kGlobal, {}, RP::kNone, /*optional=*/true},
-      {"blk.{L}.attn_norm.weight", "model.layers.{L}.input_layernorm.weight",
-       "blk.{L}.attn_norm.weight", R::kNorm, {D::kModel}, P::kAttn},
+  std::vector<ArchTensor> t = common_leading_tensors();
+  const std::vector<ArchTensor> rest = {
       {"blk.{L}.attn_q_a.weight", "model.layers.{L}.self_attn.q_a_proj.weight",
        "blk.{L}.attn_q_a.weight", R::kLinear, {D::kQLora, D::kModel}, P::kAttn, "attn_in",
        RP::kNone, false, qlora},
@@ -137,6 +140,8 @@ std::vector<ArchTensor> deepseek_tensors() {
       {"blk.{L}.ffn_down_exps.{E}.weight", "model.layers.{L}.mlp.experts.{E}.down_proj.weight",
        no_gguf, R::kLinear, {D::kModel, D::kExpert}, P::kFfn, "exp_out", RP::kNone, false, moe},
   };
+  t.insert(t.end(), rest.begin(), rest.end());
+  return t;
 }
 
 // True-sequential order: the attention's input projections (q_a and kv_a share attn_norm's
