@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "lib/core/error.h"
+#include "lib/core/memory.h"
 
 namespace dsq {
 
@@ -49,6 +50,7 @@ std::shared_ptr<void> alloc_aligned(size_t n) {
   const size_t sz = align_up(n == 0 ? 1 : n, 64);
   void* p = std::aligned_alloc(64, sz);
   if (!p) throw IoError(strprintf("out of memory allocating %zu bytes", n));
+  advise_huge_pages(p, sz);
   std::memset(p, 0, sz);
   return std::shared_ptr<void>(p, AlignedFree{});
 }

@@ -13,6 +13,7 @@
 #include "lib/core/error.h"
 #include "lib/core/linalg.h"
 #include "lib/core/log.h"
+#include "lib/core/memory.h"
 #include "lib/quant/qmatmul.h"
 #include "lib/quant/rtn.h"
 
@@ -31,6 +32,7 @@ FactorBuffer inverse_factor(const double* h, int64_t n, const std::vector<int64_
   const size_t nn = static_cast<size_t>(n * n);
   FactorBuffer buf(static_cast<float*>(std::malloc(std::max<size_t>(nn, 1) * sizeof(double))));
   if (!buf) throw std::bad_alloc();
+  advise_huge_pages(buf.get(), nn * sizeof(double));
   auto* u = reinterpret_cast<double*>(buf.get());  // the storage holds doubles until narrowed
   double f = damp;
   while (true) {

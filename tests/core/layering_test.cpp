@@ -47,9 +47,11 @@ std::string module_of(const std::string& rel) {
   return "";
 }
 
-// The core headers the CLI uses directly: error types (exit codes), logging and the thread count.
+// The core headers the CLI uses directly: error types (exit codes), logging, the thread count and
+// the huge-page hint of its allocation functions.
 bool tools_may_include(const std::string& inc) {
-  return inc == "lib/core/error.h" || inc == "lib/core/log.h" || inc == "lib/core/parallel.h";
+  return inc == "lib/core/error.h" || inc == "lib/core/log.h" || inc == "lib/core/parallel.h" ||
+         inc == "lib/core/memory.h";
 }
 
 struct Violation {
