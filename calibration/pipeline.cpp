@@ -265,16 +265,18 @@ bool CalibratedQuantizer::selected(int64_t layer, std::string_view short_name,
 }
 
 void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
-                                    model::Observer* obs) {
+                                    model::Observer* obs, int64_t n_samples) {
   const int64_t T = calib_.seq_len, d = cfg_.d_model;
+  DSQ_ASSERT(n_samples <= calib_.n_samples && (mode != Run::kInPlace || n_samples == calib_.n_samples),
+             "run_block: bad sample count");
+  const int64_t per = std::max<int64_t>(1, kChunkRows / T);
   if (bw.is_moe()) {
     // Attention chunk by chunk, then the MoE FFN over every row: each streamed expert is loaded
     // once per pass.
-    std::vector<float> h(hidden_);
-    const int64_t per = std::max<int64_t>(1, kChunkRows / T);
+    std::vector<float> h(hidden_.begin(), hidden_.begin() + n_samples * T * d);
     bool stopped = false;
-    for (int64_t s0 = 0; s0 < calib_.n_samples; s0 += per) {
-      const int64_t nb = std::min(per, calib_.n_samples - s0);
+    for (int64_t s0 = 0; s0 < n_samples; s0 += per) {
+      const int64_t nb = std::min(per, n_samples - s0);
       try {
         model::block_forward(bw, cfg_, h.data() + s0 * T * d, nb, T, obs, nullptr, 0,
                              model::BlockPart::kAttn);
@@ -284,7 +286,7 @@ void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, flo
     }
     if (stopped) return;  // an observer of the attention's inputs has what it needs
     try {
-      model::block_forward(bw, cfg_, h.data(), calib_.n_samples, T, obs, nullptr, 0,
+      model::block_forward(bw, cfg_, h.data(), n_samples, T, obs, nullptr, 0,
                            model::BlockPart::kFfn);
     } catch (const StopForward&) {
       return;
@@ -293,11 +295,10 @@ void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, flo
     if (mode == Run::kCopy) std::copy(h.begin(), h.end(), out);
     return;
   }
-  const int64_t per = std::max<int64_t>(1, kChunkRows / T);
   std::vector<float> scratch;
-  if (mode == Run::kDiscard) scratch.resize(static_cast<size_t>(per * T * d));
-  for (int64_t s0 = 0; s0 < calib_.n_samples; s0 += per) {
-    const int64_t nb = std::min(per, calib_.n_samples - s0);
+  if (mode == Run::kDiscard) scratch.resize(static_cast<size_t>(std::min(per, n_samples) * T * d));
+  for (int64_t s0 = 0; s0 < n_samples; s0 += per) {
+    const int64_t nb = std::min(per, n_samples - s0);
     const float* in = hidden_.data() + s0 * T * d;
     float* x = mode == Run::kInPlace ? hidden_.data() + s0 * T * d
                : mode == Run::kCopy  ? out + s0 * T * d
@@ -315,14 +316,8 @@ h5::InputStats CalibratedQuantizer::collect(const model::BlockWeights& bw, int64
   const std::string_view first = g.linears.front();
   const int64_t n = block_linear(const_cast<model::BlockWeights&>(bw), first).n_in();
   if (load_stats_) return h5::read_input_stats(*load_stats_, layer, std::string(g.name), n);
-  CaptureObserver obs(first, n, /*stop=*/fp_captured_);
-  if (!fp_captured_) {  // the full FP run: keeps the block's FP output for the drift
-    fp_out_.resize(hidden_.size());
-    run_block(bw, Run::kCopy, fp_out_.data(), &obs);
-    fp_captured_ = true;
-  } else {
-    run_block(bw, Run::kDiscard, nullptr, &obs);
-  }
+  CaptureObserver obs(first, n, /*stop=*/true);
+  run_block(bw, Run::kDiscard, nullptr, &obs, calib_.n_samples);
   return obs.finish(layer, g);
 }
 
@@ -460,7 +455,6 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   res.layer = layer;
   std::optional<h5::Writer> stats;
   if (!save_stats_.empty()) stats.emplace(work_->stats_path(layer));
-  fp_captured_ = false;
   hidden_done_ = false;
   scales_.clear();
   double capture_s = 0.0, awq_s = 0.0;
@@ -481,6 +475,14 @@ void CalibratedQuantizer::process_block(int64_t layer) {
         if (bw.linear(l) && !bw.linear(l)->empty()) changed.push_back(linear_name(layer, l));
     }
   }
+  // The drift reference: the FP block (AWQ folds included) on the first samples.
+  if (!load_stats_) {
+    const auto tc = Clock::now();
+    const int64_t nd = std::min(kDriftSamples, calib_.n_samples);
+    fp_out_.resize(static_cast<size_t>(nd * calib_.seq_len * cfg_.d_model));
+    run_block(bw, Run::kCopy, fp_out_.data(), nullptr, nd);
+    capture_s += seconds_since(tc);
+  }
   // Step 3: quantize the groups in true-sequential order.
   bool first = true, moe_done = false;
   for (const LinearGroup& g : arch_.linear_groups) {
@@ -495,7 +497,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
     }
     bool any = false;
     for (const auto l : g.linears) any |= selected(layer, l, bw);
-    if (!any && !(first && !load_stats_ && !fp_captured_)) continue;  // FP run 1 always happens
+    if (!any) continue;
     const auto tc = Clock::now();
     const h5::InputStats st = collect(bw, layer, g);
     capture_s += seconds_since(tc);
@@ -534,10 +536,10 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   double drift = 0.0;
   if (!load_stats_) {  // the quantized block's outputs are the next block's inputs
     const auto tc = Clock::now();
-    if (!hidden_done_) run_block(bw, Run::kInPlace, nullptr, nullptr);
+    if (!hidden_done_) run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples);
     capture_s += seconds_since(tc);
     double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < hidden_.size(); ++i) {
+    for (size_t i = 0; i < fp_out_.size(); ++i) {
       const double e = static_cast<double>(hidden_[i]) - fp_out_[i];
       num += e * e;
       den += static_cast<double>(fp_out_[i]) * fp_out_[i];

@@ -29,6 +29,12 @@ namespace h5 = formats::hdf5;
 // and the f32 error of one gram_accumulate_f32 call.
 inline constexpr int64_t kChunkRows = 4096;
 
+// Calibration samples whose FP block outputs are the drift reference (the report's block_drift):
+// the first kDriftSamples. A full FP pass of a MoE block over 128 x 512 tokens costs as much as
+// the quantized pass (every expert over its routed rows) and its outputs 1.9 GB at V3's width;
+// 16 x 512 tokens estimate the relative drift well enough.
+inline constexpr int64_t kDriftSamples = 16;
+
 // The block's linear of a short name (from the architecture table's rows).
 model::Linear& block_linear(model::BlockWeights& b, std::string_view short_name);
 
@@ -103,14 +109,16 @@ class CalibratedQuantizer : public LinearQuantizer {
   // Reads every statistic the run will read (validation, in a child process: hdf5_file.h).
   void read_needed_stats(const h5::Reader& r, bool clips) const;
   void process_block(int64_t layer);
-  // Runs the block over the calibration hidden states, chunk by chunk: kInPlace updates them,
-  // kCopy writes the outputs to `out` (same layout), kDiscard drops them (only the observer
-  // matters; it may stop each chunk early). A MoE layer runs its attention chunk by chunk and its
-  // FFN over all rows at once (each expert is loaded once per pass).
+  // Runs the block over the first n_samples calibration hidden states, chunk by chunk: kInPlace
+  // updates them (all samples only), kCopy writes the outputs to `out` (same layout), kDiscard
+  // drops them (only the observer matters; it may stop each chunk early). A MoE layer runs its
+  // attention chunk by chunk and its FFN over all rows at once (each expert is loaded once per
+  // pass).
   enum class Run { kInPlace, kCopy, kDiscard };
-  void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs);
-  // Input statistics of g on the block as it is now (from the file with --load-stats). The first
-  // call of a block runs the whole FP block and keeps its output in fp_out_ (drift reference).
+  void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs,
+                 int64_t n_samples);
+  // Input statistics of g on the block as it is now (from the file with --load-stats): a pass
+  // that stops each chunk once g's input was seen.
   h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
   // AWQ step 2 for one group: search (or load) the scale and fold it. Returns false when the
   // group has nothing to scale or cannot be folded.
@@ -148,8 +156,7 @@ class CalibratedQuantizer : public LinearQuantizer {
   bool load_clips_ = false;  // the loaded AWQ clips were searched for this bits/group/sym
   CalibData calib_;
   std::vector<float> hidden_;  // [rows, d_model]: inputs of block work_->completed()
-  std::vector<float> fp_out_;  // FP outputs of the current block (drift reference)
-  bool fp_captured_ = false;   // fp_out_ holds the current block's FP output
+  std::vector<float> fp_out_;  // FP outputs of the current block, first kDriftSamples samples
   bool hidden_done_ = false;   // the current block already wrote its outputs to hidden_
   std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
   std::optional<BlockResult> current_;
