@@ -48,29 +48,36 @@ TEST(Gram, MatchesF64AndIsThreadIndependent) {
 }
 
 TEST(CholeskyInverseUpper, GivesUpperFactorOfInverse) {
-  const int64_t n = 37;
-  const auto x = random_x(80, n, 2);
-  std::vector<double> a(static_cast<size_t>(n * n), 0.0);
-  for (int64_t r = 0; r < 80; ++r)
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) a[i * n + j] += static_cast<double>(x[r * n + i]) * x[r * n + j];
-  std::vector<double> u = a;
-  ASSERT_TRUE(cholesky_inverse_upper(u.data(), n));
-  // U upper with positive diagonal and A (U^T U) = I.
-  for (int64_t i = 0; i < n; ++i) {
-    EXPECT_GT(u[i * n + i], 0.0);
-    for (int64_t j = 0; j < i; ++j) EXPECT_EQ(u[i * n + j], 0.0);
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < n; ++k) {
-        double inv_kj = 0;  // (U^T U)[k][j]
-        for (int64_t m = 0; m <= std::min(k, j); ++m) inv_kj += u[m * n + k] * u[m * n + j];
-        s += a[i * n + k] * inv_kj;
-      }
-      EXPECT_NEAR(s, i == j ? 1.0 : 0.0, 1e-9) << i << "," << j;
+  // 37: inside one tile of the in-place anti-transpose; 150 and 256: across tiles, odd and even
+  // sizes, and the parallel path.
+  for (const int64_t n : {int64_t{37}, int64_t{150}, int64_t{256}}) {
+    const int64_t rows = 2 * n + 6;
+    const auto x = random_x(rows, n, 2);
+    std::vector<double> a(static_cast<size_t>(n * n), 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          a[i * n + j] += static_cast<double>(x[r * n + i]) * x[r * n + j];
+    std::vector<double> u = a;
+    ASSERT_TRUE(cholesky_inverse_upper(u.data(), n));
+    // U upper with positive diagonal and A (U^T U) = I.
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_GT(u[i * n + i], 0.0);
+      for (int64_t j = 0; j < i; ++j) ASSERT_EQ(u[i * n + j], 0.0) << n << ": " << i << "," << j;
     }
+    std::vector<double> inv(static_cast<size_t>(n * n), 0.0);  // U^T U
+    for (int64_t m = 0; m < n; ++m)
+      for (int64_t k = m; k < n; ++k)
+        for (int64_t j = m; j < n; ++j) inv[k * n + j] += u[m * n + k] * u[m * n + j];
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k < n; ++k) s += a[i * n + k] * inv[k * n + j];
+        worst = std::max(worst, std::abs(s - (i == j ? 1.0 : 0.0)));
+      }
+    }
+    EXPECT_LT(worst, 1e-9) << "n = " << n;
   }
   std::vector<double> bad = {1, 2, 2, 1};  // eigenvalues 3, -1
   EXPECT_FALSE(cholesky_inverse_upper(bad.data(), 2));

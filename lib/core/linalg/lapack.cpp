@@ -27,13 +27,26 @@ bool cholesky_inverse_upper(double* a, int64_t n) {
   if (info != 0) return false;
   dtrtri_(&lower, &nonunit, &ni, a, &ni, &info);
   if (info != 0) return false;
-  // a (column-major) holds Linv in its lower triangle: Linv(r, c) = a[r + c*n]. Then
-  // U(i, j) = Linv(n-1-i, n-1-j) = a[n*n-1 - (j*n + i)]: reverse the array, then transpose.
-  std::reverse(a, a + nn);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = i + 1; j < n; ++j) std::swap(a[i * n + j], a[j * n + i]);
-    std::fill(a + i * n, a + i * n + i, 0.0);
+  // a (column-major) holds Linv in its lower triangle: Linv(r, c) = a[r + c*n], and
+  // U(i, j) = Linv(n-1-i, n-1-j) = a[(n-1-i) + (n-1-j)*n]: row-major U is the anti-transpose of
+  // the row-major view of a, element (i, j) <-> (n-1-j, n-1-i). The pairs are swapped in place
+  // tile by tile (an element-wise transpose walked a 2.7 GB matrix with a stride of one row per
+  // element: a tenth of GPTQ's time on an 18432-input linear), then the strict lower triangle is
+  // zeroed. Each pair is swapped once, by the element above the anti-diagonal (i + j < n - 1).
+  constexpr int64_t kTile = 64;
+#pragma omp parallel for schedule(dynamic) if (n >= 256)
+  for (int64_t bi = 0; bi < n; bi += kTile) {
+    for (int64_t bj = 0; bi + bj < n - 1; bj += kTile) {
+      const int64_t ie = std::min(bi + kTile, n), je = std::min(bj + kTile, n);
+      for (int64_t i = bi; i < ie; ++i) {
+        double* row = a + i * n;
+        const int64_t jmax = std::min(je, n - 1 - i);  // j < n - 1 - i
+        for (int64_t j = bj; j < jmax; ++j) std::swap(row[j], a[(n - 1 - j) * n + (n - 1 - i)]);
+      }
+    }
   }
+#pragma omp parallel for schedule(static) if (n >= 256)
+  for (int64_t i = 1; i < n; ++i) std::fill(a + i * n, a + i * n + i, 0.0);
   return true;
 }
 
