@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A long local fuzz campaign: runs each harness until it has executed RUNS inputs in total
+# (default 10^7), in slices of SLICE seconds so that an interrupted campaign loses at most one
+# slice, and keeps a ledger of what every slice executed. Reports the totals per harness as the
+# rows bench/RESULTS.md records (executions, coverage, corpus, findings).
+#
+#   fuzz/campaign.sh [BUILD_DIR]            (after fuzz/run.sh built the harnesses and the seeds)
+#
+# Environment: HARNESSES (default: all nine), RUNS [10000000], SLICE [1800], MAX_LEN [131072]
+# (a long campaign stays on the small seeds of fuzz/tiny_seeds.py and the headers of the real
+# files), NICE [19] (the campaign uses the cycles other work leaves), TMPDIR [/dev/shm] (every
+# execution writes its input to a file; tmpfs keeps that off the disk).
+# Ledger: BUILD_DIR/campaign/<harness>.ledger, one line per slice: date, seconds, executions, cov.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$here/build-fuzz}
+runs=${RUNS:-10000000}
+slice=${SLICE:-1800}
+export TMPDIR=${TMPDIR:-/dev/shm}
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0:malloc_limit_mb=2048
+export UBSAN_OPTIONS=print_stacktrace=1
+mkdir -p "$build/campaign"
+total() { awk '{ s += $3 } END { print s + 0 }' "$1" 2>/dev/null || echo 0; }
+for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib}; do
+  ledger=$build/campaign/$h.ledger
+  touch "$ledger"
+  mkdir -p "$build/findings/$h" "$build/work/$h"
+  while (( $(total "$ledger") < runs )); do
+    left=$((runs - $(total "$ledger")))
+    log=$build/campaign/$h.$(date +%s).log
+    start=$(date +%s)
+    nice -n "${NICE:-19}" "$build/bin/fuzz_$h" "$build/work/$h" -runs="$left" -max_total_time="$slice" \
+      -timeout=20 -rss_limit_mb=2560 -max_len="${MAX_LEN:-131072}" -print_final_stats=1 \
+      -artifact_prefix="$build/findings/$h/" > "$log" 2>&1
+    rc=$?
+    # Executions of the slice: the final stats, or the last status line of an interrupted run.
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    [[ -z $n ]] && n=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+    cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
+    echo "$(date -u +%FT%TZ) $(( $(date +%s) - start )) ${n:-0} $cov" >> "$ledger"
+    if ((rc != 0)); then
+      echo "$h: FINDING or failure (exit $rc), see $log" >&2
+      grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$log" | head -5 >&2
+      break
+    fi
+  done
+  printf '%-12s %12d executions  %s  findings: %d\n' "$h" "$(total "$ledger")" \
+    "$(tail -1 "$ledger" | cut -d' ' -f4-)" "$(find "$build/findings/$h" -type f | wc -l)"
+done
