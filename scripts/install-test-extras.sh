@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Optional test extras, installed only when missing: headless Chromium and a font (renders the HTML
-# report in tests/tools/report_render_test.cpp) and xmllint (validates JUnit XML). Not needed to
-# build dsq or to run the main job; .ci/run calls it so CI always runs those tests.
+# report in tests/tools/report_render_test.cpp), xmllint (validates JUnit XML), and numpy + PyYAML
+# for llama.cpp's gguf-py, the outside oracle of the GGUF writer's tests (../shared/oracles). Not
+# needed to build dsq or to run the main job; .ci/run calls it so CI always runs those tests.
 set -euo pipefail
-exec bash "$(dirname "$0")/apt-install-missing.sh" chromium fonts-dejavu-core libxml2-utils
+exec bash "$(dirname "$0")/apt-install-missing.sh" chromium fonts-dejavu-core libxml2-utils \
+  python3-numpy python3-yaml

@@ -1,0 +1,244 @@
+// GgufWriter: header reserved from the declarations, data streamed, table patched at finish().
+#include "formats/gguf/gguf_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <set>
+
+#include "lib/core/error.h"
+#include "lib/core/quant_layout.h"
+
+namespace dsq::formats {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr uint32_t kGgufVersion = 3;
+constexpr uint64_t kDefaultAlignment = 32;
+constexpr size_t kMaxDims = 4;  // GGML_MAX_DIMS
+
+template <class T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+void put_string(std::string& out, const std::string& s) {
+  put<uint64_t>(out, s.size());
+  out += s;
+}
+
+// Appends one scalar of type t; `what` names the key for errors (returned as a message, empty
+// when the value is valid, so the caller can prefix the output path).
+std::string put_scalar(std::string& out, GgufValueType t, const json& v) {
+  auto integer_in = [&](int64_t lo, uint64_t hi) {
+    if (v.is_number_unsigned()) return v.get<uint64_t>() <= hi;
+    if (v.is_number_integer()) return v.get<int64_t>() >= lo && (v.get<int64_t>() < 0 || static_cast<uint64_t>(v.get<int64_t>()) <= hi);
+    return false;
+  };
+  switch (t) {
+    case GgufValueType::kU8:
+      if (!integer_in(0, 0xFF)) return "expected a u8";
+      put<uint8_t>(out, static_cast<uint8_t>(v.get<uint64_t>()));
+      return {};
+    case GgufValueType::kI8:
+      if (!integer_in(-128, 127)) return "expected an i8";
+      put<int8_t>(out, static_cast<int8_t>(v.get<int64_t>()));
+      return {};
+    case GgufValueType::kU16:
+      if (!integer_in(0, 0xFFFF)) return "expected a u16";
+      put<uint16_t>(out, static_cast<uint16_t>(v.get<uint64_t>()));
+      return {};
+    case GgufValueType::kI16:
+      if (!integer_in(-32768, 32767)) return "expected an i16";
+      put<int16_t>(out, static_cast<int16_t>(v.get<int64_t>()));
+      return {};
+    case GgufValueType::kU32:
+      if (!integer_in(0, 0xFFFFFFFFu)) return "expected a u32";
+      put<uint32_t>(out, static_cast<uint32_t>(v.get<uint64_t>()));
+      return {};
+    case GgufValueType::kI32:
+      if (!integer_in(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))
+        return "expected an i32";
+      put<int32_t>(out, static_cast<int32_t>(v.get<int64_t>()));
+      return {};
+    case GgufValueType::kU64:
+      if (!integer_in(0, std::numeric_limits<uint64_t>::max())) return "expected a u64";
+      put<uint64_t>(out, v.get<uint64_t>());
+      return {};
+    case GgufValueType::kI64:
+      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX))
+        return "expected an i64";
+      put<int64_t>(out, v.get<int64_t>());
+      return {};
+    case GgufValueType::kF32:
+      if (!v.is_number()) return "expected a number";
+      put<float>(out, v.get<float>());
+      return {};
+    case GgufValueType::kF64:
+      if (!v.is_number()) return "expected a number";
+      put<double>(out, v.get<double>());
+      return {};
+    case GgufValueType::kBool:
+      if (!v.is_boolean()) return "expected a bool";
+      put<uint8_t>(out, v.get<bool>() ? 1 : 0);
+      return {};
+    case GgufValueType::kString:
+      if (!v.is_string()) return "expected a string";
+      put_string(out, v.get_ref<const std::string&>());
+      return {};
+    case GgufValueType::kArray:
+      return "nested arrays are not written";
+  }
+  return "unknown value type";
+}
+
+uint64_t tensor_bytes(const GgmlTypeTraits& tr, const std::vector<int64_t>& ne, bool* ok) {
+  *ok = !ne.empty() && ne[0] % tr.block == 0;
+  uint64_t n = static_cast<uint64_t>(ne.empty() ? 0 : ne[0] / tr.block) * static_cast<uint64_t>(tr.block_bytes);
+  for (size_t i = 1; i < ne.size(); ++i) {
+    const auto d = static_cast<uint64_t>(ne[i]);
+    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / d) *ok = false;
+    n *= d;
+  }
+  return n;
+}
+
+}  // namespace
+
+GgufWriter::GgufWriter(std::string out_path, GgufMetadata metadata,
+                       std::vector<GgufTensorDecl> tensors, uint64_t alignment)
+    : path_(std::move(out_path)), metadata_(std::move(metadata)), alignment_(alignment) {
+  if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0 || alignment_ > (uint64_t{1} << 20))
+    fail(strprintf("alignment %llu is not a power of two up to 1 MiB",
+                   static_cast<unsigned long long>(alignment_)));
+  std::set<std::string> keys;
+  bool has_alignment = false;
+  for (const auto& [k, v] : metadata_) {
+    if (k.empty() || !keys.insert(k).second) fail("metadata key '" + k + "' is empty or repeated");
+    has_alignment |= k == "general.alignment";
+  }
+  if (has_alignment) fail("metadata key 'general.alignment' is written by the writer itself");
+  if (alignment_ != kDefaultAlignment) metadata_.emplace_back("general.alignment", gguf_u32(alignment_));
+  for (auto& d : tensors) {
+    if (d.name.empty() || index_.count(d.name)) fail("tensor '" + d.name + "' is unnamed or declared twice");
+    if (d.ne.empty() || d.ne.size() > kMaxDims)
+      fail(strprintf("tensor '%s': %zu dims (GGUF holds 1 to %zu)", d.name.c_str(), d.ne.size(), kMaxDims));
+    for (const int64_t x : d.ne)
+      if (x < 0) fail("tensor '" + d.name + "': negative dimension");
+    index_.emplace(d.name, slots_.size());
+    slots_.push_back({std::move(d)});
+  }
+  const std::string header = encode_header();  // validates every value; sizes only depend on names
+  data_start_ = align_up(header.size(), alignment_);
+  tmp_path_ = path_ + ".tmp";
+  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw IoError("'" + tmp_path_ + "': cannot create: " + std::strerror(errno));
+}
+
+GgufWriter::~GgufWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!finished_ && !tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+}
+
+void GgufWriter::fail(const std::string& what) const { throw FormatError("'" + path_ + "': " + what); }
+
+std::string GgufWriter::encode_header() const {
+  std::string h;
+  h += "GGUF";
+  put<uint32_t>(h, kGgufVersion);
+  put<uint64_t>(h, slots_.size());
+  put<uint64_t>(h, metadata_.size());
+  for (const auto& [k, v] : metadata_) {
+    put_string(h, k);
+    put<uint32_t>(h, static_cast<uint32_t>(v.type));
+    std::string err;
+    if (v.type == GgufValueType::kArray) {
+      if (!v.value.is_array()) fail("metadata key '" + k + "': expected an array");
+      put<uint32_t>(h, static_cast<uint32_t>(v.elem));
+      put<uint64_t>(h, v.value.size());
+      for (const auto& e : v.value) {
+        err = put_scalar(h, v.elem, e);
+        if (!err.empty()) break;
+      }
+    } else {
+      err = put_scalar(h, v.type, v.value);
+    }
+    if (!err.empty()) fail("metadata key '" + k + "': " + err);
+  }
+  for (const Slot& s : slots_) {
+    put_string(h, s.decl.name);
+    put<uint32_t>(h, static_cast<uint32_t>(s.decl.ne.size()));
+    for (const int64_t x : s.decl.ne) put<uint64_t>(h, static_cast<uint64_t>(x));
+    put<uint32_t>(h, static_cast<uint32_t>(s.type));
+    put<uint64_t>(h, s.offset);
+  }
+  return h;
+}
+
+void GgufWriter::pwrite_all(const void* p, size_t n, uint64_t at) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd_, c, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw IoError("'" + tmp_path_ + "': write failed: " + std::strerror(errno));
+    c += w;
+    n -= static_cast<size_t>(w);
+    at += static_cast<uint64_t>(w);
+  }
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, const void* data, size_t bytes) {
+  DSQ_ASSERT(!finished_ && fd_ >= 0, "GgufWriter::add_tensor after finish");
+  const auto it = index_.find(name);
+  if (it == index_.end()) fail("tensor '" + name + "' was not declared");
+  Slot& s = slots_[it->second];
+  if (s.written) fail("tensor '" + name + "' written twice");
+  const GgmlTypeTraits* tr = ggml_type_traits(static_cast<uint32_t>(type));
+  if (!tr) fail(strprintf("tensor '%s': unknown ggml type %u", name.c_str(), static_cast<unsigned>(type)));
+  bool ok = false;
+  const uint64_t want = tensor_bytes(*tr, s.decl.ne, &ok);
+  if (!ok)
+    fail(strprintf("tensor '%s': a row of %lld is not a whole number of %s blocks of %lld",
+                   name.c_str(), static_cast<long long>(s.decl.ne[0]), std::string(tr->name).c_str(),
+                   static_cast<long long>(tr->block)));
+  if (want != bytes)
+    fail(strprintf("tensor '%s': %zu bytes given, %s needs %llu", name.c_str(), bytes,
+                   std::string(tr->name).c_str(), static_cast<unsigned long long>(want)));
+  s.type = type;
+  s.offset = align_up(data_end_, alignment_);
+  pwrite_all(data, bytes, data_start_ + s.offset);
+  data_end_ = s.offset + bytes;
+  s.written = true;
+}
+
+uint64_t GgufWriter::finish() {
+  DSQ_ASSERT(!finished_ && fd_ >= 0, "GgufWriter::finish twice");
+  for (const Slot& s : slots_)
+    if (!s.written) fail("tensor '" + s.decl.name + "' was declared but not written");
+  const std::string header = encode_header();
+  DSQ_ASSERT(align_up(header.size(), alignment_) == data_start_, "GGUF header size changed");
+  // The padding after the header and between tensors is a hole in the file: zeros.
+  pwrite_all(header.data(), header.size(), 0);
+  const uint64_t size = data_start_ + data_end_;
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+    throw IoError("'" + tmp_path_ + "': truncate failed: " + std::strerror(errno));
+  if (::fsync(fd_) != 0) throw IoError("'" + tmp_path_ + "': fsync failed: " + std::strerror(errno));
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    throw IoError("'" + tmp_path_ + "': close failed: " + std::strerror(errno));
+  }
+  fd_ = -1;
+  std::error_code ec;
+  fs::rename(tmp_path_, path_, ec);
+  if (ec) throw IoError("'" + path_ + "': cannot rename from .tmp: " + ec.message());
+  finished_ = true;
+  return size;
+}
+
+}  // namespace dsq::formats
