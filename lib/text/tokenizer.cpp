@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "lib/text/tokenizer_bpe.h"
+#include "lib/text/tokenizer_model.h"
 #include "lib/text/tokenizer_spm.h"
 #include "lib/text/unicode.h"
 #include "formats/dsq/dsq_reader.h"
@@ -62,7 +63,7 @@ int32_t gguf_int(const json& md, const std::string& key, int32_t fallback) {
 }
 
 // `md`: the GGUF metadata (or the tokenizer.* subset a .dsq header embeds); `path` names it.
-std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string& path) {
+TokenizerModel load_gguf_metadata(const json& md, const std::string& path) {
   const auto model_it = md.find("tokenizer.ggml.model");
   if (model_it == md.end() || !model_it->is_string())
     throw ConfigError("'" + path + "': no tokenizer in the GGUF metadata (tokenizer.ggml.model)");
@@ -105,7 +106,7 @@ std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string&
     m.bos_id = bos;
     m.eos_id = eos;
     m.add_bos = add_bos;
-    return make_spm_tokenizer(std::move(m));
+    return m;
   }
   if (model == "gpt2") {
     BpeModel m;
@@ -132,11 +133,12 @@ std::unique_ptr<Tokenizer> load_gguf_metadata(const json& md, const std::string&
       pre = "gpt-2";
     }
     m.splits = bpe_splits_for_pre(pre, path);
+    m.pre = pre;
     m.bos_id = bos;
     m.eos_id = eos;
     m.unk_id = unk;
     m.add_bos = add_bos;
-    return make_bpe_tokenizer(std::move(m));
+    return m;
   }
   throw ConfigError("'" + path + "': tokenizer model '" + model +
                     "' is not supported (supported: llama, gpt2)");
@@ -248,9 +250,8 @@ std::pair<std::string, std::string> hf_bos_eos(const std::optional<std::string>&
   return {get("bos_token"), get("eos_token")};
 }
 
-std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::string& path,
-                                        const std::optional<std::string>& config,
-                                        const std::string& cfg_name) {
+TokenizerModel load_hf_json(const std::string& text, const std::string& path,
+                            const std::optional<std::string>& config, const std::string& cfg_name) {
   json j;
   try {
     j = parse_json(text, path);
@@ -357,7 +358,7 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
     if (m.bos_id < 0) m.bos_id = id;
     m.add_bos = id == m.bos_id;
   }
-  return make_bpe_tokenizer(std::move(m));
+  return m;
 }
 
 // ---- llama2.c tokenizer.bin ------------------------------------------------------------------
@@ -365,7 +366,7 @@ std::unique_ptr<Tokenizer> load_hf_json(const std::string& text, const std::stri
 // Layout: u32 max_token_length, then per token: f32 score, u32 length, bytes. Spaces stand for
 // "▁", BOS/EOS are written as "\n<s>\n" / "\n</s>\n"; the file has no token count, so tokens run
 // to the end of the file. Rebuilt as a SentencePiece model with the default normalizer.
-std::unique_ptr<Tokenizer> load_llama2c(const std::string& bytes, const std::string& path) {
+TokenizerModel load_llama2c(const std::string& bytes, const std::string& path) {
   SpmModel m;
   m.source = path;
   size_t pos = 4;
@@ -406,7 +407,7 @@ std::unique_ptr<Tokenizer> load_llama2c(const std::string& bytes, const std::str
     }
     m.pieces.push_back(std::move(p));
   }
-  return make_spm_tokenizer(std::move(m));
+  return m;
 }
 
 // The bytes of tokenizer file `name`: embedded in a .dsq header's "files" when present (so a
@@ -441,7 +442,7 @@ void require_text(std::string_view text, const std::string& path) {
                                 path.c_str(), bad));
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
+TokenizerModel load_tokenizer_model(const json& ref) {
   if (!ref.is_object() || !ref.contains("kind") || !ref["kind"].is_string() ||
       !ref.contains("path") || !ref["path"].is_string())
     throw ConfigError("tokenizer reference must be {\"kind\": ..., \"path\": ...}, got " +
@@ -454,7 +455,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
     SpmModel m = parse_sentencepiece_model(file_bytes(ref, name, path), path);
     if (ref.contains("add_bos_token") && ref["add_bos_token"].is_boolean())
       m.add_bos = ref["add_bos_token"].get<bool>();
-    return make_spm_tokenizer(std::move(m));
+    return m;
   }
   if (kind == "hf-json") {
     const std::string cfg_path = (fs_path.parent_path() / "tokenizer_config.json").string();
@@ -472,6 +473,15 @@ std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
   if (kind == "llama2c") return load_llama2c(file_bytes(ref, name, path), path);
   throw ConfigError("'" + path + "': unknown tokenizer kind '" + kind +
                     "' (known: sentencepiece, hf-json, gguf, llama2c)");
+}
+
+std::unique_ptr<Tokenizer> make_tokenizer(TokenizerModel m) {
+  if (auto* spm = std::get_if<SpmModel>(&m)) return make_spm_tokenizer(std::move(*spm));
+  return make_bpe_tokenizer(std::move(std::get<BpeModel>(m)));
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const json& ref) {
+  return make_tokenizer(load_tokenizer_model(ref));
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path) {

@@ -45,6 +45,7 @@ struct BpeModel {
   std::vector<BpeSplit> splits;  // applied in order, each to every piece of the previous one
   int32_t unk_id = -1, bos_id = -1, eos_id = -1;
   bool add_bos = false;  // the pipeline puts BOS first (Tokenizer::adds_bos)
+  std::string pre;       // the GGUF pre-tokenizer name the splits came from (GGUF sources)
   std::string source;  // file name for messages
 };
 
