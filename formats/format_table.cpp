@@ -1,5 +1,10 @@
 #include "formats/format_table.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -63,6 +68,16 @@ std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore&
   }
   throw UsageError("'" + path + "': cannot write '" + (ext.empty() ? std::string("(no extension)") : ext) +
                    "' files (writable: " + writable + ")");
+}
+
+void commit_output(int* fd, const std::string& tmp, const std::string& path) {
+  if (::fsync(*fd) != 0) throw IoError("'" + tmp + "': fsync failed: " + std::strerror(errno));
+  const int rc = ::close(*fd);
+  *fd = -1;
+  if (rc != 0) throw IoError("'" + tmp + "': close failed: " + std::strerror(errno));
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw IoError("'" + path + "': cannot rename from .tmp: " + ec.message());
 }
 
 SinkReport stream_model(const WeightStore& ws, ModelSink& sink, bool progress) {

@@ -60,6 +60,10 @@ DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast,
 std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
                                      const SinkOptions& opts);
 
+// The last step of every writer: syncs and closes `*fd` (set to -1) and renames `tmp` to `path`
+// (IoError naming the file on failure). Until then the output does not exist.
+void commit_output(int* fd, const std::string& tmp, const std::string& path);
+
 // Streams every tensor of `ws` (in ws.names() order, with its attrs) into `sink` and finishes it.
 SinkReport stream_model(const WeightStore& ws, ModelSink& sink, bool progress);
 

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
 #include "formats/dsq/dsq_format.h"
 #include "formats/dsq/dsq_util.h"
@@ -19,7 +18,6 @@
 
 namespace dsq::formats {
 
-namespace fs = std::filesystem;
 using namespace dsqfile;
 
 namespace {
@@ -255,15 +253,7 @@ DsqWriteReport DsqWriter::finish() {
   pre.file_bytes = pos_;
   if (::pwrite(fd_, &pre, sizeof pre, 0) != static_cast<ssize_t>(sizeof pre))
     throw IoError("'" + tmp_path_ + "': write failed: " + std::strerror(errno));
-  if (::fsync(fd_) != 0) throw IoError("'" + tmp_path_ + "': fsync failed: " + std::strerror(errno));
-  if (::close(fd_) != 0) {
-    fd_ = -1;
-    throw IoError("'" + tmp_path_ + "': close failed: " + std::strerror(errno));
-  }
-  fd_ = -1;
-  std::error_code ec;
-  fs::rename(tmp_path_, path_, ec);
-  if (ec) throw IoError("'" + path_ + "': cannot rename from .tmp: " + ec.message());
+  commit_output(&fd_, tmp_path_, path_);
   finished_ = true;
   report_.file_bytes = pos_;
   return report_;

@@ -6,16 +6,15 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <set>
 
 #include "lib/core/error.h"
+#include "formats/sinks.h"
 #include "lib/core/quant_layout.h"
 
 namespace dsq::formats {
 
-namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
@@ -228,15 +227,7 @@ uint64_t GgufWriter::finish() {
   const uint64_t size = data_start_ + data_end_;
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     throw IoError("'" + tmp_path_ + "': truncate failed: " + std::strerror(errno));
-  if (::fsync(fd_) != 0) throw IoError("'" + tmp_path_ + "': fsync failed: " + std::strerror(errno));
-  if (::close(fd_) != 0) {
-    fd_ = -1;
-    throw IoError("'" + tmp_path_ + "': close failed: " + std::strerror(errno));
-  }
-  fd_ = -1;
-  std::error_code ec;
-  fs::rename(tmp_path_, path_, ec);
-  if (ec) throw IoError("'" + path_ + "': cannot rename from .tmp: " + ec.message());
+  commit_output(&fd_, tmp_path_, path_);
   finished_ = true;
   return size;
 }
