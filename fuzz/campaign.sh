@@ -11,6 +11,8 @@
 # files), NICE [19] (the campaign uses the cycles other work leaves), TMPDIR [/dev/shm] (every
 # execution writes its input to a file; tmpfs keeps that off the disk).
 # Ledger: BUILD_DIR/campaign/<harness>.ledger, one line per slice: date, seconds, executions, cov.
+# Do not SIGSTOP a running harness: libFuzzer's -timeout is wall-clock time, so a stopped
+# process reports a false timeout.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build-fuzz}
@@ -44,6 +46,8 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
       break
     fi
   done
+  # Findings: crash-, leak-, timeout- and oom- artifacts (libFuzzer's slow-unit- files are not).
   printf '%-12s %12d executions  %s  findings: %d\n' "$h" "$(total "$ledger")" \
-    "$(tail -1 "$ledger" | cut -d' ' -f4-)" "$(find "$build/findings/$h" -type f | wc -l)"
+    "$(tail -1 "$ledger" | cut -d' ' -f4-)" \
+    "$(find "$build/findings/$h" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
 done
