@@ -1,10 +1,10 @@
 // Large buffers on transparent huge pages.
 //
 // Calibration allocates and drops gigabyte buffers all the time (Hessians, factors, token
-// activations, dequantized experts). With 4 KiB pages every fresh gigabyte costs 262,144 page
-// faults: on this project's 2-core VM about 2.9 s per GB touched, against 0.27 s with 2 MiB pages
-// (bench/RESULTS.md, "Fresh buffers and huge pages"). The kernel's default THP mode is "madvise", so a buffer gets
-// huge pages only when asked.
+// activations, dequantized experts). With 4 KiB pages every fresh GiB costs 262,144 page faults:
+// on this project's 2-core VM about 2.9 s per GiB touched, against 0.11 s with 2 MiB pages
+// (bench/RESULTS.md, "Fresh buffers and huge pages"). The kernel's default THP mode is
+// "madvise", so a buffer gets huge pages only when asked.
 #pragma once
 
 #include <cstddef>
