@@ -1,5 +1,6 @@
 // RTN quantization throughput (GB/s of f16 input) and quantized GEMV rate (GB/s of packed
-// weights) on a synthetic 4096 x 11008 matrix, each next to the machine's memory-copy bandwidth.
+// weights) on a synthetic 4096 x 11008 matrix, each next to the machine's memory-copy bandwidth;
+// and the batched quantized GEMM (GFLOP/s) next to f32 sgemm.
 //
 //   bench_quant_rtn --benchmark_counters_tabular=true
 //
@@ -144,6 +145,37 @@ void BM_f32_gemv_blas(benchmark::State& state) {
   add_memcpy_fraction(state, static_cast<double>(w.nbytes()));
 }
 BENCHMARK(BM_f32_gemv_blas)->ArgNames({"threads"})->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Batched: y = x W^T for m rows of x, W4 g128 (qmatmul dequantizes tiles of W and calls sgemm)
+// next to f32 sgemm of the same shapes. m = 4096 is the calibration pipeline's chunk. Counter
+// GFLOPs = 2 m rows cols per second.
+void BM_quant_gemm(benchmark::State& state) {
+  const int64_t m = state.range(0);
+  const bool quantized = state.range(1) != 0;
+  dsq::set_num_threads(2);
+  const Tensor q = dsq::quant::quantize_tensor_rtn(weights_f16(), QuantDesc{4, 128, false});
+  const Tensor w = weights_f16().to(DType::kF32);
+  std::vector<float> x(static_cast<size_t>(m * kCols)), y(static_cast<size_t>(m * kRows));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (auto& v : x) v = dist(rng);
+  for (auto _ : state) {
+    if (quantized)
+      dsq::quant::qmatmul(q, x.data(), m, y.data());
+    else
+      dsq::linalg::sgemm(false, true, m, kRows, kCols, 1.0f, x.data(), kCols, w.data<float>(),
+                         kCols, 0.0f, y.data(), kRows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOPs"] = benchmark::Counter(2e-9 * static_cast<double>(m * kRows * kCols),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(quantized ? "qmatmul int4_asym_g128" : "sgemm f32");
+}
+BENCHMARK(BM_quant_gemm)
+    ->ArgNames({"m", "quant"})
+    ->ArgsProduct({{64, 512, 4096}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 
