@@ -663,18 +663,31 @@ bool row_required(const ArchTensor& row, const ModelConfig& c) {
   return !row.optional;
 }
 
-void permute_meta_to_hf(const std::byte* src, std::byte* dst, int64_t n_heads, int64_t head_dim,
-                        int64_t cols, size_t elem_bytes) {
+namespace {
+// HF row r of a head holds rotary pair element (r / half) of pair (r % half), which Meta stores at
+// row 2*(r % half) + r / half. to_hf: dst HF row r <- src Meta row; else dst Meta row <- src HF r.
+void permute_rope_rows(const std::byte* src, std::byte* dst, int64_t n_heads, int64_t head_dim,
+                       int64_t cols, size_t elem_bytes, bool to_hf) {
   const size_t row_bytes = static_cast<size_t>(cols) * elem_bytes;
   const int64_t half = head_dim / 2;
   for (int64_t h = 0; h < n_heads; ++h)
     for (int64_t r = 0; r < head_dim; ++r) {
-      // HF row r of the head holds rotary pair element (r / half) of pair (r % half), which Meta
-      // stores at row 2*(r % half) + r / half.
       const int64_t meta = 2 * (r % half) + r / half;
-      std::memcpy(dst + static_cast<size_t>(h * head_dim + r) * row_bytes,
-                  src + static_cast<size_t>(h * head_dim + meta) * row_bytes, row_bytes);
+      const int64_t d = h * head_dim + (to_hf ? r : meta), s = h * head_dim + (to_hf ? meta : r);
+      std::memcpy(dst + static_cast<size_t>(d) * row_bytes, src + static_cast<size_t>(s) * row_bytes,
+                  row_bytes);
     }
+}
+}  // namespace
+
+void permute_meta_to_hf(const std::byte* src, std::byte* dst, int64_t n_heads, int64_t head_dim,
+                        int64_t cols, size_t elem_bytes) {
+  permute_rope_rows(src, dst, n_heads, head_dim, cols, elem_bytes, true);
+}
+
+void permute_hf_to_meta(const std::byte* src, std::byte* dst, int64_t n_heads, int64_t head_dim,
+                        int64_t cols, size_t elem_bytes) {
+  permute_rope_rows(src, dst, n_heads, head_dim, cols, elem_bytes, false);
 }
 
 }  // namespace dsq

@@ -393,6 +393,10 @@ bool row_required(const ArchTensor& row, const ModelConfig& c);
 // interleaved RoPE order to the canonical rotate_half order, for any element size.
 void permute_meta_to_hf(const std::byte* src, std::byte* dst, int64_t n_heads, int64_t head_dim,
                         int64_t cols, size_t elem_bytes);
+// The inverse: canonical rotate_half order back to Meta's interleaved order (what writers of
+// Meta-ordered files, GGUF llama, store).
+void permute_hf_to_meta(const std::byte* src, std::byte* dst, int64_t n_heads, int64_t head_dim,
+                        int64_t cols, size_t elem_bytes);
 
 template <class Fn>
 void for_each_instance(const ArchTensor& row, const ModelConfig& c, Fn&& fn) {

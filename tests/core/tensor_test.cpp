@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <numeric>
+#include <tuple>
+#include <vector>
 
 #include "lib/core/arch.h"
 #include "lib/core/error.h"
@@ -93,6 +95,24 @@ TEST(Arch, MetaToHfPermutationMatchesTheHfConverter) {
       for (int64_t c = 0; c < cols; ++c)
         EXPECT_EQ(hf[static_cast<size_t>((h * hd + r) * cols + c)],
                   meta[static_cast<size_t>((h * hd + order[r]) * cols + c)]);
+}
+
+TEST(Arch, HfToMetaInvertsMetaToHf) {
+  // Both ways, for bf16-sized and f32 elements and a bias-shaped (1-column) matrix.
+  for (const auto& [hd, cols, elem] : {std::tuple<int64_t, int64_t, size_t>{8, 3, 4},
+                                       {64, 1, 2}, {6, 5, 2}}) {
+    const int64_t heads = 3;
+    std::vector<std::byte> a(static_cast<size_t>(heads * hd * cols) * elem);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::byte>(i * 37 + 11);
+    std::vector<std::byte> hf(a.size()), meta(a.size()), back(a.size());
+    permute_meta_to_hf(a.data(), hf.data(), heads, hd, cols, elem);
+    permute_hf_to_meta(hf.data(), meta.data(), heads, hd, cols, elem);
+    EXPECT_EQ(meta, a) << "head_dim " << hd;
+    permute_hf_to_meta(a.data(), meta.data(), heads, hd, cols, elem);
+    permute_meta_to_hf(meta.data(), back.data(), heads, hd, cols, elem);
+    EXPECT_EQ(back, a) << "head_dim " << hd;
+    EXPECT_NE(hf, a) << "head_dim " << hd;  // a real permutation, not the identity
+  }
 }
 
 ModelConfig tiny_config() {
