@@ -16,7 +16,7 @@ constexpr int64_t kParallelMinWeights = int64_t{1} << 16;
 // Weight rows dequantized per tile for m > 1. Each tile is one BLAS call, which packs all of x
 // again: with few rows of x, about 1 MiB of f32 per thread (at least 16 rows); with many (the
 // calibration pipeline's 4096-row chunks), small tiles spend more time copying x than multiplying
-// (16-row tiles of an 18432-input linear spent 2/3 of their time in OpenBLAS's packing), so tiles
+// (16-row tiles of an 18432-input linear spent half their time in OpenBLAS's packing), so tiles
 // grow to 512 rows (at most 64 MiB per thread) while leaving at least 8 tiles to share. A function
 // of the shapes only: the result does not depend on the thread count.
 int64_t tile_rows(int64_t n_in, int64_t n_out, int64_t m) {
