@@ -1,5 +1,6 @@
 #include "lib/text/gguf_vocab.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,13 +36,11 @@ formats::GgufMetadata from_spm(const SpmModel& m) {
   if (m.treat_whitespace_as_suffix || !m.escape_whitespaces)
     throw ConfigError("'" + m.source + "': SentencePiece whitespace options other than Llama's "
                       "cannot be written to GGUF");
+  // BOS/EOS as the tokenizer resolves them (-2: the "<s>" / "</s>" pieces); building it also
+  // validates the vocabulary.
+  const std::unique_ptr<Tokenizer> tok = make_spm_tokenizer(m);
   json tokens = json::array(), scores = json::array(), types = json::array();
   int32_t unk = -1;
-  auto find_control = [&](const char* text) {
-    for (size_t i = 0; i < m.pieces.size(); ++i)
-      if (m.pieces[i].type == SpmPieceType::kControl && m.pieces[i].text == text) return static_cast<int32_t>(i);
-    return int32_t{-1};
-  };
   for (size_t i = 0; i < m.pieces.size(); ++i) {
     const SpmPiece& p = m.pieces[i];
     tokens.push_back(p.text);
@@ -56,8 +55,7 @@ formats::GgufMetadata from_spm(const SpmModel& m) {
       {"tokenizer.ggml.scores", gguf_array(GgufValueType::kF32, std::move(scores))},
       {"tokenizer.ggml.token_type", gguf_array(GgufValueType::kI32, std::move(types))},
   };
-  add_ids(md, m.bos_id == -2 ? find_control("<s>") : m.bos_id,
-          m.eos_id == -2 ? find_control("</s>") : m.eos_id, unk, m.add_bos);
+  add_ids(md, tok->bos_id(), tok->eos_id(), unk, m.add_bos);
   md.emplace_back("tokenizer.ggml.add_space_prefix", gguf_bool(m.add_dummy_prefix));
   return md;
 }
