@@ -79,6 +79,10 @@ struct GgmlTypeTraits {
 };
 // nullptr for a type id dsq does not know.
 const GgmlTypeTraits* ggml_type_traits(uint32_t id);
+// Bytes of a tensor of type tr and ggml shape ne (ne[0] innermost; empty: a scalar), for the
+// reader's table and the writer alike. nullopt when a dimension is negative, ne[0] is not a whole
+// number of tr's blocks, or the size overflows.
+std::optional<uint64_t> ggml_nbytes(const GgmlTypeTraits& tr, const std::vector<int64_t>& ne);
 
 // One entry of the tensor table, validated: dims non-negative with an int64 product, ne[0] a
 // multiple of the type's block size, data inside the file and not overlapping another tensor.

@@ -151,6 +151,20 @@ std::string_view gguf_value_type_name(GgufValueType t) {
   return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
+std::optional<uint64_t> ggml_nbytes(const GgmlTypeTraits& tr, const std::vector<int64_t>& ne) {
+  const int64_t ne0 = ne.empty() ? 1 : ne[0];
+  if (ne0 % tr.block != 0) return std::nullopt;
+  uint64_t blocks = 1;
+  for (size_t i = 0; i < ne.size(); ++i) {
+    if (ne[i] < 0) return std::nullopt;
+    const auto d = static_cast<uint64_t>(i == 0 ? ne[i] / tr.block : ne[i]);
+    if (d != 0 && blocks > UINT64_MAX / d) return std::nullopt;
+    blocks *= d;
+  }
+  if (blocks > UINT64_MAX / static_cast<uint64_t>(tr.block_bytes)) return std::nullopt;
+  return blocks * static_cast<uint64_t>(tr.block_bytes);
+}
+
 const GgmlTypeTraits* ggml_type_traits(uint32_t id) {
   for (const auto& t : kGgmlTypes)
     if (static_cast<uint32_t>(t.type) == id) return &t;
@@ -242,9 +256,8 @@ GgufFile GgufFile::open(const std::string& path) {
     if (!tr) c.fail(strprintf("%s: unknown ggml type %u", w.c_str(), type));
     t.type = tr->type;
     t.offset = c.read<uint64_t>(w + " offset");
-    int64_t numel = 0;
     try {
-      numel = shape_numel(t.ne, w);
+      (void)shape_numel(t.ne, w);  // negative dims, element count beyond int64: named errors
     } catch (const ShapeError& e) {
       c.fail(e.what());
     }
@@ -253,10 +266,9 @@ GgufFile GgufFile::open(const std::string& path) {
       c.fail(strprintf("%s: row length %lld is not a multiple of the %s block size %lld",
                        w.c_str(), static_cast<long long>(ne0), std::string(tr->name).c_str(),
                        static_cast<long long>(tr->block)));
-    const uint64_t blocks = static_cast<uint64_t>(numel / tr->block);
-    if (blocks > UINT64_MAX / static_cast<uint64_t>(tr->block_bytes))
-      c.fail(w + ": byte size overflows");
-    t.nbytes = blocks * static_cast<uint64_t>(tr->block_bytes);
+    const std::optional<uint64_t> nbytes = ggml_nbytes(*tr, t.ne);
+    if (!nbytes) c.fail(w + ": byte size overflows");
+    t.nbytes = *nbytes;
     f.tensor_index_[t.name] = f.tensors_.size();
     f.tensors_.push_back(std::move(t));
   }

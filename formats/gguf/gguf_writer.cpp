@@ -97,17 +97,6 @@ std::string put_scalar(std::string& out, GgufValueType t, const json& v) {
   return "unknown value type";
 }
 
-uint64_t tensor_bytes(const GgmlTypeTraits& tr, const std::vector<int64_t>& ne, bool* ok) {
-  *ok = !ne.empty() && ne[0] % tr.block == 0;
-  uint64_t n = static_cast<uint64_t>(ne.empty() ? 0 : ne[0] / tr.block) * static_cast<uint64_t>(tr.block_bytes);
-  for (size_t i = 1; i < ne.size(); ++i) {
-    const auto d = static_cast<uint64_t>(ne[i]);
-    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / d) *ok = false;
-    n *= d;
-  }
-  return n;
-}
-
 }  // namespace
 
 GgufWriter::GgufWriter(std::string out_path, GgufMetadata metadata,
@@ -200,15 +189,14 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, const void* 
   if (s.written) fail("tensor '" + name + "' written twice");
   const GgmlTypeTraits* tr = ggml_type_traits(static_cast<uint32_t>(type));
   if (!tr) fail(strprintf("tensor '%s': unknown ggml type %u", name.c_str(), static_cast<unsigned>(type)));
-  bool ok = false;
-  const uint64_t want = tensor_bytes(*tr, s.decl.ne, &ok);
-  if (!ok)
+  const std::optional<uint64_t> want = ggml_nbytes(*tr, s.decl.ne);
+  if (!want)
     fail(strprintf("tensor '%s': a row of %lld is not a whole number of %s blocks of %lld",
                    name.c_str(), static_cast<long long>(s.decl.ne[0]), std::string(tr->name).c_str(),
                    static_cast<long long>(tr->block)));
-  if (want != bytes)
+  if (*want != bytes)
     fail(strprintf("tensor '%s': %zu bytes given, %s needs %llu", name.c_str(), bytes,
-                   std::string(tr->name).c_str(), static_cast<unsigned long long>(want)));
+                   std::string(tr->name).c_str(), static_cast<unsigned long long>(*want)));
   s.type = type;
   s.offset = align_up(data_end_, alignment_);
   pwrite_all(data, bytes, data_start_ + s.offset);
