@@ -32,49 +32,35 @@ void put_string(std::string& out, const std::string& s) {
   out += s;
 }
 
-// Appends one scalar of type t; `what` names the key for errors (returned as a message, empty
-// when the value is valid, so the caller can prefix the output path).
+// Appends an integer of type T when v is one in T's range; else returns `what` (the error).
+template <class T>
+std::string put_int(std::string& out, const json& v, const char* what) {
+  if (!v.is_number_integer()) return what;
+  constexpr auto lo = static_cast<int64_t>(std::numeric_limits<T>::min());
+  constexpr auto hi = static_cast<uint64_t>(std::numeric_limits<T>::max());
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > hi) return what;
+    put<T>(out, static_cast<T>(v.get<uint64_t>()));
+    return {};
+  }
+  const int64_t x = v.get<int64_t>();
+  if (x < lo || (x > 0 && static_cast<uint64_t>(x) > hi)) return what;
+  put<T>(out, static_cast<T>(x));
+  return {};
+}
+
+// Appends one scalar of type t; returns an error message, empty when the value is valid (the
+// caller prefixes the output path and key).
 std::string put_scalar(std::string& out, GgufValueType t, const json& v) {
-  auto integer_in = [&](int64_t lo, uint64_t hi) {
-    if (v.is_number_unsigned()) return v.get<uint64_t>() <= hi;
-    if (v.is_number_integer()) return v.get<int64_t>() >= lo && (v.get<int64_t>() < 0 || static_cast<uint64_t>(v.get<int64_t>()) <= hi);
-    return false;
-  };
   switch (t) {
-    case GgufValueType::kU8:
-      if (!integer_in(0, 0xFF)) return "expected a u8";
-      put<uint8_t>(out, static_cast<uint8_t>(v.get<uint64_t>()));
-      return {};
-    case GgufValueType::kI8:
-      if (!integer_in(-128, 127)) return "expected an i8";
-      put<int8_t>(out, static_cast<int8_t>(v.get<int64_t>()));
-      return {};
-    case GgufValueType::kU16:
-      if (!integer_in(0, 0xFFFF)) return "expected a u16";
-      put<uint16_t>(out, static_cast<uint16_t>(v.get<uint64_t>()));
-      return {};
-    case GgufValueType::kI16:
-      if (!integer_in(-32768, 32767)) return "expected an i16";
-      put<int16_t>(out, static_cast<int16_t>(v.get<int64_t>()));
-      return {};
-    case GgufValueType::kU32:
-      if (!integer_in(0, 0xFFFFFFFFu)) return "expected a u32";
-      put<uint32_t>(out, static_cast<uint32_t>(v.get<uint64_t>()));
-      return {};
-    case GgufValueType::kI32:
-      if (!integer_in(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))
-        return "expected an i32";
-      put<int32_t>(out, static_cast<int32_t>(v.get<int64_t>()));
-      return {};
-    case GgufValueType::kU64:
-      if (!integer_in(0, std::numeric_limits<uint64_t>::max())) return "expected a u64";
-      put<uint64_t>(out, v.get<uint64_t>());
-      return {};
-    case GgufValueType::kI64:
-      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX))
-        return "expected an i64";
-      put<int64_t>(out, v.get<int64_t>());
-      return {};
+    case GgufValueType::kU8: return put_int<uint8_t>(out, v, "expected a u8");
+    case GgufValueType::kI8: return put_int<int8_t>(out, v, "expected an i8");
+    case GgufValueType::kU16: return put_int<uint16_t>(out, v, "expected a u16");
+    case GgufValueType::kI16: return put_int<int16_t>(out, v, "expected an i16");
+    case GgufValueType::kU32: return put_int<uint32_t>(out, v, "expected a u32");
+    case GgufValueType::kI32: return put_int<int32_t>(out, v, "expected an i32");
+    case GgufValueType::kU64: return put_int<uint64_t>(out, v, "expected a u64");
+    case GgufValueType::kI64: return put_int<int64_t>(out, v, "expected an i64");
     case GgufValueType::kF32:
       if (!v.is_number()) return "expected a number";
       put<float>(out, v.get<float>());
