@@ -23,7 +23,7 @@ const std::vector<FormatInfo>& format_table() {
   static const std::vector<FormatInfo> table = {
       // Rows are added by each formats/<fmt>/ reader: {name, extensions, sniff, open, sink}.
       {"dsq", {".dsq"}, sniff_dsq, open_dsq, dsq_sink},
-      {"gguf", {".gguf"}, sniff_gguf, read_gguf},
+      {"gguf", {".gguf"}, sniff_gguf, read_gguf, gguf_sink},
       {"safetensors", {".safetensors"}, sniff_safetensors, read_safetensors_model},
       {"hf", {}, sniff_hf_dir, read_hf_dir},
       // Last: llama2.c files have no magic (sniffed by header plausibility and exact size).

@@ -9,15 +9,22 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "lib/core/weight_store.h"
 
 namespace dsq::formats {
+
+struct GgufValue;  // formats/gguf/gguf_writer.h
+// GGUF metadata in file order (keys unique).
+using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
 
 struct SinkOptions {
   int zstd_level = 0;  // .dsq: 0 = uncompressed, 1..22 per-tensor zstd
@@ -26,6 +33,10 @@ struct SinkOptions {
   std::optional<DType> cast;
   nlohmann::json recipe = nullptr;  // what produced the model (null: keep the source's recipe)
   bool progress = true;             // write_model's progress bar
+  // GGUF outputs: the tokenizer.* keys, asked for by the GGUF sink only (a tokenizer is read by
+  // lib/text, above this floor; jobs fill this from text::gguf_tokenizer_metadata). Unset: the file
+  // has no tokenizer (the sink says so; llama.cpp needs one).
+  std::function<std::shared_ptr<const GgufMetadata>()> gguf_tokenizer;
 };
 
 struct SinkReport {
@@ -35,6 +46,9 @@ struct SinkReport {
   uint64_t stored_bytes = 0;  // tensor bytes on disk
   uint64_t file_bytes = 0;    // the whole output
   int64_t compressed = 0;     // tensors stored compressed
+  // What the writer decided that the user should know, one line each (e.g. a GGUF tensor kept in
+  // F16 because no block type divides its rows); also logged as warnings.
+  std::vector<std::string> notes;
 };
 
 class ModelSink {

@@ -85,6 +85,7 @@ uint64_t write_output(const WeightStore& ws, const std::string& path, const nloh
   o.zstd_level = zstd_level;
   o.recipe = recipe;
   o.progress = progress;
+  set_sink_tokenizer(o, ws);
   return formats::write_model(ws, path, o).file_bytes;
 }
 

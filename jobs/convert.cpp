@@ -23,6 +23,7 @@ nlohmann::json ConvertReport::to_json() const {
           {"stored_bytes", written.stored_bytes},
           {"file_bytes", written.file_bytes},
           {"compressed_tensors", written.compressed},
+          {"notes", written.notes},
           {"seconds", seconds}};
 }
 
@@ -55,6 +56,7 @@ ConvertReport run_convert(const ConvertOptions& opts) {
     const auto& e = ws.entry(n);
     r.tensor_bytes_in += tensor_nbytes(e.dtype, e.shape, e.dtype == DType::kQInt ? &e.quant : nullptr);
   }
+  set_sink_tokenizer(w, ws);
   w.recipe = {{"command", "convert"}, {"dtype", opts.dtype}, {"zstd", opts.zstd_level}};
   if (ws.metadata.contains("recipe")) w.recipe["parent"] = ws.metadata["recipe"];  // e.g. quantization
   r.written = formats::write_model(ws, opts.out, w);

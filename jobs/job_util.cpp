@@ -8,8 +8,10 @@
 #include <fstream>
 #include <optional>
 
+#include "formats/gguf/gguf_writer.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
+#include "lib/text/gguf_vocab.h"
 
 namespace dsq::jobs {
 
@@ -123,6 +125,13 @@ std::unique_ptr<text::Tokenizer> optional_tokenizer(const WeightStore& ws) {
     log_debug(std::string("no tokenizer: ") + e.what());  // only text inputs need it
     return nullptr;
   }
+}
+
+void set_sink_tokenizer(formats::SinkOptions& o, const WeightStore& ws) {
+  if (!ws.metadata.contains("tokenizer") || ws.metadata["tokenizer"].is_null()) return;
+  o.gguf_tokenizer = [ref = ws.metadata["tokenizer"]] {
+    return std::make_shared<const formats::GgufMetadata>(text::gguf_tokenizer_metadata(ref));
+  };
 }
 
 }  // namespace dsq::jobs

@@ -8,10 +8,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/sinks.h"
 #include "lib/core/weight_store.h"
 #include "lib/text/tokenizer.h"
 
 namespace dsq::jobs {
+
+// The --output help of every command that writes a model (the format table's writers).
+inline constexpr const char* kOutputModelHelp =
+    "Output model; the extension picks the writer: .dsq (any model), or .gguf for llama.cpp "
+    "(llama, qwen2, qwen3: floats as they are; int4_sym / int8_sym with groups of 32, 64, 128... "
+    "or per channel become Q4_0 / Q8_0 blocks with the same codes and scales; other schemes are "
+    "refused; rows no 32-weight block divides are written as F16, with a note)";
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -50,5 +58,10 @@ std::unique_ptr<text::Tokenizer> model_tokenizer(const WeightStore& ws, const st
 
 // The tokenizer when the model has a usable one, else null (only text inputs need it).
 std::unique_ptr<text::Tokenizer> optional_tokenizer(const WeightStore& ws);
+
+// Lets the sink of a model written from `ws` ask for its tokenizer in the output's terms (GGUF's
+// tokenizer.* keys, text::gguf_tokenizer_metadata); only a GGUF sink asks, so other outputs never
+// parse the tokenizer. No-op when ws references no tokenizer.
+void set_sink_tokenizer(formats::SinkOptions& o, const WeightStore& ws);
 
 }  // namespace dsq::jobs

@@ -96,7 +96,8 @@ void to_json(json& j, const QuantizeReport& r) {
              {"file_bits_per_weight", r.file_bpw()},
              {"rel_err", r.error().rel()},
              {"sqnr_db", std::isfinite(r.error().sqnr_db()) ? json(r.error().sqnr_db()) : json(nullptr)},
-             {"seconds", r.seconds}}}};
+             {"seconds", r.seconds}}},
+           {"notes", r.notes}};
 }
 
 std::string format_report(const QuantizeReport& r) {
@@ -151,6 +152,7 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
   formats::SinkOptions so;
   so.recipe = report.recipe;
   so.zstd_level = opts.zstd_level;
+  set_sink_tokenizer(so, ws);
   // The method validates its inputs (calibration data, statistics) before the output exists.
   std::unique_ptr<calibration::LinearQuantizer> quantizer = method.make(ws, opts);
   const std::unique_ptr<formats::ModelSink> sink = formats::open_sink(opts.out_path, ws, so);
@@ -211,6 +213,7 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
     log_warn("no tensor was quantized (no block linears matched, or --skip matched all of them)");
   const formats::SinkReport wr = sink->finish();
   report.file_bytes = wr.file_bytes;
+  report.notes = wr.notes;
   report.seconds = seconds_since(t_start);
   if (!json_out.empty()) write_json_file(json_out, json(report));
   return report;

@@ -37,6 +37,7 @@ struct QuantizeReport {
   double quantized_bits = 0;            // their codes + scales + zeros in bits, padding excluded
   int64_t total_params = 0;             // every tensor
   uint64_t file_bytes = 0;              // the whole output file
+  std::vector<std::string> notes;       // the output sink's (formats::SinkReport::notes)
   double seconds = 0;                   // wall time of the whole run
   double quantized_bpw() const;         // quantized_bits / quantized_params (as dsq eval reports)
   double file_bpw() const;              // 8 * file_bytes / total_params

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "jobs/convert.h"
+#include "jobs/job_util.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
 
@@ -18,7 +19,7 @@ void add_options(CLI::App& sub) {
   auto& o = g_opts.convert;
   sub.add_option("src", o.src, "Model to convert: HF directory, .safetensors, .gguf, llama2.c .bin, .dsq")
       ->required();
-  sub.add_option("-o,--output", o.out, "Output model (its extension picks the writer: .dsq)")->required();
+  sub.add_option("-o,--output", o.out, jobs::kOutputModelHelp)->required();
   sub.add_option("--dtype", o.dtype,
                  "Tensor dtype: keep, or f32/f16/bf16 for matrices (1-D norms and biases stay f32)")
       ->check(CLI::IsMember({"keep", "f32", "f16", "bf16"}))
@@ -54,6 +55,6 @@ int run() {
 
 }  // namespace
 
-const Command kConvertCommand = {"convert", "Convert a model to the .dsq format", add_options, run};
+const Command kConvertCommand = {"convert", "Convert a model to .dsq (or .gguf for llama.cpp)", add_options, run};
 
 }  // namespace dsq::tools

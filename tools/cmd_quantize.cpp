@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "jobs/job_util.h"
 #include "jobs/quantize.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
@@ -34,7 +35,7 @@ void add_options(CLI::App& sub) {
   auto& o = g_opts;
   sub.add_option("model", o.q.model_path, "Input model (HF directory, .safetensors, .gguf, llama2.c .bin, .dsq)")
       ->required();
-  sub.add_option("-o,--output", o.q.out_path, "Output model (its extension picks the writer: .dsq)")
+  sub.add_option("-o,--output", o.q.out_path, jobs::kOutputModelHelp)
       ->required();
   o.scheme_opt = sub.add_option("--scheme", o.scheme, scheme_help());
   o.bits_opt = sub.add_option("--bits", o.bits, "Code width in bits: " + supported_bits_list())

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "jobs/job_util.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 
@@ -12,7 +13,7 @@ namespace dsq::tools {
 void add_compress_flags(CLI::App& sub, CompressFlags& f) {
   sub.add_option("model", f.model, "Input model (HF directory, .safetensors, .gguf, llama2.c .bin, .dsq)")
       ->required();
-  sub.add_option("-o,--output", f.out, "Output model (its extension picks the writer: .dsq)")->required();
+  sub.add_option("-o,--output", f.out, jobs::kOutputModelHelp)->required();
   sub.add_option("--calib", f.calib.paths,
                  "Calibration data: .u32 ids, .txt or .jsonl text (tokenized with the model's "
                  "tokenizer); repeat to mix files");

@@ -141,6 +141,11 @@ class GgufFile {
 // when loaded. An output.weight bit-identical to token_embd.weight is dropped (tied model).
 bool sniff_gguf(const std::string& path);
 WeightStore read_gguf(const std::string& path, const OpenOptions& opts);
+// The writer column (gguf_sink.cpp): a dense-family model (llama, qwen2, qwen3; uniform layer
+// widths) as llama.cpp loads it. Throws ConfigError naming the output for models GGUF export does
+// not cover, FormatError for a tensor it cannot write exactly.
+std::unique_ptr<ModelSink> gguf_sink(const std::string& path, const WeightStore& src,
+                                     const SinkOptions& opts);
 
 // Dequantize `n` elements (a multiple of 32) of ggml Q4_0 / Q8_0 blocks into f32.
 void dequantize_q4_0(const std::byte* src, float* dst, int64_t n);

@@ -38,8 +38,7 @@ inline GgufValue gguf_array(GgufValueType elem, nlohmann::json values) {
   return {GgufValueType::kArray, elem, std::move(values)};
 }
 
-// Metadata in file order (keys must be unique).
-using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
+// GgufMetadata (a vector of key/value pairs in file order) is declared in formats/sinks.h.
 
 struct GgufTensorDecl {
   std::string name;

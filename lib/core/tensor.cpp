@@ -102,10 +102,13 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType t) const {
   if (t == dtype_) return *this;
-  if (dtype_ == DType::kQInt && quant_.info().layout == SchemeLayout::kBlockFp8) {
-    DSQ_ASSERT(shape_.size() == 2 && dtype_is_float(t), "block FP8 converts to a float dtype");
+  if (dtype_ == DType::kQInt) {
+    DSQ_ASSERT(shape_.size() == 2 && dtype_is_float(t), "a quantized tensor converts to a float dtype");
     Tensor f(DType::kF32, shape_);
-    dequantize_block_fp8(*this, 0, shape_[0], f.mutable_data<float>());
+    if (quant_.info().layout == SchemeLayout::kBlockFp8)
+      dequantize_block_fp8(*this, 0, shape_[0], f.mutable_data<float>());
+    else
+      dequantize_grouped_int(*this, 0, shape_[0], f.mutable_data<float>());
     return f.to(t);
   }
   Tensor out(t, shape_);
@@ -127,6 +130,29 @@ void dequantize_block_fp8(const Tensor& t, int64_t r0, int64_t r1, float* out) {
     const uint8_t* c = codes + r * cols;
     float* o = out + (r - r0) * cols;
     for (int64_t j = 0; j < cols; ++j) o[j] = fp8_e4m3_to_f32(c[j]) * srow[j / L.group];
+  }
+}
+
+void dequantize_grouped_int(const Tensor& t, int64_t r0, int64_t r1, float* out) {
+  DSQ_ASSERT(t.dtype() == DType::kQInt && t.quant().info().layout == SchemeLayout::kGroupedInt &&
+                 t.ndim() == 2 && 0 <= r0 && r0 <= r1 && r1 <= t.dim(0),
+             "dequantize_grouped_int: not a grouped-integer tensor or bad rows");
+  const QuantDesc& q = t.quant();
+  const QuantLayout L = quant_layout(q, t.dim(0), t.dim(1));
+  const int bits = q.bits();
+  const auto* codes = reinterpret_cast<const uint8_t*>(t.bytes() + L.codes_offset);
+  const auto* scales = reinterpret_cast<const uint16_t*>(t.bytes() + L.scales_offset);
+  const auto* zeros = q.sym() ? nullptr : reinterpret_cast<const uint8_t*>(t.bytes() + L.zeros_offset);
+  const int sym_zero = 1 << (bits - 1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = codes + r * L.row_code_bytes;
+    float* o = out + (r - r0) * L.cols;
+    for (int64_t c = 0; c < L.cols; ++c) {
+      const int64_t g = r * L.n_groups + c / L.group;
+      const int zero = zeros ? zeros[g] : sym_zero;
+      o[c] = f16_to_f32(scales[g]) *
+             static_cast<float>(static_cast<int>(quant_code_at(row, c, bits)) - zero);
+    }
   }
 }
 

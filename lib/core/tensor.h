@@ -53,8 +53,8 @@ class Tensor {
 
   bool owned() const { return owned_; }
   Tensor clone() const;
-  // Float conversion (f32/f16/bf16/f64 -> any float dtype; block-FP8 kQInt, a storage scheme, is
-  // dequantized). Returns *this when dtype matches.
+  // Float conversion (f32/f16/bf16/f64 -> any float dtype; a kQInt tensor is dequantized by the
+  // reference formulas below). Returns *this when dtype matches.
   Tensor to(DType t) const;
   // Same bytes, new shape of equal element count.
   Tensor reshape(Shape s) const;
@@ -73,6 +73,10 @@ class Tensor {
 // Rows [r0, r1) of a block-FP8 kQInt tensor (lib/core/quant_layout.h) as f32 into
 // out[(r1 - r0), cols]: w = fp8(code) * scale[r / B][c / B].
 void dequantize_block_fp8(const Tensor& t, int64_t r0, int64_t r1, float* out);
+// Rows [r0, r1) of a grouped-integer kQInt tensor as f32: w = scale * (code - zero), the file
+// format's formula (docs/FORMAT.md), computed as lib/quant's codecs compute it (bit-identical to
+// quant::dequantize_rows, which is the fast path: this scalar one serves conversions).
+void dequantize_grouped_int(const Tensor& t, int64_t r0, int64_t r1, float* out);
 
 // Drops this process's mapping of a borrowed (mmap-backed) tensor's whole pages: they stay in the
 // page cache but leave the process's RSS, so streaming through a model larger than RAM does not

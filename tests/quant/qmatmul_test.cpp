@@ -23,6 +23,22 @@ double dot_tolerance(int64_t n, double abs_sum) {
   return nu / (1.0 - nu) * abs_sum + 1e-30;
 }
 
+// Core's conversion (Tensor::to, which writers such as the GGUF sink use below lib/quant) is the
+// same numbers as the kernels' dequantization.
+TEST(QKernels, TensorToF32MatchesDequantizeRows) {
+  for (const auto& k : all_cases()) {
+    for (int64_t cols : kRaggedCols) {
+      const int64_t rows = 5;
+      const auto w = gaussian(rows * cols, 12);
+      const Tensor q = quantize_matrix_rtn(w.data(), rows, cols, k.desc());
+      std::vector<float> want(static_cast<size_t>(rows * cols));
+      dequantize_rows(q, 0, rows, want.data());
+      const Tensor got = q.to(DType::kF32);
+      ASSERT_EQ(std::memcmp(got.bytes(), want.data(), want.size() * 4), 0) << k.str() << " cols " << cols;
+    }
+  }
+}
+
 TEST(QKernels, DequantizeMatchesReferenceBitExactly) {
   for (const auto& k : all_cases()) {
     for (int64_t cols : kRaggedCols) {

@@ -1,0 +1,255 @@
+// GGUF export through the sink table (`dsq convert/quantize ... -o out.gguf`) on the real small
+// models of the families llama.cpp runs: the file reads back into the same model (config,
+// tensors, tokenizer), evaluates to the same perplexity, and quantized linears are ggml blocks
+// holding dsq's exact codes and scales. llama.cpp's gguf-py (../shared/oracles) dequantizes the
+// blocks independently. Models GGUF export does not cover fail in one line and leave no file.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "formats/format_table.h"
+#include "formats/gguf/gguf.h"
+#include "jobs/convert.h"
+#include "jobs/eval.h"
+#include "jobs/generate.h"
+#include "jobs/quantize.h"
+#include "lib/core/arch.h"
+#include "lib/core/error.h"
+#include "tests/test_util.h"
+
+namespace dsq::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Case {
+  const char* model;  // under ../shared/models
+  const char* ids;    // token ids for eval, under ../shared
+};
+constexpr Case kCases[] = {
+    {"stories260K/hf", "data/tinystories-eval.stories260K.u32"},
+    {"qwen2-tiny", "models/tiny-references/wikitext2.qwen-tok.u32"},
+    {"qwen3-tiny", "models/tiny-references/wikitext2.qwen-tok.u32"},
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model; }
+
+double perplexity(const std::string& model, const std::string& ids) {
+  EvalOptions o;
+  o.model = model;
+  o.tokens_file = ids;
+  o.ctx = 256;
+  o.max_tokens = 2048;
+  o.batch = 4;
+  o.progress = false;
+  return run_eval(o).perplexity;
+}
+
+std::vector<int32_t> greedy(const std::string& model) {
+  GenerateOptions o;
+  o.model = model;
+  o.prompt = "Once upon a time";
+  o.n_new = 12;
+  const GenerateResult r = run_generate(o);
+  std::vector<int32_t> all = r.prompt_ids;
+  all.insert(all.end(), r.new_ids.begin(), r.new_ids.end());
+  return all;
+}
+
+QuantizeOptions rtn(const std::string& src, const std::string& out, QuantDesc d) {
+  QuantizeOptions o;
+  o.model_path = src;
+  o.out_path = out;
+  o.desc = d;
+  o.progress = false;
+  return o;
+}
+
+class GgufExport : public ::testing::TestWithParam<Case> {};
+
+TEST_P(GgufExport, ConvertedModelReadsBackAndEvaluatesTheSame) {
+  DSQ_REQUIRE_SHARED(shared);
+  const Case c = GetParam();
+  const std::string src = shared + "/models/" + c.model;
+  ::dsq::testing::TempDir tmp;
+  ConvertOptions o;
+  o.src = src;
+  o.out = tmp.file("m.gguf");
+  o.progress = false;
+  const ConvertReport r = run_convert(o);
+  EXPECT_TRUE(r.written.notes.empty()) << r.written.notes.front();
+
+  const WeightStore a = formats::open_model(src);
+  const WeightStore b = formats::open_model(o.out);
+  EXPECT_EQ(b.config.arch, a.config.arch);
+  EXPECT_EQ(b.config.n_layers, a.config.n_layers);
+  EXPECT_EQ(b.config.d_model, a.config.d_model);
+  EXPECT_EQ(b.config.d_ff, a.config.d_ff);
+  EXPECT_EQ(b.config.n_heads, a.config.n_heads);
+  EXPECT_EQ(b.config.n_kv_heads, a.config.n_kv_heads);
+  EXPECT_EQ(b.config.head_dim, a.config.head_dim);
+  EXPECT_EQ(b.config.vocab_size, a.config.vocab_size);
+  EXPECT_EQ(b.config.rms_eps, a.config.rms_eps);
+  EXPECT_EQ(b.config.rope_theta, a.config.rope_theta);
+  EXPECT_EQ(b.config.tied_embeddings, a.config.tied_embeddings);
+  EXPECT_EQ(b.config.bos_id, a.config.bos_id);
+  EXPECT_EQ(b.config.eos_id, a.config.eos_id);
+  ASSERT_EQ(b.names(), a.names());
+  for (const auto& name : a.names()) {
+    // The reader undoes the writer's Meta-order permutation of llama's q/k rows: values are
+    // the source's, in the source's dtype (1-D tensors in f32, as llama.cpp's converters write).
+    const Tensor ta = a.entry(name).load(), tb = b.entry(name).load();
+    const Tensor want = ta.ndim() < 2 ? ta.to(DType::kF32) : ta;
+    ASSERT_EQ(tb.dtype(), want.dtype()) << name;
+    ASSERT_EQ(tb.shape(), want.shape()) << name;
+    EXPECT_EQ(std::memcmp(tb.bytes(), want.bytes(), want.nbytes()), 0) << name;
+  }
+  const std::string ids = shared + "/" + c.ids;
+  EXPECT_EQ(perplexity(o.out, ids), perplexity(src, ids));
+  // The tokenizer travels in the file: the same prompt ids and greedy continuation.
+  EXPECT_EQ(greedy(o.out), greedy(src));
+}
+
+TEST_P(GgufExport, SymmetricGroupsAreGgmlBlocksWithTheSameNumbers) {
+  DSQ_REQUIRE_SHARED(shared);
+  const Case c = GetParam();
+  const std::string src = shared + "/models/" + c.model;
+  ::dsq::testing::TempDir tmp;
+  for (const QuantDesc d : {QuantDesc{4, 32, true}, QuantDesc{4, 128, true}, QuantDesc{8, 0, true}}) {
+    SCOPED_TRACE(scheme_name(d));
+    const std::string qdsq = tmp.file("q.dsq"), qgguf = tmp.file("q.gguf");
+    run_quantize(rtn(src, qdsq, d));
+    const QuantizeReport qr = run_quantize(rtn(src, qgguf, d));
+    const WeightStore a = formats::open_model(qdsq);
+    const WeightStore b = formats::open_model(qgguf);
+    const formats::GgufFile f = formats::GgufFile::open(qgguf);
+    ASSERT_EQ(b.names(), a.names());
+    int blocks = 0;
+    for (const auto& name : a.names()) {
+      const Tensor ta = a.entry(name).load();
+      if (ta.dtype() != DType::kQInt) continue;
+      const Tensor want = ta.to(DType::kF32);
+      const Tensor got = b.entry(name).load().to(DType::kF32);
+      ASSERT_EQ(got.shape(), want.shape()) << name;
+      const int64_t cols = ta.dim(1);
+      if (cols % 32 != 0 || (d.group != 0 && d.group % 32 != 0)) {
+        // No block divides the rows (stories260K's 172-wide FFN): F16, as llama.cpp's converter.
+        for (int64_t i = 0; i < want.numel(); ++i)
+          ASSERT_EQ(got.data<float>()[i], f16_to_f32(f32_to_f16(want.data<float>()[i]))) << name;
+        continue;
+      }
+      ++blocks;
+      // Exactly the dequantized codes: the blocks carry dsq's f16 scales and codes unchanged.
+      EXPECT_EQ(std::memcmp(got.bytes(), want.bytes(), want.nbytes()), 0) << name;
+    }
+    EXPECT_GT(blocks, 0);
+    // The report names what was not written as blocks (only stories260K has such rows).
+    const bool ragged = a.config.d_ff % 32 != 0;
+    ASSERT_EQ(qr.notes.size(), ragged ? 1u : 0u);
+    if (ragged) {
+      EXPECT_NE(qr.notes[0].find("blk.0.ffn_down.weight"), std::string::npos) << qr.notes[0];
+    }
+    for (const auto& t : f.tensors()) {
+      if (t.ne.size() != 2 || t.name.rfind("blk.", 0) != 0 || t.ne[0] % 32 != 0) continue;
+      EXPECT_EQ(t.type, d.bits() == 4 ? formats::GgmlType::kQ4_0 : formats::GgmlType::kQ8_0)
+          << t.name;
+    }
+    const std::string ids = shared + "/" + c.ids;
+    EXPECT_NEAR(perplexity(qgguf, ids), perplexity(qdsq, ids), 1e-5 * perplexity(qdsq, ids));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GgufExport, ::testing::ValuesIn(kCases),
+                         [](const auto& info) {
+                           std::string n = info.param.model;
+                           return n.substr(0, n.find_first_of("/-"));
+                         });
+
+// llama.cpp's own GGUF package dequantizes dsq's Q4_0 / Q8_0 blocks to the same floats.
+TEST(GgufExportOracle, GgufPyDequantizesTheSameFloats) {
+  DSQ_REQUIRE_SHARED(shared);
+  if (std::system("/usr/bin/python3 -c 'import numpy, yaml' > /dev/null 2>&1") != 0) {
+    if (dsq::testing::in_ci()) FAIL() << "numpy/yaml missing but CI=true (scripts/install-test-extras.sh)";
+    GTEST_SKIP() << "Debian's python3-numpy / python3-yaml not installed; run "
+                    "scripts/install-test-extras.sh to check against llama.cpp's gguf-py";
+  }
+  ::dsq::testing::TempDir tmp;
+  const std::string src = shared + "/models/qwen2-tiny";
+  for (const QuantDesc d : {QuantDesc{4, 64, true}, QuantDesc{8, 32, true}}) {
+    SCOPED_TRACE(scheme_name(d));
+    const std::string q = tmp.file("q.gguf"), dir = tmp.file("deq");
+    fs::create_directories(dir);
+    run_quantize(rtn(src, q, d));
+    const std::string script = tmp.file("deq.py");
+    std::ofstream(script) << R"(import sys
+import numpy as np
+import gguf
+from gguf import quants
+r = gguf.GGUFReader(sys.argv[1])
+for t in r.tensors:
+    x = quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
+    x.tofile(sys.argv[2] + "/" + t.name + "." + t.tensor_type.name)
+)";
+    const std::string cmd = "PYTHONPATH='" + shared + "/oracles/gguf-py' /usr/bin/python3 '" +
+                            script + "' '" + q + "' '" + dir + "' 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const WeightStore ws = formats::open_model(q);
+    const formats::GgufFile f = formats::GgufFile::open(q);
+    int quantized = 0;
+    for (const auto& t : f.tensors()) {
+      const std::string type(formats::ggml_type_traits(static_cast<uint32_t>(t.type))->name);
+      std::string upper;
+      for (const char ch : type) upper += static_cast<char>(std::toupper(ch));
+      std::ifstream in(dir + "/" + t.name + "." + upper, std::ios::binary);
+      ASSERT_TRUE(in) << t.name << " " << upper;
+      std::vector<float> oracle(static_cast<size_t>(t.ne[0] * (t.ne.size() > 1 ? t.ne[1] : 1)));
+      in.read(reinterpret_cast<char*>(oracle.data()), static_cast<std::streamsize>(oracle.size() * 4));
+      ASSERT_TRUE(in) << t.name;
+      if (t.type != formats::GgmlType::kQ4_0 && t.type != formats::GgmlType::kQ8_0) continue;
+      ++quantized;
+      // dsq's reading of the GGUF (qwen2 stores q/k unpermuted: the canonical order).
+      int64_t layer = -1;
+      std::string canonical = t.name;
+      ASSERT_NE(find_tensor_row(ws.config, canonical, &layer), nullptr) << t.name;
+      const Tensor got = ws.entry(canonical).load().to(DType::kF32);
+      EXPECT_EQ(std::memcmp(got.bytes(), oracle.data(), got.nbytes()), 0) << t.name;
+    }
+    EXPECT_EQ(quantized, 7 * ws.config.n_layers);
+  }
+}
+
+TEST(GgufExportErrors, UnmappableSchemesAndFamiliesFailInOneLineAndLeaveNoFile) {
+  DSQ_REQUIRE_SHARED(shared);
+  ::dsq::testing::TempDir tmp;
+  const std::string out = tmp.file("x.gguf");
+  auto expect_error = [&](auto&& fn, const std::string& needle) {
+    try {
+      fn();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+      EXPECT_NE(msg.find(out), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(out + ".tmp"));
+  };
+  // Asymmetric groups are not Q4_1's numbers (its min is an f16, not scale x integer zero).
+  expect_error([&] { run_quantize(rtn(shared + "/models/qwen2-tiny", out, QuantDesc{4, 128, false})); },
+               "int4_asym_g128 has no exact ggml block type");
+  expect_error([&] { run_quantize(rtn(shared + "/models/qwen2-tiny", out, QuantDesc{3, 32, true})); },
+               "int3_sym_g32 has no exact ggml block type");
+  ConvertOptions o;
+  o.src = shared + "/models/deepseek-v3-tiny";
+  o.out = out;
+  o.progress = false;
+  expect_error([&] { run_convert(o); }, "cannot write a deepseek_v3 model as GGUF");
+}
+
+}  // namespace
+}  // namespace dsq::jobs
