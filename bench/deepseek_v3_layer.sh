@@ -77,6 +77,7 @@ for e in $EXPERTS; do
   printf '%-8s %10s %12s %12s %8s\n' "$e" "$wall" "${M[$e]}" "$rss" "$load"
 done
 read -r e1 e2 <<<"$EXPERTS"
+[[ -n ${e2:-} ]] || exit 0  # one expert count: its row only
 awk -v e1="$e1" -v e2="$e2" -v m1="${M[$e1]}" -v m2="${M[$e2]}" \
   -v r1="${RSS[$e1]}" -v r2="${RSS[$e2]}" 'BEGIN {
   te = (m2 - m1) / (e2 - e1); F = m1 - e1 * te;
