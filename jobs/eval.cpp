@@ -16,7 +16,7 @@ std::vector<int32_t> eval_token_stream(const EvalOptions& opts, const WeightStor
     const auto tok = model_tokenizer(ws, opts.model, "use --tokens FILE.u32");
     const std::string text = text::load_text_file(opts.text_file);
     text::require_text(text, opts.text_file);
-    ids = tok->encode(text, /*add_bos=*/false);
+    ids = tok->encode(text, /*add_bos=*/opts.llama_protocol && tok->adds_bos());
   } else {
     ids = text::read_token_ids(opts.tokens_file);
   }
@@ -54,7 +54,15 @@ EvalReport run_eval(const EvalOptions& opts) {
   io.input(opts.tokens_file);
   io.output(opts.json_out, "--json");
   io.check();
-  const auto stream = eval_token_stream(opts, ws);
+  auto stream = eval_token_stream(opts, ws);
+  int64_t score_from = 0;
+  if (opts.llama_protocol) {
+    // llama-perplexity: tokens[chunk start] = BOS for every chunk when the vocabulary adds BOS.
+    if (const auto tok = optional_tokenizer(ws); tok && tok->adds_bos())
+      for (size_t w = 0; w + static_cast<size_t>(opts.ctx) <= stream.size(); w += static_cast<size_t>(opts.ctx))
+        stream[w] = tok->bos_id();
+    score_from = opts.ctx / 2;
+  }
   const model::Model m = model::Model::load(ws);
   std::optional<model::Model> ref;
   if (ref_ws) {
@@ -65,7 +73,8 @@ EvalReport run_eval(const EvalOptions& opts) {
                                   static_cast<long long>(ref_ws->config.vocab_size)));
     ref.emplace(model::Model::load(*ref_ws));
   }
-  EvalReport r = model::evaluate(m, ref ? &*ref : nullptr, stream, opts.ctx, opts.batch, opts.progress);
+  EvalReport r = model::evaluate(m, ref ? &*ref : nullptr, stream, opts.ctx, opts.batch,
+                                 opts.progress, score_from);
   r.model = opts.model;
   r.ref = opts.ref;
   r.bits_per_weight = model::block_linear_bits_per_weight(ws);

@@ -31,6 +31,10 @@ struct EvalOptions {
   int64_t max_tokens = 0;   // 0 = the whole stream
   bool bos = false;
   int64_t batch = 1;        // windows per forward pass
+  // llama.cpp's llama-perplexity protocol, so the numbers compare: text tokenized with BOS when
+  // the tokenizer adds one, the first id of every window replaced by BOS (same condition), and
+  // only positions ctx/2 .. ctx-2 of each window scored.
+  bool llama_protocol = false;
   std::string json_out;     // optional JSON report path (written via <path>.tmp + rename)
   bool progress = true;
 };

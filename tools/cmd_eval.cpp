@@ -33,6 +33,11 @@ void add_options(CLI::App& sub) {
                "The stream starts with the model's BOS id: it is prepended unless the stream "
                "already starts with it (the shared .u32 files do). Later windows are taken as-is, "
                "without a BOS of their own: this is the protocol of shared/data/MANIFEST.md");
+  sub.add_flag("--llama-ppl", o.llama_protocol,
+               "Score as llama.cpp's llama-perplexity does, so the numbers compare: --text is "
+               "tokenized with BOS when the tokenizer adds one, every window's first id is "
+               "replaced by BOS (same condition), and only the second half of each window is "
+               "scored (positions ctx/2 .. ctx-2)");
   sub.add_option("--ref", o.ref,
                  "Reference model: adds KL(ref||model), top-1 agreement, reference perplexity and "
                  "per-block hidden-state drift over the same scored ids");

@@ -22,8 +22,12 @@ json nullable(bool has, double v) { return has ? json(v) : json(nullptr); }
 }  // namespace
 
 EvalReport evaluate(const Model& m, const Model* ref,
-                    std::span<const int32_t> stream, int64_t ctx, int64_t batch, bool progress) {
+                    std::span<const int32_t> stream, int64_t ctx, int64_t batch, bool progress,
+                    int64_t score_from) {
   if (ctx < 2) throw UsageError(strprintf("--ctx must be at least 2, got %lld", static_cast<long long>(ctx)));
+  if (score_from < 0 || score_from > ctx - 2)
+    throw UsageError(strprintf("the first scored position %lld is outside a window of %lld ids",
+                               static_cast<long long>(score_from), static_cast<long long>(ctx)));
   if (batch < 1) throw UsageError("--batch must be at least 1");
   const int64_t n = static_cast<int64_t>(stream.size()), vocab = m.vocab();
   if (n < ctx)
@@ -39,6 +43,7 @@ EvalReport evaluate(const Model& m, const Model* ref,
   EvalReport r;
   r.ctx = ctx;
   r.batch = batch;
+  r.score_from = score_from;
   r.windows = n / ctx;
   r.stream_tokens = n;
   r.tokens_dropped = n - r.windows * ctx;
@@ -67,7 +72,7 @@ EvalReport evaluate(const Model& m, const Model* ref,
     m.forward(win, B, ctx, logits.data(), obs);
     model_seconds += seconds_since(t0);
     const auto scores =
-        score_windows(logits.data(), ref ? ref_logits.data() : nullptr, win, B, ctx, vocab);
+        score_windows(logits.data(), ref ? ref_logits.data() : nullptr, win, B, ctx, vocab, score_from);
     acc.add(scores);
     if (progress) bar.add(B);
   }
@@ -134,6 +139,7 @@ json to_json(const EvalReport& r) {
       {"ppl_diff", nullable(r.has_ref, r.ppl_diff)},
       {"mean_nll", r.mean_nll},
       {"ctx", r.ctx},
+      {"score_from", r.score_from},
       {"windows", r.windows},
       {"batch", r.batch},
       {"stream_tokens", r.stream_tokens},
@@ -161,7 +167,11 @@ std::string format_eval_summary(const EvalReport& r) {
   s += strprintf("windows        %lld x %lld ids (%lld trailing ids not evaluated)\n",
                  static_cast<long long>(r.windows), static_cast<long long>(r.ctx),
                  static_cast<long long>(r.tokens_dropped));
-  s += strprintf("tokens scored  %lld\n", static_cast<long long>(r.tokens_scored));
+  s += strprintf("tokens scored  %lld", static_cast<long long>(r.tokens_scored));
+  s += r.score_from > 0 ? strprintf(" (positions %lld..%lld of each window)\n",
+                                    static_cast<long long>(r.score_from),
+                                    static_cast<long long>(r.ctx - 2))
+                        : std::string("\n");
   if (r.bits_per_weight) s += strprintf("bits/weight    %.3f (block linears)\n", *r.bits_per_weight);
   s += strprintf("perplexity     %.4f (mean NLL %.5f nats)\n", r.perplexity, r.mean_nll);
   if (r.has_ref) {

@@ -5,7 +5,8 @@
 //   - windows: consecutive non-overlapping slices of ctx ids, each evaluated from a fresh context
 //     (positions 0..ctx-1); a trailing remainder shorter than ctx is not evaluated.
 //   - scoring: position t of a window predicts id t+1, so a window scores ids 1..ctx-1:
-//     windows x (ctx-1) tokens. ppl = exp(mean NLL), log-softmax in f64.
+//     windows x (ctx-1) tokens. ppl = exp(mean NLL), log-softmax in f64. With score_from = s,
+//     only positions s..ctx-2 are scored (llama.cpp's llama-perplexity scores s = ctx/2 on).
 // How the stream is built from a file (BOS rule, --max-tokens) is the eval job's (jobs/eval.h).
 #pragma once
 
@@ -27,6 +28,7 @@ namespace dsq::model {
 struct EvalReport {
   std::string model, ref;
   int64_t ctx = 0, windows = 0, batch = 1;
+  int64_t score_from = 0;      // first scored position of each window
   int64_t stream_tokens = 0;   // ids in the stream (after BOS and --max-tokens)
   int64_t tokens_dropped = 0;  // trailing ids not forming a full window
   int64_t tokens_scored = 0;
@@ -49,11 +51,12 @@ nlohmann::json to_json(const EvalReport& r);
 // The human-readable summary `dsq eval` prints.
 std::string format_eval_summary(const EvalReport& r);
 
-// Scores `model` (and `ref` when non-null) on the windows of `stream`. Throws UsageError for
-// ctx < 2 or a stream shorter than one window, ConfigError when the vocabularies differ.
+// Scores `model` (and `ref` when non-null) on the windows of `stream`, positions score_from..ctx-2
+// of each. Throws UsageError for ctx < 2, score_from outside [0, ctx-2] or a stream shorter than
+// one window, ConfigError when the vocabularies differ.
 EvalReport evaluate(const Model& model, const Model* ref,
                     std::span<const int32_t> stream, int64_t ctx, int64_t batch,
-                    bool progress = false);
+                    bool progress = false, int64_t score_from = 0);
 
 // Average stored bits per weight of the block linears, or nullopt when none is quantized.
 std::optional<double> block_linear_bits_per_weight(const WeightStore& ws);

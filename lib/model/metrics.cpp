@@ -25,9 +25,10 @@ int64_t argmax(const float* x, int64_t n) {
 
 std::vector<TokenScore> score_windows(const float* logits, const float* ref_logits,
                                       std::span<const int32_t> tokens, int64_t B, int64_t T,
-                                      int64_t vocab) {
-  DSQ_ASSERT(static_cast<int64_t>(tokens.size()) == B * T && T >= 2, "score_windows: bad sizes");
-  const int64_t per = T - 1, n = B * per;
+                                      int64_t vocab, int64_t first) {
+  DSQ_ASSERT(static_cast<int64_t>(tokens.size()) == B * T && T >= 2 && 0 <= first && first < T - 1,
+             "score_windows: bad sizes");
+  const int64_t per = T - 1 - first, n = B * per;
   std::vector<TokenScore> out(static_cast<size_t>(n));
   // Each row costs ~vocab exps in f64: fan out only when that adds up to milliseconds.
 #pragma omp parallel if (n * vocab * (ref_logits ? 2 : 1) >= (int64_t{1} << 20))
@@ -35,7 +36,7 @@ std::vector<TokenScore> score_windows(const float* logits, const float* ref_logi
     std::vector<double> lp(static_cast<size_t>(vocab)), lr(static_cast<size_t>(vocab));
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t b = i / per, t = i % per, row = b * T + t;
+      const int64_t b = i / per, t = first + i % per, row = b * T + t;
       const int32_t target = tokens[static_cast<size_t>(row + 1)];
       TokenScore& s = out[static_cast<size_t>(i)];
       const float* lg = logits + row * vocab;

@@ -24,12 +24,12 @@ struct TokenScore {
 };
 
 // Scores B windows of T tokens (tokens row-major [B, T], logits [B*T, vocab]): position t of a
-// window predicts tokens[t+1], so each window yields T-1 scores, window-major. `ref_logits` may
-// be null (then ref_nll, kld and top1_agree keep their defaults). Deterministic for any thread
-// count.
+// window predicts tokens[t+1], for t in [first, T-1), so each window yields T-1-first scores,
+// window-major. `ref_logits` may be null (then ref_nll, kld and top1_agree keep their defaults).
+// Deterministic for any thread count.
 std::vector<TokenScore> score_windows(const float* logits, const float* ref_logits,
                                       std::span<const int32_t> tokens, int64_t B, int64_t T,
-                                      int64_t vocab);
+                                      int64_t vocab, int64_t first = 0);
 
 struct DistStats {
   double mean = 0.0, stderr_ = 0.0, p99 = 0.0, max = 0.0;

@@ -221,6 +221,38 @@ TEST(Eval, RejectsBadInputsWithClearErrors) {
   EXPECT_THROW(run_eval(both), UsageError);
 }
 
+// --llama-ppl: llama-perplexity's protocol. Every window starts with BOS (stories260K's tokenizer
+// adds one) and only its second half is scored; the same numbers come from evaluating a stream
+// whose window starts were set to BOS by hand, scoring from ctx/2.
+TEST(Eval, LlamaProtocolScoresSecondHalvesOfWindowsThatStartWithBos) {
+  DSQ_REQUIRE_SHARED(shared);
+  EvalOptions o;
+  o.model = shared + "/models/stories260K/hf";
+  o.tokens_file = eval_ids(shared);
+  o.ctx = 128;
+  o.max_tokens = 1024;
+  o.progress = false;
+  o.llama_protocol = true;
+  const EvalReport r = run_eval(o);
+  EXPECT_EQ(r.score_from, 64);
+  EXPECT_EQ(r.tokens_scored, 8 * (127 - 64));
+
+  const WeightStore ws = formats::open_model(o.model);
+  const model::Model m = model::Model::load(ws);
+  std::vector<int32_t> ids = read_token_ids(o.tokens_file);
+  ids.resize(1024);
+  const int32_t bos = static_cast<int32_t>(ws.config.bos_id);
+  ASSERT_GE(bos, 0);
+  std::vector<int32_t> with_bos = ids;
+  for (size_t w = 0; w < with_bos.size(); w += 128) with_bos[w] = bos;
+  EXPECT_EQ(evaluate(m, nullptr, with_bos, 128, 1, false, 64).mean_nll, r.mean_nll);
+  // Without the BOS rule the later windows start mid-text: another number.
+  EXPECT_NE(evaluate(m, nullptr, ids, 128, 1, false, 64).mean_nll, r.mean_nll);
+  // The second half of a window sees more context than the average position: lower perplexity.
+  EXPECT_LT(r.perplexity, evaluate(m, nullptr, with_bos, 128, 1).perplexity);
+  EXPECT_THROW(evaluate(m, nullptr, ids, 128, 1, false, 127), UsageError);
+}
+
 TEST(Eval, WindowsBosAndTrailingIdsFollowTheProtocol) {
   const WeightStore ws = make_synthetic_model(tiny_llama_config(), 3);
   const model::Model m = model::Model::load(ws);
