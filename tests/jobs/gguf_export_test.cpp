@@ -169,7 +169,8 @@ INSTANTIATE_TEST_SUITE_P(Models, GgufExport, ::testing::ValuesIn(kCases),
                            return n.substr(0, n.find_first_of("/-"));
                          });
 
-// llama.cpp's own GGUF package dequantizes dsq's Q4_0 / Q8_0 blocks to the same floats.
+// llama.cpp's own GGUF package reads every tensor of dsq's GGUF (Q4_0 / Q8_0 blocks, F32 norms,
+// BF16 embedding) and dequantizes it to the same floats as dsq.
 TEST(GgufExportOracle, GgufPyDequantizesTheSameFloats) {
   DSQ_REQUIRE_SHARED(shared);
   if (std::system("/usr/bin/python3 -c 'import numpy, yaml' > /dev/null 2>&1") != 0) {
@@ -209,15 +210,16 @@ for t in r.tensors:
       std::vector<float> oracle(static_cast<size_t>(t.ne[0] * (t.ne.size() > 1 ? t.ne[1] : 1)));
       in.read(reinterpret_cast<char*>(oracle.data()), static_cast<std::streamsize>(oracle.size() * 4));
       ASSERT_TRUE(in) << t.name;
-      if (t.type != formats::GgmlType::kQ4_0 && t.type != formats::GgmlType::kQ8_0) continue;
-      ++quantized;
+      quantized += t.type == formats::GgmlType::kQ4_0 || t.type == formats::GgmlType::kQ8_0;
       // dsq's reading of the GGUF (qwen2 stores q/k unpermuted: the canonical order).
       int64_t layer = -1;
       std::string canonical = t.name;
       ASSERT_NE(find_tensor_row(ws.config, canonical, &layer), nullptr) << t.name;
       const Tensor got = ws.entry(canonical).load().to(DType::kF32);
+      ASSERT_EQ(got.nbytes(), oracle.size() * 4) << t.name;
       EXPECT_EQ(std::memcmp(got.bytes(), oracle.data(), got.nbytes()), 0) << t.name;
     }
+    EXPECT_EQ(f.tensors().size(), ws.names().size());
     EXPECT_EQ(quantized, 7 * ws.config.n_layers);
   }
 }
