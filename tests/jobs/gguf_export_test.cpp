@@ -19,6 +19,7 @@
 #include "jobs/quantize.h"
 #include "lib/core/arch.h"
 #include "lib/core/error.h"
+#include "tests/jobs/quantize_options.h"
 #include "tests/test_util.h"
 
 namespace dsq::jobs {
@@ -60,14 +61,6 @@ std::vector<int32_t> greedy(const std::string& model) {
   return all;
 }
 
-QuantizeOptions rtn(const std::string& src, const std::string& out, QuantDesc d) {
-  QuantizeOptions o;
-  o.model_path = src;
-  o.out_path = out;
-  o.desc = d;
-  o.progress = false;
-  return o;
-}
 
 class GgufExport : public ::testing::TestWithParam<Case> {};
 
@@ -122,8 +115,8 @@ TEST_P(GgufExport, SymmetricGroupsAreGgmlBlocksWithTheSameNumbers) {
   for (const QuantDesc d : {QuantDesc{4, 32, true}, QuantDesc{4, 128, true}, QuantDesc{8, 0, true}}) {
     SCOPED_TRACE(scheme_name(d));
     const std::string qdsq = tmp.file("q.dsq"), qgguf = tmp.file("q.gguf");
-    run_quantize(rtn(src, qdsq, d));
-    const QuantizeReport qr = run_quantize(rtn(src, qgguf, d));
+    run_quantize(quiet_quantize_options(src, qdsq, d));
+    const QuantizeReport qr = run_quantize(quiet_quantize_options(src, qgguf, d));
     const WeightStore a = formats::open_model(qdsq);
     const WeightStore b = formats::open_model(qgguf);
     const formats::GgufFile f = formats::GgufFile::open(qgguf);
@@ -184,7 +177,7 @@ TEST(GgufExportOracle, GgufPyDequantizesTheSameFloats) {
     SCOPED_TRACE(scheme_name(d));
     const std::string q = tmp.file("q.gguf"), dir = tmp.file("deq");
     fs::create_directories(dir);
-    run_quantize(rtn(src, q, d));
+    run_quantize(quiet_quantize_options(src, q, d));
     const std::string script = tmp.file("deq.py");
     std::ofstream(script) << R"(import sys
 import numpy as np
@@ -242,9 +235,9 @@ TEST(GgufExportErrors, UnmappableSchemesAndFamiliesFailInOneLineAndLeaveNoFile) 
     EXPECT_FALSE(fs::exists(out + ".tmp"));
   };
   // Asymmetric groups are not Q4_1's numbers (its min is an f16, not scale x integer zero).
-  expect_error([&] { run_quantize(rtn(shared + "/models/qwen2-tiny", out, QuantDesc{4, 128, false})); },
+  expect_error([&] { run_quantize(quiet_quantize_options(shared + "/models/qwen2-tiny", out, QuantDesc{4, 128, false})); },
                "int4_asym_g128 has no exact ggml block type");
-  expect_error([&] { run_quantize(rtn(shared + "/models/qwen2-tiny", out, QuantDesc{3, 32, true})); },
+  expect_error([&] { run_quantize(quiet_quantize_options(shared + "/models/qwen2-tiny", out, QuantDesc{3, 32, true})); },
                "int3_sym_g32 has no exact ggml block type");
   ConvertOptions o;
   o.src = shared + "/models/deepseek-v3-tiny";

@@ -15,6 +15,7 @@
 #include "lib/core/error.h"
 #include "lib/core/synthetic.h"
 #include "lib/quant/rtn.h"
+#include "tests/jobs/quantize_options.h"
 #include "tests/test_util.h"
 
 namespace dsq::jobs {
@@ -37,14 +38,6 @@ std::string write_source(const ::dsq::testing::TempDir& dir, DType dtype, bool w
   return path;
 }
 
-QuantizeOptions options(const std::string& src, const std::string& out, QuantDesc d) {
-  QuantizeOptions o;
-  o.model_path = src;
-  o.out_path = out;
-  o.desc = d;
-  o.progress = false;
-  return o;
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -55,7 +48,7 @@ TEST(QuantizeDriver, QuantizesBlockLinearsOnlyAndReportsTrueErrors) {
   ::dsq::testing::TempDir dir;
   const std::string src = write_source(dir, DType::kF16);
   const QuantDesc d{4, 32, false};
-  const QuantizeReport r = run_quantize(options(src, dir.file("q.dsq"), d));
+  const QuantizeReport r = run_quantize(quiet_quantize_options(src, dir.file("q.dsq"), d));
 
   const WeightStore in = formats::open_model(src);
   const WeightStore out = formats::open_model(dir.file("q.dsq"));
@@ -115,7 +108,7 @@ TEST(QuantizeDriver, QuantizesBlockLinearsOnlyAndReportsTrueErrors) {
 TEST(QuantizeDriver, SkipRegexKeepsMatchesInSourcePrecision) {
   ::dsq::testing::TempDir dir;
   const std::string src = write_source(dir, DType::kF32);
-  QuantizeOptions o = options(src, dir.file("q.dsq"), QuantDesc{8, 0, true});
+  QuantizeOptions o = quiet_quantize_options(src, dir.file("q.dsq"), QuantDesc{8, 0, true});
   o.skip = "blk\\.0\\.attn_q|ffn_down";
   const QuantizeReport r = run_quantize(o);
   const WeightStore out = formats::open_model(dir.file("q.dsq"));
@@ -135,7 +128,7 @@ TEST(QuantizeDriver, SkipRegexKeepsMatchesInSourcePrecision) {
 TEST(QuantizeDriver, OutputBytesIndependentOfThreadCount) {
   ::dsq::testing::TempDir dir;
   const std::string src = write_source(dir, DType::kBF16, /*wide=*/true);
-  QuantizeOptions o = options(src, dir.file("a.dsq"), QuantDesc{3, 64, false});
+  QuantizeOptions o = quiet_quantize_options(src, dir.file("a.dsq"), QuantDesc{3, 64, false});
   o.mse_clip = true;
   const int prev = omp_get_max_threads();
   omp_set_num_threads(1);
@@ -151,7 +144,7 @@ TEST(QuantizeDriver, OutputBytesIndependentOfThreadCount) {
 TEST(QuantizeDriver, MseClipLowersTotalError) {
   ::dsq::testing::TempDir dir;
   const std::string src = write_source(dir, DType::kF32);
-  QuantizeOptions o = options(src, dir.file("a.dsq"), QuantDesc{3, 0, false});
+  QuantizeOptions o = quiet_quantize_options(src, dir.file("a.dsq"), QuantDesc{3, 0, false});
   const QuantizeReport plain = run_quantize(o);
   o.mse_clip = true;
   o.out_path = dir.file("b.dsq");
@@ -174,14 +167,14 @@ TEST(QuantizeDriver, RejectsBadOptionsWithoutWritingOutput) {
     EXPECT_FALSE(std::filesystem::exists(out));
     EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
   };
-  expect_usage(options(src, out, QuantDesc{4, 100, false}), "unsupported group size 100");
-  QuantizeOptions bad_method = options(src, out, QuantDesc{4, 32, false});
+  expect_usage(quiet_quantize_options(src, out, QuantDesc{4, 100, false}), "unsupported group size 100");
+  QuantizeOptions bad_method = quiet_quantize_options(src, out, QuantDesc{4, 32, false});
   bad_method.method = "magic";
   expect_usage(bad_method, "unknown quantization method 'magic' (available: rtn");
-  QuantizeOptions bad_regex = options(src, out, QuantDesc{4, 32, false});
+  QuantizeOptions bad_regex = quiet_quantize_options(src, out, QuantDesc{4, 32, false});
   bad_regex.skip = "blk[";
   expect_usage(bad_regex, "--skip: invalid regular expression 'blk['");
-  EXPECT_THROW(run_quantize(options(dir.file("missing.dsq"), out, QuantDesc{4, 32, false})), Error);
+  EXPECT_THROW(run_quantize(quiet_quantize_options(dir.file("missing.dsq"), out, QuantDesc{4, 32, false})), Error);
 }
 
 }  // namespace

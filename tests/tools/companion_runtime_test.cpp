@@ -11,6 +11,7 @@
 #include "jobs/convert.h"
 #include "jobs/generate.h"
 #include "jobs/quantize.h"
+#include "tests/jobs/quantize_options.h"
 #include "tests/tools/cli_run.h"
 
 namespace dsq::jobs {
@@ -45,14 +46,6 @@ void expect_same_continuation(const TempDir& tmp, const std::string& model, cons
   EXPECT_EQ(run_runtime(tmp, model, want.prompt_ids, g.n_new), want.new_ids) << what;
 }
 
-QuantizeOptions rtn(const std::string& src, const std::string& out, QuantDesc d) {
-  QuantizeOptions o;
-  o.model_path = src;
-  o.out_path = out;
-  o.desc = d;
-  o.progress = false;
-  return o;
-}
 
 TEST(CompanionRuntime, SameGreedyIdsAsDsqGenerate) {
   DSQ_REQUIRE_SHARED(shared);
@@ -67,7 +60,7 @@ TEST(CompanionRuntime, SameGreedyIdsAsDsqGenerate) {
     expect_same_continuation(tmp, f, m + " as stored");
     for (const QuantDesc d : {QuantDesc{4, 32, true}, QuantDesc{4, 128, false}, QuantDesc{8, 0, true},
                               QuantDesc{3, 64, false}}) {
-      run_quantize(rtn(src, q, d));
+      run_quantize(quiet_quantize_options(src, q, d));
       expect_same_continuation(tmp, q, m + " " + scheme_name(d));
     }
   }
