@@ -89,8 +89,9 @@ class GgufSink final : public ModelSink {
     writer_.emplace(path, metadata(), std::move(decls));
   }
 
-  void add(const std::string& name, const Tensor& t, const nlohmann::json& /*attrs*/) override {
+  void add(const std::string& name, const Tensor& t, const nlohmann::json& attrs) override {
     const Target& target = target_of(name);
+    if (attrs.is_object() && !attrs.empty()) dropped_attrs_.push_back(name);
     GgmlType type = GgmlType::kF32;
     std::vector<std::byte> blocks;
     Tensor dense;
@@ -158,6 +159,11 @@ class GgufSink final : public ModelSink {
                               " quantized tensor(s) written as F16 (dequantized): no 32-weight "
                               "block divides their rows (" + list + ")");
     }
+    if (!dropped_attrs_.empty())
+      report_.notes.push_back("'" + path_ + "': GGUF has no place for per-tensor attributes (dsq "
+                              "sparsify's activation thresholds): dropped from " +
+                              std::to_string(dropped_attrs_.size()) + " tensor(s), e.g. '" +
+                              dropped_attrs_.front() + "'; llama.cpp runs the dense model");
     for (const auto& n : report_.notes) log_warn(n);
     return report_;
   }
@@ -242,6 +248,7 @@ class GgufSink final : public ModelSink {
   std::optional<GgufWriter> writer_;
   SinkReport report_;
   std::vector<std::string> f16_fallback_;  // GGUF names
+  std::vector<std::string> dropped_attrs_;  // canonical names
 };
 
 }  // namespace

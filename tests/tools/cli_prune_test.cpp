@@ -86,6 +86,22 @@ TEST(CliSparsify, EvalReportsTheSparsityReachedAndGenerateRuns) {
   EXPECT_EQ(g.code, 0) << g.err;
 }
 
+// GGUF has no place for activation thresholds: the export is the dense model, and says so.
+TEST(CliSparsify, GgufOutputSaysTheThresholdsAreDropped) {
+  DSQ_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  const std::string out = tmp.file("s.gguf");
+  const CliRun r = run_cli(tmp, "-q sparsify " + shared + "/models/stories260K/hf -o " + out +
+                             " --topk 0.4 --targets ffn" + calib(shared));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("dropped from 15 tensor(s)"), std::string::npos) << r.err;
+  const CliRun e = run_cli(tmp, "-q eval " + out + " --tokens " + shared +
+                                    "/data/tinystories-eval.stories260K.u32 --ctx 256 --max-tokens 512 "
+                                    "--json -");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_FALSE(nlohmann::json::parse(e.out.substr(0, e.out.rfind('}') + 1)).contains("sparsity"));
+}
+
 TEST(CliPrune, UsageErrors) {
   DSQ_REQUIRE_SHARED(shared);
   TempDir tmp;
