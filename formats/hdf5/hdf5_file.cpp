@@ -2,6 +2,7 @@
 
 #include <hdf5.h>
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,14 @@ void run_isolated(const std::string& path, const std::function<void()>& fn) {
   }
   if (pid == 0) {  // child: one thread, HDF5 only; reports "kind:message" and leaves at once
     ::close(fds[0]);
+    // Everything the child has to say goes through the pipe. A crash report (libhdf5's, or a
+    // sanitizer's in an instrumented build) must not reach the user's terminal: the parent turns
+    // the child's death into one line.
+    if (const int null_fd = ::open("/dev/null", O_WRONLY); null_fd >= 0) {
+      ::dup2(null_fd, STDOUT_FILENO);
+      ::dup2(null_fd, STDERR_FILENO);
+      ::close(null_fd);
+    }
     std::string out = "ok";
     try {
       fn();
@@ -61,9 +70,14 @@ void run_isolated(const std::string& path, const std::function<void()>& fn) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  // The child leaves with _exit(0) whatever fn() did; anything else is a crash (a signal, or a
+  // sanitizer's report and exit in an instrumented build).
   if (WIFSIGNALED(status))
     throw FormatError("'" + path + "': corrupt HDF5 file: libhdf5 crashed reading it (signal " +
                       std::to_string(WTERMSIG(status)) + ")");
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+    throw FormatError("'" + path + "': corrupt HDF5 file: libhdf5 crashed reading it (exit status " +
+                      std::to_string(WEXITSTATUS(status)) + ")");
   if (msg == "ok") return;
   if (msg.empty()) throw FormatError("'" + path + "': reading the HDF5 file failed");
   const std::string text = msg.substr(1);
