@@ -43,6 +43,8 @@ EvalReport run_eval(const EvalOptions& opts) {
   if (opts.ctx < 2)
     throw UsageError(strprintf("--ctx must be at least 2, got %lld", static_cast<long long>(opts.ctx)));
   if (opts.batch < 1) throw UsageError("--batch must be at least 1");
+  if (opts.llama_protocol && opts.ctx < 3)
+    throw UsageError("--llama-ppl needs --ctx of at least 3 (it scores positions ctx/2 .. ctx-2)");
   if (opts.max_tokens < 0) throw UsageError("--max-tokens must not be negative (0 = all)");
   const WeightStore ws = formats::open_model(opts.model);
   std::optional<WeightStore> ref_ws;

@@ -251,6 +251,8 @@ TEST(Eval, LlamaProtocolScoresSecondHalvesOfWindowsThatStartWithBos) {
   // The second half of a window sees more context than the average position: lower perplexity.
   EXPECT_LT(r.perplexity, evaluate(m, nullptr, with_bos, 128, 1).perplexity);
   EXPECT_THROW(evaluate(m, nullptr, ids, 128, 1, false, 127), UsageError);
+  o.ctx = 2;
+  EXPECT_THROW(run_eval(o), UsageError);
 }
 
 TEST(Eval, WindowsBosAndTrailingIdsFollowTheProtocol) {
