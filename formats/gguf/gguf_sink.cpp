@@ -23,7 +23,7 @@ namespace dsq::formats {
 
 namespace {
 
-constexpr int64_t kBlock = 32;  // QK4_0 == QK8_0
+constexpr int64_t kBlock = 32;  // QK4_0 == QK8_0: ggml_type_traits' block of both
 
 // The ggml block type a grouped-integer scheme is exactly, for rows of `cols` weights:
 // ggml's Q4_0 is w = d * (q - 8) with q a 4-bit code and d an f16 per 32 weights, and Q8_0 is
@@ -45,7 +45,7 @@ std::vector<std::byte> to_ggml_blocks(const Tensor& t, GgmlType type) {
   const int64_t rows = t.dim(0), cols = t.dim(1);
   const QuantLayout L = quant_layout(q, rows, cols);
   const bool q4 = type == GgmlType::kQ4_0;
-  const size_t block_bytes = q4 ? 18 : 34;
+  const auto block_bytes = static_cast<size_t>(ggml_type_traits(static_cast<uint32_t>(type))->block_bytes);
   const int64_t blocks = cols / kBlock;
   std::vector<std::byte> out(static_cast<size_t>(rows * blocks) * block_bytes);
   const auto* codes = reinterpret_cast<const uint8_t*>(t.bytes() + L.codes_offset);
@@ -78,8 +78,8 @@ class GgufSink final : public ModelSink {
   GgufSink(const std::string& path, const WeightStore& src, const SinkOptions& opts)
       : path_(path), c_(src.config), arch_(arch_of(src.config)), opts_(opts) {
     check_exportable();
-    const auto by_gguf = detail::source_name_map(arch_, c_, detail::NameColumn::kGguf);
-    for (const auto& [gguf_name, target] : by_gguf) by_canonical_[target.canonical] = {gguf_name, target};
+    for (const auto& [gguf_name, nt] : detail::source_name_map(arch_, c_, detail::NameColumn::kGguf))
+      targets_[nt.canonical] = {gguf_name, nt.row ? detail::permute_heads(*nt.row, c_, nt.layer) : 0};
     std::vector<GgufTensorDecl> decls;
     for (const auto& name : src.names()) {
       const Target& t = target_of(name);
@@ -187,16 +187,12 @@ class GgufSink final : public ModelSink {
     if (!c_.rope_scaling.type.empty()) refuse("rope_scaling '" + c_.rope_scaling.type + "'");
   }
 
-  const Target& target_of(const std::string& canonical) {
+  const Target& target_of(const std::string& canonical) const {
     auto it = targets_.find(canonical);
-    if (it != targets_.end()) return it->second;
-    auto src = by_canonical_.find(canonical);
-    if (src == by_canonical_.end())
+    if (it == targets_.end())
       throw FormatError("'" + path_ + "': tensor '" + canonical + "' is not part of a " + c_.arch +
                         " model (no GGUF name)");
-    const auto& [gguf_name, nt] = src->second;
-    Target t{gguf_name, nt.row ? detail::permute_heads(*nt.row, c_, nt.layer) : 0};
-    return targets_.emplace(canonical, std::move(t)).first->second;
+    return it->second;
   }
 
   GgufMetadata metadata() {
@@ -243,8 +239,7 @@ class GgufSink final : public ModelSink {
   ModelConfig c_;
   const ArchInfo& arch_;
   SinkOptions opts_;
-  std::map<std::string, std::pair<std::string, detail::NameTarget>, std::less<>> by_canonical_;
-  std::map<std::string, Target, std::less<>> targets_;
+  std::map<std::string, Target, std::less<>> targets_;  // by canonical name
   std::optional<GgufWriter> writer_;
   SinkReport report_;
   std::vector<std::string> f16_fallback_;  // GGUF names
