@@ -1,5 +1,6 @@
 #include "jobs/eval.h"
 
+#include <memory>
 #include <optional>
 
 #include "formats/format_table.h"
@@ -12,13 +13,15 @@ namespace dsq::jobs {
 std::vector<int32_t> eval_token_stream(const EvalOptions& opts, const WeightStore& ws) {
   const std::string& src = opts.text_file.empty() ? opts.tokens_file : opts.text_file;
   std::vector<int32_t> ids;
+  std::unique_ptr<text::Tokenizer> tok;  // loaded once: for text, and for --llama-ppl's BOS rule
   if (!opts.text_file.empty()) {
-    const auto tok = model_tokenizer(ws, opts.model, "use --tokens FILE.u32");
+    tok = model_tokenizer(ws, opts.model, "use --tokens FILE.u32");
     const std::string text = text::load_text_file(opts.text_file);
     text::require_text(text, opts.text_file);
     ids = tok->encode(text, /*add_bos=*/opts.llama_protocol && tok->adds_bos());
   } else {
     ids = text::read_token_ids(opts.tokens_file);
+    if (opts.llama_protocol) tok = optional_tokenizer(ws);
   }
   if (ids.empty()) throw FormatError("'" + src + "': no tokens");
   if (opts.bos) {
@@ -28,6 +31,10 @@ std::vector<int32_t> eval_token_stream(const EvalOptions& opts, const WeightStor
   }
   if (opts.max_tokens > 0 && static_cast<int64_t>(ids.size()) > opts.max_tokens)
     ids.resize(static_cast<size_t>(opts.max_tokens));
+  // llama-perplexity: tokens[chunk start] = BOS for every chunk when the vocabulary adds BOS.
+  if (opts.llama_protocol && tok && tok->adds_bos())
+    for (size_t w = 0; w + static_cast<size_t>(opts.ctx) <= ids.size(); w += static_cast<size_t>(opts.ctx))
+      ids[w] = tok->bos_id();
   const int64_t vocab = ws.config.vocab_size;
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] < 0 || ids[i] >= vocab)
@@ -56,15 +63,8 @@ EvalReport run_eval(const EvalOptions& opts) {
   io.input(opts.tokens_file);
   io.output(opts.json_out, "--json");
   io.check();
-  auto stream = eval_token_stream(opts, ws);
-  int64_t score_from = 0;
-  if (opts.llama_protocol) {
-    // llama-perplexity: tokens[chunk start] = BOS for every chunk when the vocabulary adds BOS.
-    if (const auto tok = optional_tokenizer(ws); tok && tok->adds_bos())
-      for (size_t w = 0; w + static_cast<size_t>(opts.ctx) <= stream.size(); w += static_cast<size_t>(opts.ctx))
-        stream[w] = tok->bos_id();
-    score_from = opts.ctx / 2;
-  }
+  const auto stream = eval_token_stream(opts, ws);
+  const int64_t score_from = opts.llama_protocol ? opts.ctx / 2 : 0;
   const model::Model m = model::Model::load(ws);
   std::optional<model::Model> ref;
   if (ref_ws) {

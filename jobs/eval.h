@@ -39,8 +39,8 @@ struct EvalOptions {
   bool progress = true;
 };
 
-// The stream for `opts` (text or ids, BOS rule, --max-tokens), ids checked against the model's
-// vocabulary (FormatError naming the file and position).
+// The stream for `opts` (text or ids, BOS rule, --max-tokens, --llama-ppl's BOS-led windows), ids
+// checked against the model's vocabulary (FormatError naming the file and position).
 std::vector<int32_t> eval_token_stream(const EvalOptions& opts, const WeightStore& ws);
 
 // Everything `dsq eval` does: validate options, open, tokenize, evaluate, write the JSON.
