@@ -102,11 +102,7 @@ TEST(GgufWriter, ReadsBackThroughDsqsParser) {
 // The outside oracle: llama.cpp's gguf-py reads the same file; its view is printed as JSON.
 TEST(GgufWriter, LlamaCppsGgufPyReadsIt) {
   DSQ_REQUIRE_SHARED(shared);
-  if (std::system("/usr/bin/python3 -c 'import numpy, yaml' > /dev/null 2>&1") != 0) {
-    if (dsq::testing::in_ci()) FAIL() << "numpy/yaml missing but CI=true (scripts/install-test-extras.sh)";
-    GTEST_SKIP() << "Debian's python3-numpy / python3-yaml not installed; run "
-                    "scripts/install-test-extras.sh to check against llama.cpp's gguf-py";
-  }
+  DSQ_REQUIRE_GGUF_PY();
   dsq::testing::TempDir tmp;
   const Sample s;
   const std::string path = tmp.file("x.gguf");

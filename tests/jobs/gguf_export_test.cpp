@@ -157,11 +157,7 @@ INSTANTIATE_TEST_SUITE_P(Models, GgufExport, ::testing::ValuesIn(kCases),
 // BF16 embedding) and dequantizes it to the same floats as dsq.
 TEST(GgufExportOracle, GgufPyDequantizesTheSameFloats) {
   DSQ_REQUIRE_SHARED(shared);
-  if (std::system("/usr/bin/python3 -c 'import numpy, yaml' > /dev/null 2>&1") != 0) {
-    if (dsq::testing::in_ci()) FAIL() << "numpy/yaml missing but CI=true (scripts/install-test-extras.sh)";
-    GTEST_SKIP() << "Debian's python3-numpy / python3-yaml not installed; run "
-                    "scripts/install-test-extras.sh to check against llama.cpp's gguf-py";
-  }
+  DSQ_REQUIRE_GGUF_PY();
   ::dsq::testing::TempDir tmp;
   const std::string src = shared + "/models/qwen2-tiny";
   for (const QuantDesc d : {QuantDesc{4, 64, true}, QuantDesc{8, 32, true}}) {

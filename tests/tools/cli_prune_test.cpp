@@ -68,12 +68,17 @@ TEST(CliPrune, PrunedModelIsSmallerAndEvalGenerateQuantizeAcceptIt) {
               0.05 * e["perplexity"].get<double>());
 }
 
+// `dsq sparsify` of stories260K's FFN inputs at 40% into `out` (any writable format).
+CliRun sparsify_ffn(const TempDir& tmp, const std::string& shared, const std::string& out) {
+  return run_cli(tmp, "-q sparsify " + shared + "/models/stories260K/hf -o " + out +
+                          " --topk 0.4 --targets ffn" + calib(shared));
+}
+
 TEST(CliSparsify, EvalReportsTheSparsityReachedAndGenerateRuns) {
   DSQ_REQUIRE_SHARED(shared);
   TempDir tmp;
   const std::string out = tmp.file("s.dsq");
-  const CliRun r = run_cli(tmp, "-q sparsify " + shared + "/models/stories260K/hf -o " + out +
-                             " --topk 0.4 --targets ffn" + calib(shared));
+  const CliRun r = sparsify_ffn(tmp, shared, out);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto e = eval(tmp, shared, out);
   ASSERT_TRUE(e.contains("sparsity")) << e.dump();
@@ -91,8 +96,7 @@ TEST(CliSparsify, GgufOutputSaysTheThresholdsAreDropped) {
   DSQ_REQUIRE_SHARED(shared);
   TempDir tmp;
   const std::string out = tmp.file("s.gguf");
-  const CliRun r = run_cli(tmp, "-q sparsify " + shared + "/models/stories260K/hf -o " + out +
-                             " --topk 0.4 --targets ffn" + calib(shared));
+  const CliRun r = sparsify_ffn(tmp, shared, out);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("dropped from 15 tensor(s)"), std::string::npos) << r.err;
   const CliRun e = run_cli(tmp, "-q eval " + out + " --tokens " + shared +
