@@ -25,7 +25,7 @@ const std::vector<FormatInfo>& format_table() {
       {"dsq", {".dsq"}, sniff_dsq, open_dsq, dsq_sink},
       {"gguf", {".gguf"}, sniff_gguf, read_gguf, gguf_sink},
       {"safetensors", {".safetensors"}, sniff_safetensors, read_safetensors_model},
-      {"hf", {}, sniff_hf_dir, read_hf_dir},
+      {"hf", {}, sniff_hf_dir, read_hf_dir, hf_sink},
       // Last: llama2.c files have no magic (sniffed by header plausibility and exact size).
       {"llama2c", {".bin"}, sniff_llama2c, read_llama2c},
   };
@@ -57,6 +57,10 @@ DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast, const
 
 std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
                                      const SinkOptions& opts) {
+  if (opts.hf_layout != HfLayout::kNone) {
+    for (const auto& f : format_table())
+      if (f.name == "hf") return f.sink(path, src, opts);
+  }
   const std::string ext = std::filesystem::path(path).extension().string();
   std::string writable;
   for (const auto& f : format_table()) {
@@ -67,7 +71,27 @@ std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore&
     }
   }
   throw UsageError("'" + path + "': cannot write '" + (ext.empty() ? std::string("(no extension)") : ext) +
-                   "' files (writable: " + writable + ")");
+                   "' files (writable: " + writable + ", or a Hugging Face directory with dsq "
+                   "export --hf)");
+}
+
+std::string_view hf_layout_name(HfLayout l) {
+  switch (l) {
+    case HfLayout::kNone: return "none";
+    case HfLayout::kFloat: return "float";
+    case HfLayout::kGptq: return "gptq";
+    case HfLayout::kGptqV2: return "gptq-v2";
+    case HfLayout::kAwq: return "awq";
+    case HfLayout::kCompressedTensors: return "compressed-tensors";
+  }
+  return "none";
+}
+
+HfLayout parse_hf_layout(std::string_view name) {
+  for (HfLayout l : {HfLayout::kFloat, HfLayout::kGptq, HfLayout::kGptqV2, HfLayout::kAwq,
+                     HfLayout::kCompressedTensors})
+    if (hf_layout_name(l) == name) return l;
+  return HfLayout::kNone;
 }
 
 void commit_output(int* fd, const std::string& tmp, const std::string& path) {

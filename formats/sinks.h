@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,13 @@ struct GgufValue;  // formats/gguf/gguf_writer.h
 // GGUF metadata in file order (keys unique).
 using GgufMetadata = std::vector<std::pair<std::string, GgufValue>>;
 
+// Hugging Face directory layouts (formats/hf/hf.h, hf_sink): plain floats, or the quantized
+// layouts transformers and vLLM load.
+enum class HfLayout { kNone, kFloat, kGptq, kGptqV2, kAwq, kCompressedTensors };
+// "float", "gptq", "gptq-v2", "awq", "compressed-tensors"; parse returns kNone for anything else.
+std::string_view hf_layout_name(HfLayout l);
+HfLayout parse_hf_layout(std::string_view name);
+
 struct SinkOptions {
   int zstd_level = 0;  // .dsq: 0 = uncompressed, 1..22 per-tensor zstd
   // Cast float tensors: tensors with 2+ dims become `cast`; 1-D tensors (norms, biases) become f32
@@ -37,6 +45,11 @@ struct SinkOptions {
   // lib/text, above this floor; jobs fill this from text::gguf_tokenizer_metadata). Unset: the file
   // has no tokenizer (the sink says so; llama.cpp needs one).
   std::function<std::shared_ptr<const GgufMetadata>()> gguf_tokenizer;
+  // Set: the output is a Hugging Face directory in this layout (whatever its name), written by
+  // the "hf" row of the format table. Shards hold at most hf_shard_bytes of tensor data each
+  // (a tensor larger than that gets a shard of its own).
+  HfLayout hf_layout = HfLayout::kNone;
+  uint64_t hf_shard_bytes = uint64_t{5} << 30;
 };
 
 struct SinkReport {
@@ -68,7 +81,8 @@ int max_zstd_level();
 DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast,
                       const QuantDesc* q = nullptr);
 
-// The sink for `path`, chosen by its extension from the format table's writer column. `src`
+// The sink for `path`: a Hugging Face directory when opts.hf_layout is set, else chosen by its
+// extension from the format table's writer column. `src`
 // provides the config, tokenizer and provenance of the model being written. Throws UsageError
 // naming the writable extensions when none matches, or for a bad cast.
 std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,

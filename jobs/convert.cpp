@@ -15,6 +15,7 @@ nlohmann::json ConvertReport::to_json() const {
   return {{"src", src},
           {"out", out},
           {"source_format", source_format},
+          {"hf_layout", hf_layout.empty() ? nlohmann::json(nullptr) : nlohmann::json(hf_layout)},
           {"tensors", tensors},
           {"parameters", parameters},
           {"source_bytes", source_bytes},
@@ -39,17 +40,30 @@ ConvertReport run_convert(const ConvertOptions& opts) {
   if (opts.zstd_level < 0 || opts.zstd_level > formats::max_zstd_level())
     throw UsageError("--zstd must be 0 (off) to " + std::to_string(formats::max_zstd_level()));
   w.zstd_level = opts.zstd_level;
+  if (!opts.hf.empty()) {
+    w.hf_layout = formats::parse_hf_layout(opts.hf);
+    if (w.hf_layout == formats::HfLayout::kNone)
+      throw UsageError("--hf must be float, gptq, gptq-v2, awq or compressed-tensors, got '" +
+                       opts.hf + "'");
+    if (opts.zstd_level != 0) throw UsageError("--zstd applies to .dsq outputs, not --hf directories");
+    if (opts.shard_bytes == 0) throw UsageError("--shard-size must be positive");
+    w.hf_shard_bytes = opts.shard_bytes;
+  }
   w.progress = opts.progress;
   const WeightStore ws = formats::open_model(opts.src);
   IoPlan io;
   io.input(opts.src);
   io.model_inputs(ws);
   io.output(opts.out, "-o");
+  if (!opts.hf.empty() && fs::exists(opts.out))
+    throw UsageError("'" + opts.out + "' (-o) exists: an export writes a new directory (remove it "
+                     "or choose another name)");
   io.output(opts.json_out, "--json");
   io.check();
   ConvertReport r;
   r.src = opts.src;
   r.out = opts.out;
+  r.hf_layout = opts.hf;
   r.source_format = ws.metadata.value("source_format", std::string());
   for (const auto& s : ws.sources) r.source_bytes += s.bytes;
   for (const auto& n : ws.names()) {
@@ -57,7 +71,7 @@ ConvertReport run_convert(const ConvertOptions& opts) {
     r.tensor_bytes_in += tensor_nbytes(e.dtype, e.shape, e.dtype == DType::kQInt ? &e.quant : nullptr);
   }
   set_sink_tokenizer(w, ws);
-  w.recipe = {{"command", "convert"}, {"dtype", opts.dtype}, {"zstd", opts.zstd_level}};
+  w.recipe = {{"command", opts.command}, {"dtype", opts.dtype}, {"zstd", opts.zstd_level}};
   if (ws.metadata.contains("recipe")) w.recipe["parent"] = ws.metadata["recipe"];  // e.g. quantization
   r.written = formats::write_model(ws, opts.out, w);
   r.tensors = r.written.tensors;

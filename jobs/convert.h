@@ -1,5 +1,6 @@
-// `dsq convert`: open any supported model and stream it into an output sink (formats/sinks.h:
-// .dsq today, chosen by the output's extension).
+// `dsq convert` and `dsq export`: open any supported model and stream it into an output sink
+// (formats/sinks.h: .dsq or .gguf by the output's extension, or a Hugging Face directory in a
+// layout for `dsq export --hf`).
 #pragma once
 
 #include <cstdint>
@@ -18,10 +19,15 @@ struct ConvertOptions {
   int zstd_level = 0;          // 0 = uncompressed, 1..22
   std::string json_out;        // the report as JSON: a file, "-" for stdout, empty for none
   bool progress = true;
+  std::string command = "convert";  // recorded in the output's recipe
+  // export: a Hugging Face directory in this layout (formats::parse_hf_layout names), and the
+  // largest shard in bytes. Empty: the output's extension decides.
+  std::string hf;
+  uint64_t shard_bytes = uint64_t{5} << 30;
 };
 
 struct ConvertReport {
-  std::string src, out, source_format;
+  std::string src, out, source_format, hf_layout;
   int64_t tensors = 0, parameters = 0;
   uint64_t source_bytes = 0;     // sum of the source files' sizes
   uint64_t tensor_bytes_in = 0;  // tensor bytes as the source stores them (after dequantization)
@@ -30,7 +36,8 @@ struct ConvertReport {
   nlohmann::json to_json() const;
 };
 
-// Throws UsageError for bad options (unknown dtype, zstd level outside 0..22, out == src) and
+// Throws UsageError for bad options (unknown dtype or layout, zstd level outside 0..22, out ==
+// src, an existing directory for an export) and
 // dsq::Error for bad input; on any error no output file is left behind.
 ConvertReport run_convert(const ConvertOptions& opts);
 

@@ -15,6 +15,12 @@ struct {
   jobs::ConvertOptions convert;
 } g_opts;
 
+std::string group_digits(uint64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
 void add_options(CLI::App& sub) {
   auto& o = g_opts.convert;
   sub.add_option("src", o.src, "Model to convert: HF directory, .safetensors, .gguf, llama2.c .bin, .dsq")
@@ -30,17 +36,19 @@ void add_options(CLI::App& sub) {
   sub.add_option("--json", o.json_out, "Write the report as JSON to this file ('-' for stdout)");
 }
 
-std::string group_digits(uint64_t v) {
-  std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return s;
-}
-
 int run() {
   g_opts.convert.progress = !quiet();
   const jobs::ConvertReport r = jobs::run_convert(g_opts.convert);
   if (quiet() || g_opts.convert.json_out == "-") return 0;
-  std::printf("converted '%s' (%s) -> '%s'\n", r.src.c_str(), r.source_format.c_str(), r.out.c_str());
+  print_convert_summary(r, "converted");
+  return 0;
+}
+
+}  // namespace
+
+void print_convert_summary(const jobs::ConvertReport& r, const char* verb) {
+  std::printf("%s '%s' (%s) -> '%s'%s%s\n", verb, r.src.c_str(), r.source_format.c_str(),
+              r.out.c_str(), r.hf_layout.empty() ? "" : " as ", r.hf_layout.c_str());
   std::printf("  tensors     %lld (%lld zstd-compressed)\n", static_cast<long long>(r.tensors),
               static_cast<long long>(r.written.compressed));
   std::printf("  parameters  %s\n", group_digits(static_cast<uint64_t>(r.parameters)).c_str());
@@ -50,10 +58,7 @@ int run() {
               group_digits(r.written.raw_bytes).c_str(), group_digits(r.written.stored_bytes).c_str(),
               group_digits(r.written.file_bytes).c_str());
   std::printf("  time        %.2f s\n", r.seconds);
-  return 0;
 }
-
-}  // namespace
 
 const Command kConvertCommand = {"convert", "Convert a model to .dsq (or .gguf for llama.cpp)", add_options, run};
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include "jobs/convert.h"
+
 namespace dsq::tools {
 
 struct Command {
@@ -60,6 +62,7 @@ inline CLI::Validator at_least(double lo) {
 
 // Defined in each cmd_<name>.cpp.
 extern const Command kConvertCommand;
+extern const Command kExportCommand;
 extern const Command kInspectCommand;
 extern const Command kQuantizeCommand;
 extern const Command kCheckCommand;
@@ -68,5 +71,8 @@ extern const Command kEvalCommand;
 extern const Command kGenerateCommand;
 extern const Command kPruneCommand;
 extern const Command kSparsifyCommand;
+
+// The summary convert and export print ("converted" / "exported").
+void print_convert_summary(const jobs::ConvertReport& r, const char* verb);
 
 }  // namespace dsq::tools

@@ -16,6 +16,7 @@ namespace {
 const dsq::tools::Command* const kCommands[] = {
     // Each cmd_<name>.cpp adds its row here.
     &dsq::tools::kConvertCommand,
+    &dsq::tools::kExportCommand,
     &dsq::tools::kInspectCommand,
     &dsq::tools::kQuantizeCommand,
     &dsq::tools::kCheckCommand,

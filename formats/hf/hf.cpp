@@ -402,6 +402,69 @@ ModelConfig hf_config_from_json(const json& j, const std::string& where) {
   return c;
 }
 
+json hf_config_to_json(const ModelConfig& c) {
+  const ArchInfo& arch = arch_of(c);
+  json j = {{"architectures", {std::string(arch.hf_architectures.front())}},
+            {"model_type", std::string(arch.hf_model_types.front())},
+            {"hidden_size", c.d_model},
+            {"intermediate_size", c.d_ff},
+            {"num_hidden_layers", c.n_layers},
+            {"num_attention_heads", c.n_heads},
+            {"num_key_value_heads", c.n_kv_heads},
+            {"head_dim", arch.attn == AttnKind::kMla ? c.mla.qk_rope_head_dim : c.head_dim},
+            {"vocab_size", c.vocab_size},
+            {"max_position_embeddings", c.max_ctx},
+            {"rms_norm_eps", c.rms_eps},
+            {"rope_theta", c.rope_theta},
+            {"tie_word_embeddings", c.tied_embeddings},
+            {"hidden_act", "silu"},
+            {"use_cache", true}};
+  if (!arch.qkv_bias) j["attention_bias"] = false;
+  if (arch.name == "llama") j["mlp_bias"] = false;
+  if (arch.name == "qwen2" || arch.name == "qwen3") j["use_sliding_window"] = false;
+  if (c.bos_id >= 0) j["bos_token_id"] = c.bos_id;
+  if (c.eos_id >= 0) j["eos_token_id"] = c.eos_id;
+  if (c.rope_scaling.type == "yarn") {
+    const RopeScaling& y = c.rope_scaling;
+    j["rope_scaling"] = {{"type", "yarn"},
+                         {"rope_type", "yarn"},
+                         {"factor", y.factor},
+                         {"original_max_position_embeddings", y.original_max_position},
+                         {"beta_fast", y.beta_fast},
+                         {"beta_slow", y.beta_slow},
+                         {"mscale", y.mscale},
+                         {"mscale_all_dim", y.mscale_all_dim},
+                         {"attention_factor", y.attention_factor},
+                         {"truncate", y.truncate}};
+  }
+  if (arch.attn == AttnKind::kMla) {
+    const MlaDims& m = c.mla;
+    j["q_lora_rank"] = m.q_lora_rank > 0 ? json(m.q_lora_rank) : json(nullptr);
+    j["kv_lora_rank"] = m.kv_lora_rank;
+    j["qk_nope_head_dim"] = m.qk_nope_head_dim;
+    j["qk_rope_head_dim"] = m.qk_rope_head_dim;
+    j["v_head_dim"] = m.v_head_dim;
+    j["rope_interleave"] = c.rope_interleave;
+  }
+  if (arch.ffn == FfnKind::kMoe) {
+    const MoeConfig& m = c.moe;
+    j["n_routed_experts"] = m.n_experts;
+    j["num_experts_per_tok"] = m.n_experts_per_tok;
+    j["n_group"] = m.n_group;
+    j["topk_group"] = m.topk_group;
+    j["n_shared_experts"] = m.n_shared_experts;
+    j["moe_intermediate_size"] = m.d_expert;
+    j["first_k_dense_replace"] = m.first_dense;
+    j["moe_layer_freq"] = m.layer_freq;
+    j["norm_topk_prob"] = m.norm_topk_prob;
+    j["routed_scaling_factor"] = m.routed_scaling_factor;
+    j["scoring_func"] = "sigmoid";
+    j["topk_method"] = "noaux_tc";
+    j["num_nextn_predict_layers"] = 0;
+  }
+  return j;
+}
+
 int64_t hf_fp8_block_size(const json& j, const std::string& where) {
   auto it = j.find("quantization_config");
   if (it == j.end() || it->is_null()) return 0;

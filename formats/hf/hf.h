@@ -35,12 +35,21 @@ namespace dsq::formats {
 // other than FP8 block scales, a hidden_act other than silu, and DeepSeek routing other than
 // sigmoid + noaux_tc.
 ModelConfig hf_config_from_json(const nlohmann::json& j, const std::string& where);
+// The config.json of a model (the inverse of hf_config_from_json: reading it back gives `c`):
+// architectures, model_type, the widths and the family's own fields (MLA ranks, MoE routing with
+// num_nextn_predict_layers 0, since dsq writes no multi-token-prediction layer). No torch_dtype
+// and no quantization_config (the sink adds those).
+nlohmann::json hf_config_to_json(const ModelConfig& c);
+
 // The FP8 weight block edge of config.json's quantization_config (quant_method fp8, fmt e4m3,
 // square weight_block_size, default 128), or 0 when there is none. Throws ConfigError naming the
 // field for any other quantization_config.
 int64_t hf_fp8_block_size(const nlohmann::json& j, const std::string& where);
 
 // Format-table hooks.
+// The writer (formats/hf/hf_sink.cpp): a Hugging Face directory in SinkOptions::hf_layout.
+std::unique_ptr<ModelSink> hf_sink(const std::string& path, const WeightStore& src,
+                                   const SinkOptions& opts);
 bool sniff_hf_dir(const std::string& path);  // a directory holding config.json
 WeightStore read_hf_dir(const std::string& path, const OpenOptions& opts);
 // Single .safetensors file (sniffed by safetensors/safetensors.h) + config.json beside it.

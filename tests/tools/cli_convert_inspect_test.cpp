@@ -169,5 +169,35 @@ TEST(CliConvertInspect, BadFlagsExitTwo) {
   EXPECT_EQ(read_text(src).substr(0, 8), "DSQMODEL");  // the input was not touched
 }
 
+// `dsq export --hf`: a quantized .dsq becomes a GPTQ directory with a JSON report; bad layouts,
+// sizes and existing outputs exit 2 without touching anything.
+TEST(CliExport, QuantizedDsqToGptqDirectoryWithJsonReport) {
+  DSQ_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  const std::string q = tmp.file("q.dsq"), out = tmp.file("gptq"), js = tmp.file("r.json");
+  ASSERT_EQ(run_dsq(tmp, "quantize " + shared + "/models/qwen2-tiny -o " + q +
+                             " --bits 4 --group 128 --sym --method rtn -q").code, 0);
+  const CliResult r = run_dsq(tmp, "export " + q + " -o " + out + "/ --hf gptq --json " + js);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("exported '" + q + "'"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(read_text(js));
+  EXPECT_EQ(j["hf_layout"], "gptq");
+  EXPECT_TRUE(j["notes"].empty());
+  const auto cfg = nlohmann::json::parse(read_text(out + "/config.json"));
+  EXPECT_EQ(cfg["quantization_config"]["bits"], 4);
+  EXPECT_EQ(cfg["quantization_config"]["group_size"], 128);
+  EXPECT_EQ(cfg["quantization_config"]["sym"], true);
+  EXPECT_TRUE(fs::exists(out + "/tokenizer.json"));
+  EXPECT_EQ(cfg["architectures"][0], "Qwen2ForCausalLM");
+  for (const std::string& args : {"export " + q + " -o " + tmp.file("x") + " --hf marlin",
+                                  "export " + q + " -o " + tmp.file("x") + " --hf awq --shard-size 5XB",
+                                  "export " + q + " -o " + out + " --hf awq"}) {
+    const CliResult e = run_dsq(tmp, args);
+    EXPECT_EQ(e.code, 2) << args << "\n" << e.err;
+    EXPECT_FALSE(fs::exists(tmp.file("x"))) << args;
+  }
+  EXPECT_EQ(nlohmann::json::parse(read_text(out + "/config.json")), cfg);  // untouched
+}
+
 }  // namespace
 }  // namespace dsq
