@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 #include <regex>
 #include <vector>
@@ -126,6 +127,17 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
   if (opts.out_path.empty()) throw UsageError("missing output path (-o)");
   const auto t_start = Clock::now();
   make_quant_desc(opts.desc.bits(), opts.desc.group, opts.desc.sym());  // the CLI's rules
+  // A GGUF output of asymmetric 4-bit groups: fit on int4_asymf's grid, whose scale x zero is an
+  // exact f16, so the result is llama.cpp's Q4_1 with the same numbers (docs/EXPORT.md).
+  std::string scheme_note;
+  if (opts.desc.scheme == QuantScheme::kInt4Asym &&
+      std::filesystem::path(opts.out_path).extension() == ".gguf") {
+    opts.desc.scheme = QuantScheme::kInt4AsymF;
+    scheme_note = "'" + opts.out_path + "': int4_asym became " + scheme_name(opts.desc) +
+                  " (scales on a grid that keeps -scale x zero an f16) so that GGUF's Q4_1 holds "
+                  "the result exactly";
+    log_info(scheme_note);
+  }
   const calibration::QuantMethod& method = calibration::find_quant_method(opts.method);
   opts.method_options = calibration::resolve_method_options(method, opts.method_options);
   check_skip_regex(opts.skip);
@@ -214,6 +226,7 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
   const formats::SinkReport wr = sink->finish();
   report.file_bytes = wr.file_bytes;
   report.notes = wr.notes;
+  if (!scheme_note.empty()) report.notes.insert(report.notes.begin(), scheme_note);
   report.seconds = seconds_since(t_start);
   if (!json_out.empty()) write_json_file(json_out, json(report));
   return report;

@@ -485,12 +485,15 @@ class Reader {
     t.quant_scheme = u16(r + 114);
     uint64_t want;
     if (t.dtype == QINT) {
-      // This reader knows the grouped-integer schemes (ids 0..7: int8/4/3/2, sym = even id); a
-      // scheme of another layout has quant_bits 0 and is refused below.
-      static const unsigned kSchemeBits[8] = {8, 8, 4, 4, 3, 3, 2, 2};
+      // This reader knows the grouped-integer schemes (ids 0..7: int8/4/3/2, sym = even id; 9:
+      // int4_asymf, whose blob and arithmetic are int4_asym's); a scheme of another layout (8,
+      // block FP8) has quant_bits 0 and is refused below.
+      static const int kSchemeBits[10] = {8, 8, 4, 4, 3, 3, 2, 2, -1, 4};
+      static const int kSchemeSym[10] = {1, 0, 1, 0, 1, 0, 1, 0, -1, 0};
       if (version_minor_ == 0 && t.quant_scheme != 0) fail(tw + "reserved field is not 0");
-      if (version_minor_ >= 1 && (t.quant_scheme > 7 || (t.quant_scheme % 2 == 0) != t.quant_sym ||
-                                  t.quant_bits != kSchemeBits[t.quant_scheme % 8]))
+      if (version_minor_ >= 1 && (t.quant_scheme > 9 || kSchemeBits[t.quant_scheme] < 0 ||
+                                  kSchemeSym[t.quant_scheme] != int(t.quant_sym) ||
+                                  int(t.quant_bits) != kSchemeBits[t.quant_scheme]))
         fail(tw + "quantization scheme " + std::to_string(t.quant_scheme) + " is not supported");
       if (ndim != 2 || (t.quant_bits != 2 && t.quant_bits != 3 && t.quant_bits != 4 && t.quant_bits != 8) ||
           r[113] > 1 || t.shape[1] > (int64_t(1) << 56))

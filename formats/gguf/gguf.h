@@ -137,7 +137,7 @@ class GgufFile {
 
 // Format-table hooks. sniff: the first four bytes are "GGUF". read_gguf: a GGUF model (arch
 // llama or qwen2) as a canonical WeightStore; F32/F16/BF16 tensors stay in their dtype (mmap
-// views unless q/k rows need the Meta->rotate_half permutation), Q4_0/Q8_0 are dequantized to f32
+// views unless q/k rows need the Meta->rotate_half permutation), Q4_0/Q4_1/Q8_0 are dequantized to f32
 // when loaded. An output.weight bit-identical to token_embd.weight is dropped (tied model).
 bool sniff_gguf(const std::string& path);
 WeightStore read_gguf(const std::string& path, const OpenOptions& opts);
@@ -147,8 +147,9 @@ WeightStore read_gguf(const std::string& path, const OpenOptions& opts);
 std::unique_ptr<ModelSink> gguf_sink(const std::string& path, const WeightStore& src,
                                      const SinkOptions& opts);
 
-// Dequantize `n` elements (a multiple of 32) of ggml Q4_0 / Q8_0 blocks into f32.
+// Dequantize `n` elements (a multiple of 32) of ggml Q4_0 / Q4_1 / Q8_0 blocks into f32.
 void dequantize_q4_0(const std::byte* src, float* dst, int64_t n);
+void dequantize_q4_1(const std::byte* src, float* dst, int64_t n);
 void dequantize_q8_0(const std::byte* src, float* dst, int64_t n);
 
 }  // namespace dsq::formats

@@ -26,6 +26,22 @@ void dequantize_q4_0(const std::byte* src, float* dst, int64_t n) {
   }
 }
 
+void dequantize_q4_1(const std::byte* src, float* dst, int64_t n) {
+  // Block (20 bytes, 5 bits/weight): f16 scale d, f16 min m, then Q4_0's 16 nibble bytes without
+  // the offset: w = d * q + m.
+  for (int64_t b = 0; b < n / 32; ++b, src += 20, dst += 32) {
+    uint16_t dh, mh;
+    std::memcpy(&dh, src, 2);
+    std::memcpy(&mh, src + 2, 2);
+    const float d = f16_to_f32(dh), m = f16_to_f32(mh);
+    for (int j = 0; j < 16; ++j) {
+      const auto q = static_cast<uint8_t>(src[4 + j]);
+      dst[j] = static_cast<float>(q & 0x0F) * d + m;
+      dst[j + 16] = static_cast<float>(q >> 4) * d + m;
+    }
+  }
+}
+
 void dequantize_q8_0(const std::byte* src, float* dst, int64_t n) {
   // Block (34 bytes, 8.5 bits/weight): f16 scale d, then 32 int8 weights.
   for (int64_t b = 0; b < n / 32; ++b, src += 34, dst += 32) {
@@ -119,19 +135,22 @@ WeightStore::Loader tensor_loader(const GgufFile& f, const GgufTensorInfo& t, co
     case GgmlType::kF16: *dtype_out = DType::kF16; break;
     case GgmlType::kBF16: *dtype_out = DType::kBF16; break;
     case GgmlType::kQ4_0:
+    case GgmlType::kQ4_1:
     case GgmlType::kQ8_0: {
       *dtype_out = DType::kF32;
-      const bool q4 = t.type == GgmlType::kQ4_0;
-      return [map, data, shape, q4]() {
+      const auto deq = t.type == GgmlType::kQ4_0   ? dequantize_q4_0
+                       : t.type == GgmlType::kQ4_1 ? dequantize_q4_1
+                                                   : dequantize_q8_0;
+      return [map, data, shape, deq]() {
         Tensor out(DType::kF32, shape);
-        (q4 ? dequantize_q4_0 : dequantize_q8_0)(data, out.mutable_data<float>(), out.numel());
+        deq(data, out.mutable_data<float>(), out.numel());
         return out;
       };
     }
     default:
       throw FormatError("'" + f.path() + "': tensor '" + t.name + "': ggml type " +
                         std::string(ggml_type_traits(static_cast<uint32_t>(t.type))->name) +
-                        " is not supported (supported: f32, f16, bf16, q8_0, q4_0)");
+                        " is not supported (supported: f32, f16, bf16, q8_0, q4_0, q4_1)");
   }
   return detail::mapped_loader(map, data, *dtype_out, shape);
 }

@@ -7,7 +7,7 @@
 // Tensors: GGUF names from the architecture table's GGUF column; q/k rows of families whose GGUF
 // files store Meta's interleaved RoPE order (llama) are permuted back to it; 1-D tensors are F32
 // (as llama.cpp's converters write them), float matrices keep their dtype or SinkOptions::cast.
-// Quantized matrices map onto ggml block types without requantization where the codes allow it
+// Quantized matrices map onto ggml block types (Q4_0, Q4_1, Q8_0) without requantization where the codes allow it
 // (ggml_block_for); a matrix whose rows no block divides is written as F16, with a note.
 #include <cstring>
 #include <map>
@@ -30,43 +30,59 @@ constexpr int64_t kBlock = 32;  // QK4_0 == QK8_0: ggml_type_traits' block of bo
 // w = d * q with q an int8; dsq's symmetric rows are w = scale * (code - 2^(bits-1)) with an f16
 // scale per group. So int4_sym and int8_sym with a group that is a multiple of 32 (per-channel
 // included) are the same numbers, block by block, each block carrying its group's scale.
+// Q4_1 is w = d * q + m with f16 d and m; dsq's asymmetric rows are w = scale * (code - zero),
+// i.e. m = -scale * zero, which is an f16 exactly for the f16_min row int4_asymf (its fitting
+// keeps it so) and in general not for int4_asym (refused: not exact).
 std::optional<GgmlType> ggml_block_for(const QuantDesc& q, int64_t cols) {
-  if (q.info().layout != SchemeLayout::kGroupedInt || !q.sym() || cols % kBlock != 0)
-    return std::nullopt;
+  if (q.info().layout != SchemeLayout::kGroupedInt || cols % kBlock != 0) return std::nullopt;
   if (q.group != 0 && q.group % kBlock != 0) return std::nullopt;
-  if (q.bits() == 4) return GgmlType::kQ4_0;
-  if (q.bits() == 8) return GgmlType::kQ8_0;
+  if (q.bits() == 4 && q.sym()) return GgmlType::kQ4_0;
+  if (q.bits() == 8 && q.sym()) return GgmlType::kQ8_0;
+  if (q.bits() == 4 && q.info().f16_min) return GgmlType::kQ4_1;
   return std::nullopt;
 }
 
-// Re-blocks a symmetric grouped-integer matrix as Q4_0 / Q8_0 (ggml_block_for said which).
-std::vector<std::byte> to_ggml_blocks(const Tensor& t, GgmlType type) {
+// Re-blocks a grouped-integer matrix as Q4_0 / Q4_1 / Q8_0 (ggml_block_for said which).
+// FormatError naming the tensor when a Q4_1 min is not an exact f16 (a hand-made file).
+std::vector<std::byte> to_ggml_blocks(const Tensor& t, GgmlType type, const std::string& what) {
   const QuantDesc& q = t.quant();
   const int64_t rows = t.dim(0), cols = t.dim(1);
   const QuantLayout L = quant_layout(q, rows, cols);
-  const bool q4 = type == GgmlType::kQ4_0;
   const auto block_bytes = static_cast<size_t>(ggml_type_traits(static_cast<uint32_t>(type))->block_bytes);
   const int64_t blocks = cols / kBlock;
   std::vector<std::byte> out(static_cast<size_t>(rows * blocks) * block_bytes);
   const auto* codes = reinterpret_cast<const uint8_t*>(t.bytes() + L.codes_offset);
-  const auto* scales = reinterpret_cast<const std::byte*>(t.bytes() + L.scales_offset);
+  const auto* scales = reinterpret_cast<const uint16_t*>(t.bytes() + L.scales_offset);
+  const auto* zeros = reinterpret_cast<const uint8_t*>(t.bytes() + L.zeros_offset);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = codes + r * L.row_code_bytes;
     for (int64_t b = 0; b < blocks; ++b) {
       std::byte* dst = out.data() + static_cast<size_t>(r * blocks + b) * block_bytes;
       const int64_t c0 = b * kBlock;
+      const int64_t g = r * L.n_groups + c0 / L.group;
       // The group's f16 scale, bit for bit.
-      std::memcpy(dst, scales + 2 * (r * L.n_groups + c0 / L.group), 2);
+      std::memcpy(dst, scales + g, 2);
       auto* qs = reinterpret_cast<uint8_t*>(dst + 2);
-      if (q4) {
-        // Byte j: weight j in the low nibble, weight j + 16 in the high one (both offset by 8,
-        // as dsq's symmetric 4-bit codes are).
+      if (type == GgmlType::kQ4_1) {
+        const float s = f16_to_f32(scales[g]);
+        const float m = zeros[g] == 0 ? 0.0f : -(s * static_cast<float>(zeros[g]));
+        const uint16_t mh = f32_to_f16(m);
+        if (f16_to_f32(mh) != m)
+          throw FormatError(what + ": row " + std::to_string(r) + ", group " +
+                            std::to_string(c0 / L.group) + ": -scale x zero is not an f16, so "
+                            "Q4_1 cannot hold it exactly");
+        std::memcpy(dst + 2, &mh, 2);
+        qs += 2;
+      }
+      if (type == GgmlType::kQ8_0) {
+        for (int j = 0; j < 32; ++j)
+          qs[j] = static_cast<uint8_t>(static_cast<int>(row[c0 + j]) - 128);
+      } else {
+        // Byte j: weight j in the low nibble, weight j + 16 in the high one (Q4_0's offset of 8
+        // is dsq's symmetric code; Q4_1's codes are dsq's as they are).
         for (int j = 0; j < 16; ++j)
           qs[j] = static_cast<uint8_t>(quant_code_at(row, c0 + j, 4) |
                                        (quant_code_at(row, c0 + j + 16, 4) << 4));
-      } else {
-        for (int j = 0; j < 32; ++j)
-          qs[j] = static_cast<uint8_t>(static_cast<int>(row[c0 + j]) - 128);
       }
     }
   }
@@ -101,7 +117,7 @@ class GgufSink final : public ModelSink {
       const auto block = ggml_block_for(t.quant(), t.dim(1));
       if (block) {
         type = *block;
-        blocks = to_ggml_blocks(t, type);
+        blocks = to_ggml_blocks(t, type, "'" + path_ + "': tensor '" + name + "'");
         data = blocks.data();
         nbytes = blocks.size();
       } else if (t.dim(1) % kBlock != 0) {
@@ -111,8 +127,9 @@ class GgufSink final : public ModelSink {
         f16_fallback_.push_back(target.gguf_name);
       } else {
         throw FormatError("'" + path_ + "': tensor '" + name + "': " + scheme_name(t.quant()) +
-                          " has no exact ggml block type (exact: int4_sym and int8_sym with a "
-                          "group of 32, 64, 128... or per channel, as Q4_0 and Q8_0)");
+                          " has no exact ggml block type (exact: int4_sym, int4_asymf and "
+                          "int8_sym with a group of 32, 64, 128... or per channel, as Q4_0, Q4_1 "
+                          "and Q8_0; quantize with -o *.gguf to get int4_asymf for --asym)");
       }
     } else {
       // Floats (and storage schemes such as block FP8, dequantized): 1-D tensors in F32 as

@@ -18,7 +18,7 @@ namespace dsq {
 
 // On-disk enum: explicit values, never reused.
 enum class QuantScheme : uint16_t {
-#define DSQ_QUANT_SCHEME(e, value, name, bits, sym, layout) e = value,
+#define DSQ_QUANT_SCHEME(e, value, name, bits, sym, layout, min16) e = value,
 #include "lib/core/quant_schemes.def"
 #undef DSQ_QUANT_SCHEME
 };
@@ -35,13 +35,15 @@ struct SchemeInfo {
   uint8_t bits;           // code width
   bool has_zero;          // asymmetric: a u8 zero point per group
   SchemeLayout layout;
+  // Fitting keeps scale x zero an exact f16 (ggml Q4_1's min; quant_schemes.def).
+  bool f16_min = false;
   // A target of the quantizers (grouped-integer rows); block-FP8 rows are storage schemes only.
   constexpr bool quantize_target() const { return layout == SchemeLayout::kGroupedInt; }
 };
 
 inline constexpr SchemeInfo kSchemes[] = {
-#define DSQ_QUANT_SCHEME(e, value, nm, b, sym, lay) \
-  SchemeInfo{QuantScheme::e, nm, b, !(sym), SchemeLayout::lay},
+#define DSQ_QUANT_SCHEME(e, value, nm, b, sym, lay, min16) \
+  SchemeInfo{QuantScheme::e, nm, b, !(sym), SchemeLayout::lay, min16},
 #include "lib/core/quant_schemes.def"
 #undef DSQ_QUANT_SCHEME
 };

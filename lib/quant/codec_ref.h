@@ -10,20 +10,21 @@
 
 namespace dsq::quant::detail {
 
-template <int Bits, bool Sym>
+// The row's QuantDesc: fitting depends on the row (bits, symmetry, the f16-min grid).
+template <QuantScheme S>
 const QuantDesc& desc_of() {
-  static const QuantDesc d(Bits, 0, Sym);
+  static const QuantDesc d(S, 0);
   return d;
 }
 
 // The per-group codec of a grouped-integer row (QuantTraits::fit ... decode).
-template <int Bits, bool Sym>
+template <QuantScheme S>
 GroupParams fit(const float* w, int64_t n, const float* importance, bool mse_clip) {
-  return fit_group(w, n, desc_of<Bits, Sym>(), importance, mse_clip);
+  return fit_group(w, n, desc_of<S>(), importance, mse_clip);
 }
-template <int Bits, bool Sym>
+template <QuantScheme S>
 GroupParams fit_range(float lo, float hi) {
-  return params_for_range(lo, hi, desc_of<Bits, Sym>());
+  return params_for_range(lo, hi, desc_of<S>());
 }
 template <int Bits, bool Sym>
 uint32_t encode(float w, GroupParams p) {
@@ -83,13 +84,14 @@ inline void store_group(QRowRef out, int64_t g, int64_t c0, int64_t n, int64_t c
   }
 }
 
-template <int Bits, bool Sym>
+template <QuantScheme S>
 void quantize_row_impl(const float* w, const float* importance, bool mse_clip, int64_t cols,
                        int64_t group, QRowRef out) {
+  constexpr int Bits = scheme_info(S).bits;
   uint8_t codes[256];
   for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
     const int64_t n = cols - c0 < group ? cols - c0 : group;
-    const GroupParams p = fit_group(w + c0, n, desc_of<Bits, Sym>(), importance ? importance + c0 : nullptr,
+    const GroupParams p = fit_group(w + c0, n, desc_of<S>(), importance ? importance + c0 : nullptr,
                                     mse_clip);
     // Chunks of 256 codes keep the buffer on the stack for per-channel groups (256*Bits % 8 == 0).
     for (int64_t k0 = 0; k0 < n; k0 += 256) {
@@ -101,15 +103,15 @@ void quantize_row_impl(const float* w, const float* importance, bool mse_clip, i
   }
 }
 
-template <int Bits, bool Sym>
+template <QuantScheme S>
 void quantize_row_ref(const float* w, int64_t cols, int64_t group, QRowRef out) {
-  quantize_row_impl<Bits, Sym>(w, nullptr, false, cols, group, out);
+  quantize_row_impl<S>(w, nullptr, false, cols, group, out);
 }
 
-template <int Bits, bool Sym>
+template <QuantScheme S>
 void quantize_row_weighted(const float* w, const float* importance, int64_t cols, int64_t group,
                            QRowRef out) {
-  quantize_row_impl<Bits, Sym>(w, importance, true, cols, group, out);
+  quantize_row_impl<S>(w, importance, true, cols, group, out);
 }
 
 template <int Bits, bool Sym>

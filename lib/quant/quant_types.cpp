@@ -9,7 +9,7 @@ namespace dsq::quant {
 namespace {
 
 // The codec of a row, chosen by its layout.
-template <SchemeLayout Layout, int B, bool Sym>
+template <SchemeLayout Layout, int B, bool Sym, QuantScheme S>
 constexpr QuantTraits row_traits(QuantType t, std::string_view name) {
   if constexpr (Layout == SchemeLayout::kBlockFp8) {
     return QuantTraits{t,       name,    B,       !Sym,    nullptr,
@@ -21,13 +21,13 @@ constexpr QuantTraits row_traits(QuantType t, std::string_view name) {
                        name,
                        B,
                        !Sym,
-                       &detail::fit<B, Sym>,
-                       &detail::fit_range<B, Sym>,
+                       &detail::fit<S>,
+                       &detail::fit_range<S>,
                        &detail::encode_group<B, Sym>,
                        &detail::encode<B, Sym>,
                        &detail::decode,
-                       &detail::quantize_row_ref<B, Sym>,
-                       &detail::quantize_row_weighted<B, Sym>,
+                       &detail::quantize_row_ref<S>,
+                       &detail::quantize_row_weighted<S>,
                        &detail::dequantize_row_fast<B, Sym>,
                        &detail::dot_fast<B, Sym>,
                        &detail::dequantize_row_ref<B, Sym>,
@@ -38,8 +38,8 @@ constexpr QuantTraits row_traits(QuantType t, std::string_view name) {
 }  // namespace
 
 const QuantTraits kQuantTraits[] = {
-#define DSQ_QUANT_SCHEME(e, value, nm, b, sym, layout) \
-  row_traits<SchemeLayout::layout, b, sym>(QuantType::e, nm),
+#define DSQ_QUANT_SCHEME(e, value, nm, b, sym, layout, min16) \
+  row_traits<SchemeLayout::layout, b, sym, QuantScheme::e>(QuantType::e, nm),
 #include "lib/core/quant_schemes.def"
 #undef DSQ_QUANT_SCHEME
 };

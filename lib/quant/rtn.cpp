@@ -40,9 +40,24 @@ GroupParams params_for_range(float lo, float hi, const QuantDesc& d) {
   } else {
     const double maxq = static_cast<double>((1 << bits) - 1);
     p.scale = f16_round_up((h - l) / maxq);
-    if (p.scale > 0.0f) {
-      const double z = std::nearbyint(-l / p.scale);
-      p.zero = static_cast<uint8_t>(std::clamp(z, 0.0, maxq));
+    auto fit_zero = [&] {
+      if (p.scale > 0.0f)
+        p.zero = static_cast<uint8_t>(std::clamp(std::nearbyint(-l / p.scale), 0.0, maxq));
+    };
+    fit_zero();
+    if (d.info().f16_min) {
+      // The smallest f16 scale (from the one above, upwards) whose product with its group's zero
+      // is an exact f16, so that ggml Q4_1's min m = -scale x zero loses nothing. Ends within 16
+      // steps: an f16 whose 4 low bits are zero has at most 7 significant bits (or is a multiple of
+      // 16 subnormal units), and times a zero below 16 that fits f16's 11 bits.
+      auto exact = [&] {
+        const float m = p.scale * static_cast<float>(p.zero);
+        return f16_to_f32(f32_to_f16(m)) == m;
+      };
+      while (!exact() && p.scale < static_cast<float>(kF16Max)) {
+        p.scale = f16_to_f32(static_cast<uint16_t>(f32_to_f16(p.scale) + 1));
+        fit_zero();
+      }
     }
   }
   return p;

@@ -6,7 +6,9 @@
 //   asymmetric: lo = min(min w, 0), hi = max(max w, 0) (the range always contains 0, as in GPTQ's
 //               quantizer, so zero fits in [0, 2^bits) and 0.0 is exactly representable),
 //               scale = (hi - lo) / (2^bits - 1), zero = clamp(round(-lo / scale), 0, 2^bits - 1)
-// The scale is rounded UP to the next f16 (never down), and codes are computed with that stored
+// The scale is rounded UP to the next f16 (never down; for f16_min rows such as int4_asymf, on up
+// to the first f16 whose product with the group's zero is an exact f16: ggml's Q4_1 min, at most
+// 16 f16 steps), and codes are computed with that stored
 // scale, so every weight inside the fitted range satisfies |w - dequant(code)| <= scale / 2.
 // An all-zero group gives scale 0 (codes = zero, dequantizes to exact 0); nothing yields NaN/Inf
 // for finite input (scales saturate at the largest f16).

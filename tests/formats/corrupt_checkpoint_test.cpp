@@ -260,8 +260,8 @@ std::string make_gguf(const Case& k, const testing::TempDir& tmp, std::string* f
       patch<uint64_t>(s, m.at(up + "dims") + 12, uint64_t{1} << 40);
       break;
     case Corruption::kUnknownDtype: patch<uint32_t>(s, m.at(up + "type"), 99); break;
-    case Corruption::kUnsupportedDtype:  // q4_1: same 32-block, needs 20/32 bytes per element
-      patch<uint32_t>(s, m.at(up + "type"), 3);
+    case Corruption::kUnsupportedDtype:  // q5_0: same 32-block, needs 22/32 bytes per element
+      patch<uint32_t>(s, m.at(up + "type"), 6);
       break;
     case Corruption::kRowsNotDivisible: patch<uint32_t>(s, m.at("tensor.blk.1.attn_k.weight.type"), 12); break;
     case Corruption::kDuplicateTensor: replace_once(s, "blk.0.attn_k.weight", "blk.0.attn_q.weight"); break;
@@ -331,7 +331,7 @@ const Case kCases[] = {
     {"gguf_misaligned_offset", Fmt::kGguf, Corruption::kMisalignedOffset, {"tensor 'blk.1.ffn_up.weight'", "alignment"}},
     {"gguf_overflowing_shape", Fmt::kGguf, Corruption::kOverflowingShape, {"tensor 'blk.1.ffn_up.weight'", "overflows"}},
     {"gguf_unknown_dtype", Fmt::kGguf, Corruption::kUnknownDtype, {"tensor 'blk.1.ffn_up.weight'", "unknown ggml type 99"}},
-    {"gguf_unsupported_dtype", Fmt::kGguf, Corruption::kUnsupportedDtype, {"tensor 'blk.1.ffn_up.weight'", "q4_1"}},
+    {"gguf_unsupported_dtype", Fmt::kGguf, Corruption::kUnsupportedDtype, {"tensor 'blk.1.ffn_up.weight'", "q5_0"}},
     {"gguf_rows_not_divisible", Fmt::kGguf, Corruption::kRowsNotDivisible, {"tensor 'blk.1.attn_k.weight'", "not a multiple of the q4_k block size 256"}},
     {"gguf_duplicate_tensor", Fmt::kGguf, Corruption::kDuplicateTensor, {"duplicate tensor 'blk.0.attn_q.weight'"}},
     {"gguf_duplicate_key", Fmt::kGguf, Corruption::kDuplicateKey, {"duplicate metadata key 'tokenizer.ggml.bos_token_id'"}},

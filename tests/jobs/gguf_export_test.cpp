@@ -103,7 +103,8 @@ TEST_P(GgufExport, SymmetricGroupsAreGgmlBlocksWithTheSameNumbers) {
   const Case c = GetParam();
   const std::string src = shared + "/models/" + c.model;
   ::dsq::testing::TempDir tmp;
-  for (const QuantDesc d : {QuantDesc{4, 32, true}, QuantDesc{4, 128, true}, QuantDesc{8, 0, true}}) {
+  for (const QuantDesc d : {QuantDesc{4, 32, true}, QuantDesc{4, 128, true}, QuantDesc{8, 0, true},
+                           QuantDesc{QuantScheme::kInt4AsymF, 64}}) {
     SCOPED_TRACE(scheme_name(d));
     const std::string qdsq = tmp.file("q.dsq"), qgguf = tmp.file("q.gguf");
     run_quantize(quiet_quantize_options(src, qdsq, d));
@@ -139,11 +140,37 @@ TEST_P(GgufExport, SymmetricGroupsAreGgmlBlocksWithTheSameNumbers) {
     }
     for (const auto& t : f.tensors()) {
       if (t.ne.size() != 2 || t.name.rfind("blk.", 0) != 0 || t.ne[0] % 32 != 0) continue;
-      EXPECT_EQ(t.type, d.bits() == 4 ? formats::GgmlType::kQ4_0 : formats::GgmlType::kQ8_0)
+      EXPECT_EQ(t.type, d.bits() == 8 ? formats::GgmlType::kQ8_0
+                        : d.sym()   ? formats::GgmlType::kQ4_0
+                                    : formats::GgmlType::kQ4_1)
           << t.name;
     }
     const std::string ids = shared + "/" + c.ids;
     EXPECT_NEAR(perplexity(qgguf, ids), perplexity(qdsq, ids), 1e-5 * perplexity(qdsq, ids));
+  }
+}
+
+// An asymmetric 4-bit request written to GGUF is fitted on int4_asymf's grid and becomes Q4_1
+// blocks with the same numbers as the .dsq of int4_asymf; the report says so.
+TEST(GgufExportQ4_1, AsymmetricRequestsBecomeExactQ4_1) {
+  DSQ_REQUIRE_SHARED(shared);
+  ::dsq::testing::TempDir tmp;
+  const std::string src = shared + "/models/qwen2-tiny", g = tmp.file("q.gguf"), d = tmp.file("q.dsq");
+  const QuantizeReport r = run_quantize(quiet_quantize_options(src, g, QuantDesc{4, 32, false}));
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("int4_asym became int4_asymf_g32"), std::string::npos) << r.notes[0];
+  EXPECT_EQ(r.recipe["scheme"], "int4_asymf_g32");
+  run_quantize(quiet_quantize_options(src, d, QuantDesc{QuantScheme::kInt4AsymF, 32}));
+  const formats::GgufFile f = formats::GgufFile::open(g);
+  int q41 = 0;
+  for (const auto& t : f.tensors()) q41 += t.type == formats::GgmlType::kQ4_1;
+  EXPECT_EQ(q41, 7 * 4);
+  const WeightStore a = formats::open_model(d), b = formats::open_model(g);
+  for (const auto& name : a.names()) {
+    const Tensor ta = a.entry(name).load();
+    if (ta.dtype() != DType::kQInt) continue;
+    const Tensor want = ta.to(DType::kF32), got = b.entry(name).load().to(DType::kF32);
+    EXPECT_EQ(std::memcmp(got.bytes(), want.bytes(), want.nbytes()), 0) << name;
   }
 }
 
@@ -160,7 +187,8 @@ TEST(GgufExportOracle, GgufPyDequantizesTheSameFloats) {
   DSQ_REQUIRE_GGUF_PY();
   ::dsq::testing::TempDir tmp;
   const std::string src = shared + "/models/qwen2-tiny";
-  for (const QuantDesc d : {QuantDesc{4, 64, true}, QuantDesc{8, 32, true}}) {
+  for (const QuantDesc d : {QuantDesc{4, 64, true}, QuantDesc{8, 32, true},
+                           QuantDesc{QuantScheme::kInt4AsymF, 32}}) {
     SCOPED_TRACE(scheme_name(d));
     const std::string q = tmp.file("q.gguf"), dir = tmp.file("deq");
     fs::create_directories(dir);
@@ -190,7 +218,8 @@ for t in r.tensors:
       std::vector<float> oracle(static_cast<size_t>(t.ne[0] * (t.ne.size() > 1 ? t.ne[1] : 1)));
       in.read(reinterpret_cast<char*>(oracle.data()), static_cast<std::streamsize>(oracle.size() * 4));
       ASSERT_TRUE(in) << t.name;
-      quantized += t.type == formats::GgmlType::kQ4_0 || t.type == formats::GgmlType::kQ8_0;
+      quantized += t.type == formats::GgmlType::kQ4_0 || t.type == formats::GgmlType::kQ4_1 ||
+                   t.type == formats::GgmlType::kQ8_0;
       // dsq's reading of the GGUF (qwen2 stores q/k unpermuted: the canonical order).
       int64_t layer = -1;
       std::string canonical = t.name;
@@ -221,9 +250,15 @@ TEST(GgufExportErrors, UnmappableSchemesAndFamiliesFailInOneLineAndLeaveNoFile) 
     EXPECT_FALSE(fs::exists(out));
     EXPECT_FALSE(fs::exists(out + ".tmp"));
   };
-  // Asymmetric groups are not Q4_1's numbers (its min is an f16, not scale x integer zero).
-  expect_error([&] { run_quantize(quiet_quantize_options(shared + "/models/qwen2-tiny", out, QuantDesc{4, 128, false})); },
-               "int4_asym_g128 has no exact ggml block type");
+  // int4_asym groups fitted for a .dsq are not Q4_1's numbers (its min is an f16, and
+  // scale x integer zero in general is not); quantize -o x.gguf fits int4_asymf instead.
+  const std::string asym = tmp.file("asym.dsq");
+  run_quantize(quiet_quantize_options(shared + "/models/qwen2-tiny", asym, QuantDesc{4, 128, false}));
+  ConvertOptions c;
+  c.src = asym;
+  c.out = out;
+  c.progress = false;
+  expect_error([&] { run_convert(c); }, "int4_asym_g128 has no exact ggml block type");
   expect_error([&] { run_quantize(quiet_quantize_options(shared + "/models/qwen2-tiny", out, QuantDesc{3, 32, true})); },
                "int3_sym_g32 has no exact ggml block type");
   ConvertOptions o;

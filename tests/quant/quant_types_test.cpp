@@ -11,7 +11,8 @@ namespace dsq::quant {
 namespace {
 
 TEST(QuantTypes, TableRowsAreConsistent) {
-  ASSERT_EQ(kNumQuantTypes, 9u);  // bits {8, 4, 3, 2} x {sym, asym}, and block FP8
+  // bits {8, 4, 3, 2} x {sym, asym}, block FP8, and int4_asymf (int4_asym fitted for Q4_1)
+  ASSERT_EQ(kNumQuantTypes, 10u);
   std::set<std::string_view> names;
   for (size_t i = 0; i < kNumQuantTypes; ++i) {
     const QuantTraits& t = kQuantTraits[i];
@@ -27,7 +28,14 @@ TEST(QuantTypes, TableRowsAreConsistent) {
     }
     EXPECT_EQ(quant_type_from_name(t.name), t.type);
     EXPECT_EQ(&quant_traits(t.desc(128)), &t);
-    EXPECT_EQ(int_scheme(t.bits, !t.has_zero), t.type);
+    // int_scheme names the plain row of a width and symmetry; an f16-min row is its variant.
+    if (scheme_info(t.type).f16_min) {
+      EXPECT_EQ(t.bits, 4);
+      EXPECT_TRUE(t.has_zero);
+      EXPECT_EQ(int_scheme(t.bits, false), QuantScheme::kInt4Asym);
+    } else {
+      EXPECT_EQ(int_scheme(t.bits, !t.has_zero), t.type);
+    }
     EXPECT_EQ(t.name, scheme_info(t.type).name);  // the core and codec rows agree
     for (uint32_t g : kQuantGroupSizes) EXPECT_EQ(parse_scheme_name(scheme_name(t.desc(g))), t.desc(g));
     for (auto* fn : {reinterpret_cast<const void*>(t.quantize_ref), reinterpret_cast<const void*>(t.quantize_weighted),

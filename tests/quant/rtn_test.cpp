@@ -54,6 +54,39 @@ TEST(Rtn, RoundTripWithinHalfStepEveryScheme) {
   }
 }
 
+// int4_asymf (the f16-min row): every group's -scale x zero is an exact f16 (ggml Q4_1's min), at
+// every magnitude down to f16 subnormal scales, and its scale is int4_asym's moved up by at most
+// 16 f16 steps (for normal scales less than 1/64), often not at all.
+TEST(Rtn, F16MinRowKeepsScaleTimesZeroAnExactF16) {
+  const QuantDesc asymf{QuantScheme::kInt4AsymF, 32}, asym{4, 32, false};
+  int64_t nonzero = 0, same = 0;
+  for (const float mag : {1e-6f, 3e-5f, 1e-3f, 0.02f, 1.0f, 300.0f}) {
+    const int64_t rows = 16, cols = 128;
+    auto w = gaussian(rows * cols, 99, 1.0f);
+    for (auto& x : w) x = x * mag + 0.3f * mag;  // off-centre: zero points spread over 0..15
+    const Tensor q = quantize_matrix_rtn(w.data(), rows, cols, asymf);
+    const Tensor ref = quantize_matrix_rtn(w.data(), rows, cols, asym);
+    Tensor qc = q, rc = ref;
+    const QuantMatrix qm(qc), rm(rc);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < cols / 32; ++g) {
+        const GroupParams p = qm.params(r, g), pr = rm.params(r, g);
+        const float m = -(p.scale * static_cast<float>(p.zero));
+        ASSERT_EQ(f16_to_f32(f32_to_f16(m)), m) << mag << " " << p.scale << " x " << int(p.zero);
+        ASSERT_GE(p.scale, pr.scale);
+        ASSERT_LE(f32_to_f16(p.scale) - f32_to_f16(pr.scale), 16) << p.scale << " " << pr.scale;
+        if (pr.scale >= 6.2e-5f) {
+          EXPECT_LE(p.scale, pr.scale * (1.0f + 1.0f / 64.0f)) << mag;
+        }
+        nonzero += p.zero != 0;
+        same += p.scale == pr.scale;
+      }
+    expect_within_bound(w, q, "int4_asymf magnitude " + std::to_string(mag));
+  }
+  EXPECT_GT(nonzero, 0);
+  EXPECT_GT(same, 0);
+}
+
 TEST(Rtn, SymmetricInt8ErrorAtMostAbsmaxOver254) {
   // scale = absmax/127 rounded up to f16 (relative increase < 2^-10), so the half-step bound is
   // absmax/254 * (1 + 2^-10) plus f32 rounding.
