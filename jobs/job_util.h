@@ -18,8 +18,9 @@ namespace dsq::jobs {
 inline constexpr const char* kOutputModelHelp =
     "Output model; the extension picks the writer: .dsq (any model), or .gguf for llama.cpp "
     "(llama, qwen2, qwen3: floats as they are; int4_sym / int8_sym with groups of 32, 64, 128... "
-    "or per channel become Q4_0 / Q8_0 blocks with the same codes and scales; other schemes are "
-    "refused; rows no 32-weight block divides are written as F16, with a note)";
+    "or per channel become Q4_0 / Q8_0 blocks with the same codes and scales, int4_asym (fitted as "
+    "int4_asymf) Q4_1; other schemes are refused; rows no 32-weight block divides are written as "
+    "F16, with a note)";
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -28,7 +28,7 @@ DSQ=$1
 LLAMA=$2
 SHARED=${3:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 MODELS=${MODELS:-"stories260K/hf qwen2-tiny"}
-SCHEMES=${SCHEMES:-"f32 f16 keep int4_sym_g32 int4_sym_g128 int8_sym_perchannel gptq/int4_sym_g128"}
+SCHEMES=${SCHEMES:-"f32 f16 keep int4_sym_g32 int4_sym_g128 int8_sym_perchannel gptq/int4_sym_g128 int4_asym_g128"}
 PROMPT=${PROMPT:-"Once upon a time"}
 N=${N:-32}
 # Quantized exports are compared over fewer ids: llama.cpp's CPU kernels quantize the activations
