@@ -16,6 +16,7 @@
 #include "formats/gguf/gguf.h"
 #include "formats/gguf/gguf_writer.h"
 #include "formats/hf/reader_util.h"
+#include "formats/write_util.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 
@@ -169,12 +170,9 @@ class GgufSink final : public ModelSink {
   SinkReport finish() override {
     report_.file_bytes = writer_->finish();
     if (!f16_fallback_.empty()) {
-      std::string list;
-      for (size_t i = 0; i < f16_fallback_.size() && i < 3; ++i) list += (i ? ", " : "") + f16_fallback_[i];
-      if (f16_fallback_.size() > 3) list += " and " + std::to_string(f16_fallback_.size() - 3) + " more";
       report_.notes.push_back("'" + path_ + "': " + std::to_string(f16_fallback_.size()) +
                               " quantized tensor(s) written as F16 (dequantized): no 32-weight "
-                              "block divides their rows (" + list + ")");
+                              "block divides their rows (" + name_sample(f16_fallback_) + ")");
     }
     if (!dropped_attrs_.empty())
       report_.notes.push_back("'" + path_ + "': GGUF has no place for per-tensor attributes (dsq "

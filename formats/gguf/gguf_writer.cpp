@@ -9,8 +9,9 @@
 #include <limits>
 #include <set>
 
-#include "lib/core/error.h"
 #include "formats/sinks.h"
+#include "formats/write_util.h"
+#include "lib/core/error.h"
 #include "lib/core/quant_layout.h"
 
 namespace dsq::formats {
@@ -156,15 +157,7 @@ std::string GgufWriter::encode_header() const {
 }
 
 void GgufWriter::pwrite_all(const void* p, size_t n, uint64_t at) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd_, c, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(at));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) throw IoError("'" + tmp_path_ + "': write failed: " + std::strerror(errno));
-    c += w;
-    n -= static_cast<size_t>(w);
-    at += static_cast<uint64_t>(w);
-  }
+  formats::pwrite_all(fd_, p, n, at, tmp_path_);
 }
 
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, const void* data, size_t bytes) {

@@ -38,6 +38,7 @@
 #include "formats/hf/hf.h"
 #include "formats/hf/reader_util.h"
 #include "formats/safetensors/safetensors_writer.h"
+#include "formats/write_util.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/quant_layout.h"
@@ -114,18 +115,15 @@ struct Plan {
   uint64_t bytes = 0;
 };
 
+// A small file of the directory (config, index, tokenizer files), synced.
 void write_file(const fs::path& p, const std::string& text) {
   const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw IoError("'" + p.string() + "': cannot create: " + std::strerror(errno));
-  size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      ::close(fd);
-      throw IoError("'" + p.string() + "': write failed: " + std::strerror(errno));
-    }
-    off += static_cast<size_t>(w);
+  try {
+    pwrite_all(fd, text.data(), text.size(), 0, p.string());
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
   const bool ok = ::fsync(fd) == 0;
   if (::close(fd) != 0 || !ok) throw IoError("'" + p.string() + "': write failed: " + std::strerror(errno));
@@ -229,13 +227,10 @@ class HfSink final : public ModelSink {
     }
     write_tokenizer_files();
     if (!dequantized_.empty()) {
-      std::string list;
-      for (size_t i = 0; i < dequantized_.size() && i < 3; ++i) list += (i ? ", " : "") + dequantized_[i];
-      if (dequantized_.size() > 3) list += " and " + std::to_string(dequantized_.size() - 3) + " more";
       report_.notes.push_back("'" + path_ + "': " + std::to_string(dequantized_.size()) +
                               " quantized linear(s) written dequantized in f32 (exact) and left "
                               "unconverted: " + std::string(hf_layout_name(layout())) +
-                              " cannot pack their shape (" + list + ")");
+                              " cannot pack their shape (" + name_sample(dequantized_) + ")");
     }
     if (!dropped_attrs_.empty())
       report_.notes.push_back("'" + path_ + "': Hugging Face layouts have no place for per-tensor "

@@ -3,10 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "formats/write_util.h"
 #include "lib/core/error.h"
 
 namespace dsq::formats {
@@ -65,15 +65,7 @@ void SafetensorsWriter::fail(const std::string& what) const {
 }
 
 void SafetensorsWriter::pwrite_all(const void* p, size_t n, uint64_t at) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd_, c, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(at));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) throw IoError("'" + path_ + "': write failed: " + std::strerror(errno));
-    c += w;
-    n -= static_cast<size_t>(w);
-    at += static_cast<uint64_t>(w);
-  }
+  formats::pwrite_all(fd_, p, n, at, path_);
 }
 
 void SafetensorsWriter::add(const std::string& name, const void* data, size_t bytes) {

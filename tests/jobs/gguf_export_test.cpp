@@ -15,10 +15,10 @@
 #include "formats/gguf/gguf.h"
 #include "jobs/convert.h"
 #include "jobs/eval.h"
-#include "jobs/generate.h"
 #include "jobs/quantize.h"
 #include "lib/core/arch.h"
 #include "lib/core/error.h"
+#include "tests/jobs/greedy.h"
 #include "tests/jobs/quantize_options.h"
 #include "tests/test_util.h"
 
@@ -49,18 +49,6 @@ double perplexity(const std::string& model, const std::string& ids) {
   o.progress = false;
   return run_eval(o).perplexity;
 }
-
-std::vector<int32_t> greedy(const std::string& model) {
-  GenerateOptions o;
-  o.model = model;
-  o.prompt = "Once upon a time";
-  o.n_new = 12;
-  const GenerateResult r = run_generate(o);
-  std::vector<int32_t> all = r.prompt_ids;
-  all.insert(all.end(), r.new_ids.begin(), r.new_ids.end());
-  return all;
-}
-
 
 class GgufExport : public ::testing::TestWithParam<Case> {};
 

@@ -19,9 +19,9 @@
 #include "formats/format_table.h"
 #include "formats/hf/hf.h"
 #include "jobs/convert.h"
-#include "jobs/generate.h"
 #include "jobs/quantize.h"
 #include "lib/core/error.h"
+#include "tests/jobs/greedy.h"
 #include "tests/jobs/quantize_options.h"
 #include "tests/test_util.h"
 
@@ -54,17 +54,6 @@ std::string oracle(const std::string& qdir, const std::string& ref, int* rc) {
   const int st = p ? ::pclose(p) : -1;
   *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return out;
-}
-
-std::vector<int32_t> greedy(const std::string& model) {
-  GenerateOptions o;
-  o.model = model;
-  o.prompt = "Once upon a time";
-  o.n_new = 12;
-  const GenerateResult r = run_generate(o);
-  std::vector<int32_t> all = r.prompt_ids;
-  all.insert(all.end(), r.new_ids.begin(), r.new_ids.end());
-  return all;
 }
 
 struct Case {
