@@ -187,6 +187,12 @@ class HfSink final : public ModelSink {
     if (it == index_.end())
       throw FormatError("'" + path_ + "': tensor '" + name + "' was not declared by the source");
     const Plan& p = plans_[it->second];
+    // The plan (and the header of every shard) was made from the source's entries: a tensor must
+    // arrive as declared (a quantizer streaming into this sink would change it).
+    const bool grouped = t.dtype() == DType::kQInt && t.quant().info().quantize_target();
+    if (grouped != (p.kind != Kind::kFloat) || (grouped && !(t.quant() == quants_or(p, t.quant()))))
+      refuse(name, "arrived in another form than the source declared (write the model to .dsq "
+             "first, then dsq export it)");
     if (attrs.is_object() && !attrs.empty()) dropped_attrs_.push_back(name);
     SafetensorsWriter& w = writer(p.shard);
     switch (p.kind) {
@@ -560,6 +566,11 @@ class HfSink final : public ModelSink {
   }
 
   QuantDesc plan_quant(const Plan& p) const { return quants_.at(p.canonical); }
+  // The packed scheme of a plan, or `other` for plans that are not packed.
+  QuantDesc quants_or(const Plan& p, const QuantDesc& other) const {
+    auto it = quants_.find(p.canonical);
+    return it == quants_.end() ? other : it->second;
+  }
 
   static std::string regex_escape(const std::string& s) {
     std::string out;

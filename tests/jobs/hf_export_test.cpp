@@ -222,6 +222,17 @@ TEST(HfExportErrors, BadRequestsFailInOneLineAndLeaveNothing) {
   EXPECT_THROW(formats::open_sink(out, ws, so), ConfigError);
   EXPECT_FALSE(fs::exists(out + ".tmp"));
 
+  // The shards' headers are planned from the source's entries: a tensor that arrives quantized
+  // where the source declared a float is refused, and the sink leaves nothing behind.
+  {
+    const WeightStore fl = formats::open_model(src), qs = formats::open_model(q2);
+    auto sink = formats::open_sink(out, fl, so);
+    EXPECT_TRUE(fs::exists(out + ".tmp"));
+    EXPECT_THROW(sink->add("blk.0.attn_q.weight", qs.entry("blk.0.attn_q.weight").load()), FormatError);
+  }
+  EXPECT_FALSE(fs::exists(out + ".tmp"));
+  EXPECT_FALSE(fs::exists(out));
+
   // A .tmp left by a killed export is replaced; one that dsq did not make is refused.
   fs::create_directories(out + ".tmp");
   std::ofstream(out + ".tmp/.dsq-export-in-progress").flush();
