@@ -27,8 +27,12 @@ for a in llama-f32 llama-bf16 qwen2-f32 qwen3-f32; do
   cp "$t/tiny-$a/config.json" "$out/hf_config/tiny-$a.json"
 done
 "$dsq" -q convert "$t/tiny-qwen2-f32" -o "$out/dsq/tiny-qwen2-zstd.dsq" --dtype f16 --zstd 3
-for s in int8_asym_g32 int4_sym_g32 int3_asym_perchannel; do
+for s in int8_asym_g32 int4_sym_g32 int3_asym_perchannel int4_asymf_g32; do
   "$dsq" -q quantize "$out/dsq/tiny-gguf.dsq" -o "$out/dsq/tiny-$s.dsq" --scheme "$s"
+done
+# GGUF with ggml blocks as dsq writes them: Q4_0, Q4_1 (from asymmetric 4-bit), Q8_0.
+for s in int4_sym_g32 int4_asym_g32 int8_sym_g32; do
+  "$dsq" -q quantize "$out/dsq/tiny-gguf.dsq" -o "$out/gguf/tiny-$s.gguf" --scheme "$s"
 done
 "$dsq" -q prune "$out/dsq/tiny-gguf.dsq" -o "$out/dsq/tiny-pruned.dsq" --ffn 0.25 --heads 0.5 \
   --importance magnitude
