@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -107,9 +108,11 @@ struct Piece {
 enum class Kind { kFloat, kPacked, kDequantized };
 
 struct Plan {
-  std::string canonical, hf, module;  // module: the hf name without ".weight"
+  std::string canonical, module;  // module: the hf name without ".weight"
+  Shape shape;                    // the source's
   Kind kind = Kind::kFloat;
   DType dtype = DType::kF32;  // kFloat / kDequantized
+  QuantDesc quant;            // kPacked
   std::vector<Piece> pieces;
   size_t shard = 0;
   uint64_t bytes = 0;
@@ -164,11 +167,13 @@ class HfSink final : public ModelSink {
     }
     scheme_ = uniform;
     if (layout() != HfLayout::kFloat) {
-      if (scheme_count() == 0)
+      if (std::none_of(plans_.begin(), plans_.end(), [](const Plan& p) { return p.kind == Kind::kPacked; }))
         throw UsageError("'" + path_ + "': the model has no quantized linear that " +
                          std::string(hf_layout_name(layout())) + " can pack (quantize it first, "
                          "or export with --hf float)");
-      if (!quants_.count("output.weight")) unconverted_.insert("lm_head");  // tied or float
+      auto out = index_.find("output.weight");
+      if (out == index_.end() || plans_[out->second].kind != Kind::kPacked)
+        unconverted_.insert("lm_head");  // tied or float
     }
     assign_shards();
     prepare_tmp_dir();
@@ -190,7 +195,8 @@ class HfSink final : public ModelSink {
     // The plan (and the header of every shard) was made from the source's entries: a tensor must
     // arrive as declared (a quantizer streaming into this sink would change it).
     const bool grouped = t.dtype() == DType::kQInt && t.quant().info().quantize_target();
-    if (grouped != (p.kind != Kind::kFloat) || (grouped && !(t.quant() == quants_or(p, t.quant()))))
+    if (t.shape() != p.shape || grouped != (p.kind != Kind::kFloat) ||
+        (p.kind == Kind::kPacked && !(t.quant() == p.quant)))
       refuse(name, "arrived in another form than the source declared (write the model to .dsq "
              "first, then dsq export it)");
     if (attrs.is_object() && !attrs.empty()) dropped_attrs_.push_back(name);
@@ -297,33 +303,33 @@ class HfSink final : public ModelSink {
     }
   }
 
-  // Why the packing cannot hold a [rows, cols] matrix (empty when it can).
-  std::string shape_problem(const QuantDesc& q, int64_t rows, int64_t cols) const {
+  // Whether the packing holds a [rows, cols] matrix: GPTQ packs in and out by 32/bits, AWQ out by
+  // 8 and in by the group; compressed-tensors pads.
+  bool packs_shape(const QuantDesc& q, int64_t rows, int64_t cols) const {
     const int64_t pf = 32 / q.bits();
     switch (layout()) {
       case HfLayout::kGptq:
-      case HfLayout::kGptqV2:
-        return rows % pf == 0 && cols % pf == 0 ? "" : "in and out must be multiples of 32/bits";
-      case HfLayout::kAwq:
-        return rows % 8 == 0 && cols % q.group == 0 ? "" : "out must be a multiple of 8, in of the group";
-      default: return "";
+      case HfLayout::kGptqV2: return rows % pf == 0 && cols % pf == 0;
+      case HfLayout::kAwq: return rows % 8 == 0 && cols % q.group == 0;
+      default: return true;
     }
   }
 
   Plan plan(const WeightStore::Entry& e, const std::string& hf, const ArchTensor& row) {
     Plan p;
     p.canonical = e.name;
-    p.hf = hf;
-    p.module = hf.size() > 7 && hf.compare(hf.size() - 7, 7, ".weight") == 0 ? hf.substr(0, hf.size() - 7) : hf;
+    p.shape = e.shape;
+    const bool weight = hf.ends_with(".weight");
+    p.module = weight ? hf.substr(0, hf.size() - 7) : hf;
     const bool grouped = e.dtype == DType::kQInt && e.quant.info().quantize_target();
     if (grouped && layout() != HfLayout::kFloat) {
       const std::string bad = scheme_problem(e.quant);
       if (!bad.empty()) refuse(e.name, scheme_name(e.quant) + " cannot be written as " +
                                std::string(hf_layout_name(layout())) + ": " + bad);
       const bool linear = row.role == TensorRole::kLinear && e.shape.size() == 2;
-      if (linear && shape_problem(e.quant, e.shape[0], e.shape[1]).empty()) {
+      if (linear && packs_shape(e.quant, e.shape[0], e.shape[1])) {
         p.kind = Kind::kPacked;
-        quants_[e.name] = e.quant;
+        p.quant = e.quant;
         packed_pieces(p, e);
       } else {
         p.kind = Kind::kDequantized;
@@ -335,8 +341,9 @@ class HfSink final : public ModelSink {
     if (p.kind != Kind::kPacked) {
       p.dtype = p.kind == Kind::kDequantized && !opts_.cast ? DType::kF32 : float_dtype(e);
       p.pieces.push_back({hf, dtype_st(p.dtype), std::vector<int64_t>(e.shape.begin(), e.shape.end())});
-      if (p.kind == Kind::kDequantized || row.role == TensorRole::kLinear || row.role == TensorRole::kClassifier)
-        if (hf.size() > 7 && hf.compare(hf.size() - 7, 7, ".weight") == 0) unconverted_.insert(p.module);
+      if (weight && (p.kind == Kind::kDequantized || row.role == TensorRole::kLinear ||
+                     row.role == TensorRole::kClassifier))
+        unconverted_.insert(p.module);
       if (e.shape.size() >= 2 && model_dtype_.empty() && p.kind == Kind::kFloat)
         model_dtype_ = torch_dtype_name(p.dtype);
     }
@@ -377,9 +384,8 @@ class HfSink final : public ModelSink {
     }
   }
 
+  // t is a grouped-integer matrix of p's scheme and shape (add() checked).
   void write_packed(const Plan& p, const Tensor& t, SafetensorsWriter& w) {
-    if (t.dtype() != DType::kQInt || t.ndim() != 2)
-      refuse(p.canonical, "the tensor changed kind between open and write");
     const QView v(t);
     const int b = v.q.bits();
     const int64_t rows = t.dim(0), cols = t.dim(1), pf = 32 / b, ng = v.L.n_groups;
@@ -535,8 +541,8 @@ class HfSink final : public ModelSink {
     std::map<std::string, std::pair<QuantDesc, std::vector<std::string>>> groups;
     for (const Plan& p : plans_)
       if (p.kind == Kind::kPacked) {
-        auto& g = groups[scheme_name(plan_quant(p))];
-        g.first = plan_quant(p);
+        auto& g = groups[scheme_name(p.quant)];
+        g.first = p.quant;
         g.second.push_back(p.module);
       }
     json cg = json::object();
@@ -565,13 +571,6 @@ class HfSink final : public ModelSink {
             {"kv_cache_scheme", nullptr}};
   }
 
-  QuantDesc plan_quant(const Plan& p) const { return quants_.at(p.canonical); }
-  // The packed scheme of a plan, or `other` for plans that are not packed.
-  QuantDesc quants_or(const Plan& p, const QuantDesc& other) const {
-    auto it = quants_.find(p.canonical);
-    return it == quants_.end() ? other : it->second;
-  }
-
   static std::string regex_escape(const std::string& s) {
     std::string out;
     for (char ch : s) {
@@ -584,14 +583,9 @@ class HfSink final : public ModelSink {
   json config_json() const {
     json j = hf_config_to_json(c_);
     j["torch_dtype"] = model_dtype_.empty() ? std::string("float16") : model_dtype_;
-    if (layout() != HfLayout::kFloat && scheme_count() > 0) j["quantization_config"] = quantization_config();
+    // Quantized layouts hold at least one packed linear (the constructor refuses others).
+    if (layout() != HfLayout::kFloat) j["quantization_config"] = quantization_config();
     return j;
-  }
-
-  size_t scheme_count() const {
-    size_t n = 0;
-    for (const Plan& p : plans_) n += p.kind == Kind::kPacked;
-    return n;
   }
 
   // Tokenizer files from the model's reference: the file it names (as tokenizer.model or
@@ -646,7 +640,6 @@ class HfSink final : public ModelSink {
   json tokenizer_;
   std::vector<Plan> plans_;
   std::map<std::string, size_t, std::less<>> index_;
-  std::map<std::string, QuantDesc> quants_;
   std::optional<QuantDesc> scheme_;
   std::set<std::string> unconverted_;  // modules the loader keeps in floats
   std::string model_dtype_;
