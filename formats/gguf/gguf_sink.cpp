@@ -19,6 +19,7 @@
 #include "formats/write_util.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
+#include "lib/core/quant_view.h"
 
 namespace dsq::formats {
 
@@ -46,32 +47,28 @@ std::optional<GgmlType> ggml_block_for(const QuantDesc& q, int64_t cols) {
 // Re-blocks a grouped-integer matrix as Q4_0 / Q4_1 / Q8_0 (ggml_block_for said which).
 // FormatError naming the tensor when a Q4_1 min is not an exact f16 (a hand-made file).
 std::vector<std::byte> to_ggml_blocks(const Tensor& t, GgmlType type, const std::string& what) {
-  const QuantDesc& q = t.quant();
-  const int64_t rows = t.dim(0), cols = t.dim(1);
-  const QuantLayout L = quant_layout(q, rows, cols);
+  const GroupedIntView v(t);
+  const QuantLayout& L = v.L;
+  const int64_t rows = L.rows, cols = L.cols;
   const auto block_bytes = static_cast<size_t>(ggml_type_traits(static_cast<uint32_t>(type))->block_bytes);
   const int64_t blocks = cols / kBlock;
   std::vector<std::byte> out(static_cast<size_t>(rows * blocks) * block_bytes);
-  const auto* codes = reinterpret_cast<const uint8_t*>(t.bytes() + L.codes_offset);
-  const auto* scales = reinterpret_cast<const uint16_t*>(t.bytes() + L.scales_offset);
-  const auto* zeros = reinterpret_cast<const uint8_t*>(t.bytes() + L.zeros_offset);
   for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = codes + r * L.row_code_bytes;
+    const uint8_t* row = v.row_codes(r);
     for (int64_t b = 0; b < blocks; ++b) {
       std::byte* dst = out.data() + static_cast<size_t>(r * blocks + b) * block_bytes;
-      const int64_t c0 = b * kBlock;
-      const int64_t g = r * L.n_groups + c0 / L.group;
+      const int64_t c0 = b * kBlock, g = c0 / L.group;
       // The group's f16 scale, bit for bit.
-      std::memcpy(dst, scales + g, 2);
+      const uint16_t d = v.scale_bits(r, g);
+      std::memcpy(dst, &d, 2);
       auto* qs = reinterpret_cast<uint8_t*>(dst + 2);
       if (type == GgmlType::kQ4_1) {
-        const float s = f16_to_f32(scales[g]);
-        const float m = zeros[g] == 0 ? 0.0f : -(s * static_cast<float>(zeros[g]));
-        const uint16_t mh = f32_to_f16(m);
-        if (f16_to_f32(mh) != m)
-          throw FormatError(what + ": row " + std::to_string(r) + ", group " +
-                            std::to_string(c0 / L.group) + ": -scale x zero is not an f16, so "
-                            "Q4_1 cannot hold it exactly");
+        const float s = f16_to_f32(d);
+        const uint32_t z = v.zero(r, g);
+        if (!f16_min_exact(s, z))
+          throw FormatError(what + ": row " + std::to_string(r) + ", group " + std::to_string(g) +
+                            ": -scale x zero is not an f16, so Q4_1 cannot hold it exactly");
+        const uint16_t mh = f32_to_f16(z == 0 ? 0.0f : -(s * static_cast<float>(z)));
         std::memcpy(dst + 2, &mh, 2);
         qs += 2;
       }

@@ -42,7 +42,7 @@
 #include "formats/write_util.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
-#include "lib/core/quant_layout.h"
+#include "lib/core/quant_view.h"
 
 namespace dsq::formats {
 
@@ -77,27 +77,6 @@ struct Words {
   }
   const void* data() const { return w.data(); }
   size_t bytes() const { return w.size() * 4; }
-};
-
-// A grouped-integer matrix's parts: code (out row r, input c), f16 scale bits and zero of (r, g).
-struct QView {
-  const QuantDesc& q;
-  QuantLayout L;
-  const uint8_t* codes;
-  const uint16_t* scales;
-  const uint8_t* zeros;
-  explicit QView(const Tensor& t)
-      : q(t.quant()), L(quant_layout(t.quant(), t.dim(0), t.dim(1))),
-        codes(reinterpret_cast<const uint8_t*>(t.bytes() + L.codes_offset)),
-        scales(reinterpret_cast<const uint16_t*>(t.bytes() + L.scales_offset)),
-        zeros(q.sym() ? nullptr : reinterpret_cast<const uint8_t*>(t.bytes() + L.zeros_offset)) {}
-  uint32_t code(int64_t r, int64_t c) const {
-    return quant_code_at(codes + r * L.row_code_bytes, c, q.bits());
-  }
-  uint16_t scale(int64_t r, int64_t g) const { return scales[r * L.n_groups + g]; }
-  uint32_t zero(int64_t r, int64_t g) const {
-    return zeros ? zeros[r * L.n_groups + g] : 1u << (q.bits() - 1);
-  }
 };
 
 struct Piece {
@@ -386,7 +365,7 @@ class HfSink final : public ModelSink {
 
   // t is a grouped-integer matrix of p's scheme and shape (add() checked).
   void write_packed(const Plan& p, const Tensor& t, SafetensorsWriter& w) {
-    const QView v(t);
+    const GroupedIntView v(t);
     const int b = v.q.bits();
     const int64_t rows = t.dim(0), cols = t.dim(1), pf = 32 / b, ng = v.L.n_groups;
     const uint32_t mask = (1u << b) - 1u;
@@ -394,7 +373,7 @@ class HfSink final : public ModelSink {
     if (layout() != HfLayout::kCompressedTensors) {
       scales_t.resize(static_cast<size_t>(ng * rows));
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t g = 0; g < ng; ++g) scales_t[static_cast<size_t>(g * rows + r)] = v.scale(r, g);
+        for (int64_t g = 0; g < ng; ++g) scales_t[static_cast<size_t>(g * rows + r)] = v.scale_bits(r, g);
     }
     switch (layout()) {
       case HfLayout::kGptq:

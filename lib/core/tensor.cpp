@@ -8,6 +8,7 @@
 
 #include "lib/core/error.h"
 #include "lib/core/memory.h"
+#include "lib/core/quant_view.h"
 
 namespace dsq {
 
@@ -137,21 +138,14 @@ void dequantize_grouped_int(const Tensor& t, int64_t r0, int64_t r1, float* out)
   DSQ_ASSERT(t.dtype() == DType::kQInt && t.quant().info().layout == SchemeLayout::kGroupedInt &&
                  t.ndim() == 2 && 0 <= r0 && r0 <= r1 && r1 <= t.dim(0),
              "dequantize_grouped_int: not a grouped-integer tensor or bad rows");
-  const QuantDesc& q = t.quant();
-  const QuantLayout L = quant_layout(q, t.dim(0), t.dim(1));
-  const int bits = q.bits();
-  const auto* codes = reinterpret_cast<const uint8_t*>(t.bytes() + L.codes_offset);
-  const auto* scales = reinterpret_cast<const uint16_t*>(t.bytes() + L.scales_offset);
-  const auto* zeros = q.sym() ? nullptr : reinterpret_cast<const uint8_t*>(t.bytes() + L.zeros_offset);
-  const int sym_zero = 1 << (bits - 1);
+  const GroupedIntView v(t);
+  const int64_t cols = v.L.cols;
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = codes + r * L.row_code_bytes;
-    float* o = out + (r - r0) * L.cols;
-    for (int64_t c = 0; c < L.cols; ++c) {
-      const int64_t g = r * L.n_groups + c / L.group;
-      const int zero = zeros ? zeros[g] : sym_zero;
-      o[c] = f16_to_f32(scales[g]) *
-             static_cast<float>(static_cast<int>(quant_code_at(row, c, bits)) - zero);
+    float* o = out + (r - r0) * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t g = c / v.L.group;
+      o[c] = f16_to_f32(v.scale_bits(r, g)) *
+             static_cast<float>(static_cast<int>(v.code(r, c)) - static_cast<int>(v.zero(r, g)));
     }
   }
 }

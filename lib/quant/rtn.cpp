@@ -11,6 +11,7 @@
 #include "lib/core/dtype.h"
 #include "lib/core/error.h"
 #include "lib/core/parallel.h"
+#include "lib/core/quant_view.h"
 
 namespace dsq::quant {
 namespace {
@@ -50,11 +51,7 @@ GroupParams params_for_range(float lo, float hi, const QuantDesc& d) {
       // is an exact f16, so that ggml Q4_1's min m = -scale x zero loses nothing. Ends within 16
       // steps: an f16 whose 4 low bits are zero has at most 7 significant bits (or is a multiple of
       // 16 subnormal units), and times a zero below 16 that fits f16's 11 bits.
-      auto exact = [&] {
-        const float m = p.scale * static_cast<float>(p.zero);
-        return f16_to_f32(f32_to_f16(m)) == m;
-      };
-      while (!exact() && p.scale < static_cast<float>(kF16Max)) {
+      while (!f16_min_exact(p.scale, p.zero) && p.scale < static_cast<float>(kF16Max)) {
         p.scale = f16_to_f32(static_cast<uint16_t>(f32_to_f16(p.scale) + 1));
         fit_zero();
       }
