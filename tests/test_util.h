@@ -60,11 +60,12 @@ inline std::string dsq_binary() { return std::string(DSQ_BINARY_DIR) + "/bin/dsq
   }
 
 // Skips (outside CI) or fails (in CI) a test that runs llama.cpp's gguf-py (../shared/oracles)
-// when Debian's numpy / PyYAML, which it imports, are not installed.
-#define DSQ_REQUIRE_GGUF_PY()                                                                   \
-  if (std::system("/usr/bin/python3 -c 'import numpy, yaml' > /dev/null 2>&1") != 0) {          \
-    if (::dsq::testing::in_ci())                                                                \
-      FAIL() << "numpy/yaml missing but CI=true (scripts/install-test-extras.sh)";              \
-    GTEST_SKIP() << "Debian's python3-numpy / python3-yaml not installed; run "                 \
-                    "scripts/install-test-extras.sh to check against llama.cpp's gguf-py";      \
+// when Debian's numpy / PyYAML / sentencepiece, which it imports, are not installed.
+#define DSQ_REQUIRE_GGUF_PY()                                                                \
+  if (std::system("/usr/bin/python3 -c 'import numpy, yaml, sentencepiece' >/dev/null 2>&1") != \
+      0) {                                                                                     \
+    if (::dsq::testing::in_ci())                                                             \
+      FAIL() << "numpy/yaml/sentencepiece missing but CI=true (scripts/install-test-extras.sh)"; \
+    GTEST_SKIP() << "Debian's python3-numpy / -yaml / -sentencepiece not installed; run "    \
+                    "scripts/install-test-extras.sh to check against llama.cpp's gguf-py";   \
   }
