@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "lib/core/error.h"
 #include "lib/report/report_io.h"
@@ -166,8 +167,10 @@ void merge_report(Run& run, const nlohmann::json& j, const std::string& source) 
   if (tensors && run.tensors.empty()) {
     for (const auto& t : *tensors) {
       if (!t.is_object()) continue;
-      // Tensors kept in source precision (norms, embeddings) are not part of the comparison.
-      if (t.contains("quantized") && t["quantized"].is_boolean() && !t["quantized"].get<bool>())
+      // Tensors kept in source precision (norms, embeddings) are not part of the comparison; a
+      // mixed-precision run's linears kept in f16 (scheme "f16") are.
+      if (t.contains("quantized") && t["quantized"].is_boolean() && !t["quantized"].get<bool>() &&
+          str(t, {"scheme"}) != "f16")
         continue;
       TensorStat s;
       s.name = str(t, {"name", "tensor"});
@@ -444,6 +447,82 @@ std::string output_error_chart(const std::vector<Run>& runs, const std::map<std:
   return c.series.empty() ? "" : render_xy_chart(c);
 }
 
+// Mixed-precision runs (more than one type among their tensors): the bits each block got, as a
+// chart of the parameter-weighted bits per weight of every block and one heat map per run.
+std::string bits_by_block(const std::vector<Run>& runs, const std::vector<std::string>& kinds) {
+  const auto mixed = [](const Run& r) {
+    std::set<std::string> types;
+    for (const TensorStat& t : r.tensors)
+      if (t.layer >= 0) types.insert(t.type);
+    return types.size() > 1;
+  };
+  XYChart per_block;
+  per_block.title = "Bits per weight of each block (mixed precision)";
+  per_block.y_label = "bits per weight";
+  per_block.x_label = "block";
+  per_block.width = 600;
+  std::string maps;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const Run& r : runs)
+    if (mixed(r))
+      for (const TensorStat& t : r.tensors)
+        if (t.layer >= 0 && std::isfinite(t.bits_per_weight)) {
+          lo = std::min(lo, t.bits_per_weight);
+          hi = std::max(hi, t.bits_per_weight);
+        }
+  for (size_t ri = 0; ri < runs.size(); ++ri) {
+    const Run& r = runs[ri];
+    if (!mixed(r)) continue;
+    int n_blocks = 0;
+    for (const TensorStat& t : r.tensors) n_blocks = std::max(n_blocks, t.layer + 1);
+    std::vector<double> bits(static_cast<size_t>(n_blocks), 0), params(bits.size(), 0);
+    Heatmap hm;
+    hm.title = r.label + ": bits per weight by block and tensor";
+    hm.col_labels = kinds;
+    for (int b = 0; b < n_blocks; ++b) hm.row_labels.push_back("blk." + std::to_string(b));
+    hm.values.assign(static_cast<size_t>(n_blocks) * kinds.size(), kNaN);
+    hm.value_label = "bits/weight";
+    if (hi >= lo) hm.range = std::make_pair(lo, hi);
+    if (n_blocks > 40) hm.cell_height = 8;
+    std::vector<double> cell_bits(hm.values.size(), 0), cell_params(hm.values.size(), 0);
+    for (const TensorStat& t : r.tensors) {
+      if (t.layer < 0 || !std::isfinite(t.bits_per_weight)) continue;
+      const double p = t.params > 0 ? static_cast<double>(t.params) : 1.0;
+      bits[static_cast<size_t>(t.layer)] += p * t.bits_per_weight;
+      params[static_cast<size_t>(t.layer)] += p;
+      const auto it = std::find(kinds.begin(), kinds.end(), t.kind);
+      if (it == kinds.end()) continue;  // experts of a kind share one cell: their mean
+      const size_t c = static_cast<size_t>(t.layer) * kinds.size() + (it - kinds.begin());
+      cell_bits[c] += p * t.bits_per_weight;
+      cell_params[c] += p;
+    }
+    for (size_t c = 0; c < hm.values.size(); ++c)
+      if (cell_params[c] > 0) hm.values[c] = cell_bits[c] / cell_params[c];
+    maps += render_heatmap(hm);
+    Series s;
+    s.name = r.label;
+    s.style = static_cast<int>(ri);
+    for (int b = 0; b < n_blocks; ++b) {
+      if (params[static_cast<size_t>(b)] == 0) continue;
+      s.x.push_back(b);
+      s.y.push_back(bits[static_cast<size_t>(b)] / params[static_cast<size_t>(b)]);
+      s.tips.push_back(r.label + " blk." + std::to_string(b) + ": " + format_number(s.y.back(), 4) +
+                       " bpw");
+    }
+    per_block.series.push_back(std::move(s));
+    for (int b = static_cast<int>(per_block.x_ticks.size()); b < n_blocks; ++b)
+      per_block.x_ticks.emplace_back(b, std::to_string(b));
+  }
+  if (per_block.x_ticks.size() > 12) {  // about a dozen labels
+    const size_t stride = (per_block.x_ticks.size() + 11) / 12;
+    std::vector<std::pair<double, std::string>> t;
+    for (size_t i = 0; i < per_block.x_ticks.size(); i += stride) t.push_back(per_block.x_ticks[i]);
+    per_block.x_ticks = std::move(t);
+  }
+  if (per_block.series.empty()) return "";
+  return "<div class=\"row\">" + render_xy_chart(per_block) + maps + "</div>\n";
+}
+
 std::string tensor_charts(const std::vector<Run>& runs) {
   // The union of tensor names in first-seen (model) order gives the x positions.
   std::vector<std::string> names;
@@ -546,7 +625,7 @@ std::string tensor_charts(const std::vector<Run>& runs) {
     maps += render_heatmap(hm);
   }
   if (!maps.empty()) o += "<div class=\"row\">" + maps + "</div>\n";
-  return o;
+  return o + bits_by_block(runs, kinds);
 }
 
 std::string check_section(const std::vector<Run>& runs) {

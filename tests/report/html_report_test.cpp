@@ -95,6 +95,46 @@ TEST(HtmlReport, MergesEvalAndQuantizeReports) {
   }
 }
 
+// A mixed-precision run (several schemes, linears kept in f16) gets the bits-per-block chart
+// and a bits heat map; uniform runs do not.
+TEST(HtmlReport, MixedPrecisionRunsShowBitsPerBlock) {
+  json tensors = json::array();
+  for (int l = 0; l < 3; ++l)
+    for (const char* k : {"attn_q", "ffn_down"}) {
+      const bool kept = l == 0 && std::string(k) == "attn_q";
+      const double bpw = kept ? 16.0 : (l == 2 ? 8.25 : 4.25);
+      tensors.push_back({{"name", "blk." + std::to_string(l) + "." + k + ".weight"},
+                         {"quantized", !kept},
+                         {"scheme", kept ? "f16" : (l == 2 ? "int8_sym_g64" : "int4_sym_g64")},
+                         {"bits_per_weight", bpw},
+                         {"params", 100},
+                         {"rel_err", kept ? 0.0 : 1e-3}});
+    }
+  tensors.push_back({{"name", "blk.0.attn_norm.weight"}, {"quantized", false}, {"dtype", "f32"}});
+  report::Run mixed;
+  mixed.label = "mixed";
+  merge_report(mixed, {{"tensors", tensors}}, "m.json");
+  EXPECT_EQ(mixed.tensors.size(), 6u);  // the kept linear in, the norm out
+  report::Run uniform;
+  uniform.label = "uniform";
+  merge_report(uniform, testing::quantize_fixture("rtn"), "u.json");
+  const std::string page = render_report_html({mixed, uniform}, {});
+  std::unique_ptr<XmlNode> root;
+  ASSERT_NO_THROW(root = XmlParser::parse(page));
+  const auto per_block = charts(*root, "Bits per weight of each block");
+  ASSERT_EQ(per_block.size(), 1u);
+  EXPECT_NE(page.find("text-anchor=\"middle\">2</text>"), std::string::npos);  // block ticks
+  EXPECT_EQ(page.find("text-anchor=\"middle\">0.2</text>"), std::string::npos);
+  EXPECT_NE(page.find("mixed blk.0: 10.12 bpw"), std::string::npos);  // (16 + 4.25) / 2
+  EXPECT_NE(page.find("mixed blk.2: 8.25 bpw"), std::string::npos);
+  EXPECT_EQ(page.find("uniform blk.0:"), std::string::npos);
+  EXPECT_NE(page.find("mixed: bits per weight by block and tensor"), std::string::npos);
+  EXPECT_EQ(page.find("uniform: bits per weight by block and tensor"), std::string::npos);
+  // A page of uniform runs has neither.
+  const std::string plain = render_report_html({uniform}, {});
+  EXPECT_EQ(plain.find("Bits per weight of each block"), std::string::npos);
+}
+
 TEST(HtmlReport, LoadRunsMergesEqualLabels) {
   testing::TempDir tmp;
   std::vector<RunInput> inputs;
