@@ -5,6 +5,7 @@
 
 #include "calibration/pipeline.h"
 #include "lib/core/error.h"
+#include "lib/core/quant_layout.h"
 
 namespace dsq::calibration {
 namespace {
@@ -66,13 +67,13 @@ const OptionSpec kLoadStats{"load_stats", "--load-stats",
 // Round-to-nearest: no calibration, each linear on its own.
 class RtnQuantizer : public LinearQuantizer {
  public:
-  explicit RtnQuantizer(const QuantizeOptions& o) : desc_(o.desc) { opts_.mse_clip = o.mse_clip; }
-  Tensor quantize(const std::string&, const Tensor& w, TensorReport* rep) override {
-    return quant::quantize_tensor_rtn(w, desc_, opts_, &rep->error);
+  explicit RtnQuantizer(const QuantizeOptions& o) : o_(o) { opts_.mse_clip = o.mse_clip; }
+  Tensor quantize(const std::string& name, const Tensor& w, TensorReport* rep) override {
+    return quant::quantize_tensor_rtn(w, o_.desc_for(name), opts_, &rep->error);
   }
 
  private:
-  QuantDesc desc_;
+  QuantizeOptions o_;  // desc_for(): the scheme of each linear
   quant::RtnOptions opts_;
 };
 
@@ -287,8 +288,38 @@ bool should_quantize(const ModelConfig& c, const std::string& canonical, DType d
   }
 }
 
+QuantDesc QuantizeOptions::desc_for(const std::string& canonical) const {
+  const auto it = tensor_desc.find(canonical);
+  return it != tensor_desc.end() && it->second ? *it->second : desc;
+}
+
+bool QuantizeOptions::kept_float(const std::string& canonical) const {
+  const auto it = tensor_desc.find(canonical);
+  return it != tensor_desc.end() && !it->second;
+}
+
+bool QuantizeOptions::quantizes(const ModelConfig& c, const std::string& canonical, DType dtype,
+                                const QuantDesc* quant) const {
+  return should_quantize(c, canonical, dtype, skip, quant) && !kept_float(canonical);
+}
+
+std::string tensor_scheme_name(const std::optional<QuantDesc>& d) {
+  return d ? scheme_name(*d) : std::string("f16");
+}
+
+std::optional<QuantDesc> parse_tensor_scheme(std::string_view s) {
+  if (s == "f16") return std::nullopt;
+  return make_quant_desc(s);  // UsageError naming the rows and groups
+}
+
+int64_t tensor_scheme_bits(const std::optional<QuantDesc>& d, int64_t rows, int64_t cols) {
+  if (!d) return 16 * rows * cols;
+  const QuantLayout L = quant_layout(*d, rows, cols);
+  return 8 * static_cast<int64_t>(L.codes_bytes + L.scales_bytes + L.zeros_bytes);
+}
+
 json quantize_recipe(const QuantizeOptions& o, const std::string& source_format) {
-  return json{{"method", o.method},
+  json r = json{{"method", o.method},
               {"bits", o.desc.bits()},
               {"group", o.desc.group},
               {"sym", o.desc.sym()},
@@ -299,6 +330,17 @@ json quantize_recipe(const QuantizeOptions& o, const std::string& source_format)
               {"dsq_version", DSQ_VERSION},
               {"source", o.model_path},
               {"source_format", source_format}};
+  if (!o.tensor_desc.empty()) {
+    json t = json::object();
+    for (const auto& [name, d] : o.tensor_desc) t[name] = tensor_scheme_name(d);
+    r["tensor_schemes"] = std::move(t);
+  }
+  if (!o.probe.empty()) {
+    json c = json::array();
+    for (const auto& d : o.probe) c.push_back(tensor_scheme_name(d));
+    r["probe"] = std::move(c);
+  }
+  return r;
 }
 
 }  // namespace dsq::calibration

@@ -218,8 +218,7 @@ bool CalibratedQuantizer::selected_in_config(int64_t layer, std::string_view sho
       (row->part == Part::kAttn ? d.n_heads : d.d_ff) == 0)
     return false;
   const std::string name = linear_name(layer, short_name);
-  return src_.has(name) && should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip,
-                                           &src_.entry(name).quant);
+  return src_.has(name) && opts_.quantizes(cfg_, name, src_.entry(name).dtype, &src_.entry(name).quant);
 }
 
 bool CalibratedQuantizer::moe_group(const LinearGroup& g) const {
@@ -249,7 +248,8 @@ void CalibratedQuantizer::read_needed_stats(const h5::Reader& r, bool clips) con
           for (const auto& s : targets) {
             if (contains(g.no_clip, arch_.find(s)->short_name())) continue;
             const int64_t rows = dim_size(arch_.find(s)->shape[0], cfg_, cfg_.layer(l));
-            clip_shapes.push_back({s, rows, quant_layout(opts_.desc, rows, n_in).n_groups, {}});
+            clip_shapes.push_back(
+                {s, rows, quant_layout(opts_.desc_for(linear_name(l, s)), rows, n_in).n_groups, {}});
           }
         h5::read_awq_search(r, l, gname, n_in, clip_shapes);
       }
@@ -261,7 +261,7 @@ bool CalibratedQuantizer::selected(int64_t layer, std::string_view short_name,
   const model::Linear* l = bw.linear(short_name);
   if (!l || l->empty()) return false;
   const std::string name = linear_name(layer, short_name);
-  return should_quantize(cfg_, name, src_.entry(name).dtype, opts_.skip, &src_.entry(name).quant);
+  return opts_.quantizes(cfg_, name, src_.entry(name).dtype, &src_.entry(name).quant);
 }
 
 void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
@@ -365,6 +365,44 @@ bool CalibratedQuantizer::scale_group(model::BlockWeights& bw, int64_t layer,
   return true;
 }
 
+json CalibratedQuantizer::probe(quant::SolveInput in, const quant::SolveResult& own,
+                               const std::vector<float>& h32) {
+  const int64_t rows = in.rows, cols = in.cols;
+  json out = json::array();
+  // Candidates whose groups span the same columns here (g128 and g256 of a 64-wide row, g256 and
+  // per channel up to 256) quantize identically: solved once.
+  std::map<std::pair<QuantScheme, int64_t>, double> solved;
+  const auto span = [&](const QuantDesc& d) {
+    return std::pair{d.scheme, d.group == 0 ? cols : std::min<int64_t>(d.group, cols)};
+  };
+  if (in.desc.info().layout == SchemeLayout::kGroupedInt) solved[span(in.desc)] = own.out_err;
+  for (const std::optional<QuantDesc>& c : opts_.probe) {
+    double cost = 0.0;
+    const bool grouped = c && c->info().layout == SchemeLayout::kGroupedInt;
+    if (grouped && solved.count(span(*c))) {
+      cost = solved[span(*c)];
+    } else if (!c) {  // kept in f16: the rounding error
+      const size_t n = static_cast<size_t>(rows * cols);
+      std::vector<uint16_t> half(n);
+      std::vector<float> e(n);
+      convert_elements(DType::kF32, in.w, DType::kF16, half.data(), n);
+      convert_elements(DType::kF16, half.data(), DType::kF32, e.data(), n);
+      for (size_t k = 0; k < n; ++k) e[k] = in.w[k] - e[k];
+      cost = quant::hessian_quadratic(e.data(), rows, cols, h32.data(), quant::kOutputErrorRows);
+    } else {
+      quant::SolveInput ci = in;
+      ci.desc = *c;
+      ci.saved_clip = nullptr;  // saved clips belong to in.desc
+      cost = solver_->solve(ci).out_err;
+      if (grouped) solved[span(*c)] = cost;
+    }
+    out.push_back({{"scheme", tensor_scheme_name(c)},
+                   {"bits", tensor_scheme_bits(c, rows, cols)},
+                   {"cost", cost}});
+  }
+  return out;
+}
+
 LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view short_name,
                                                const Tensor& w, const h5::InputStats& st,
                                                const std::vector<float>& h32, bool clip,
@@ -384,12 +422,12 @@ LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view s
   in.cols = cols;
   in.hessian = st.hessian.data();
   in.hessian_f32 = h32.data();
-  in.desc = opts_.desc;
+  in.desc = opts_.desc_for(name);
   in.clip = clip;
   in.scratch = scratch;
   std::optional<h5::AwqSearch> saved;  // clip ratios of a statistics file (AWQ)
   if (load_stats_ && load_clips_ && in.clip && solver_->clips()) {
-    const QuantLayout L = quant_layout(opts_.desc, rows, cols);
+    const QuantLayout L = quant_layout(in.desc, rows, cols);
     saved = h5::read_awq_search(*load_stats_, layer, group, cols,
                                 {{std::string(short_name), rows, L.n_groups, {}}});
     if (saved) in.saved_clip = &saved->clips.front().ratios;
@@ -400,13 +438,13 @@ LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view s
   r.extra.update(sr.extra);
   const double norm = sr.out_norm, err = sr.out_err;
   if (awq_out && !sr.clip_ratios.empty()) {
-    const QuantLayout L = quant_layout(opts_.desc, rows, cols);
+    const QuantLayout L = quant_layout(in.desc, rows, cols);
     awq_out->clips.push_back({std::string(short_name), rows, L.n_groups, std::move(sr.clip_ratios)});
   }
   // Plain RTN of the unscaled weights for comparison: E_rtn diag(s) under the scaled input's H.
   const Tensor w0 = gs ? src_.entry(name).load().to(DType::kF32) : w;  // the unscaled W
   std::vector<float> e(static_cast<size_t>(rows * cols));
-  quant::fake_quantize_rtn(w0.data<float>(), rows, cols, opts_.desc, e.data());
+  quant::fake_quantize_rtn(w0.data<float>(), rows, cols, in.desc, e.data());
   const float* w0p = w0.data<float>();
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) {
@@ -417,6 +455,9 @@ LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view s
       quant::hessian_quadratic(e.data(), rows, cols, h32.data(), quant::kOutputErrorRows);
   r.extra["out_rel_err"] = norm > 0 ? err / norm : 0.0;
   r.extra["out_rel_err_rtn"] = norm > 0 ? err_rtn / norm : 0.0;
+  if (!opts_.probe.empty())  // RTN of the unscaled weights: what dsq's KLD calibration substitutes
+    r.extra["sensitivity"] = {{"options", probe(in, sr, h32)},
+                              {"rtn", {{"scheme", scheme_name(in.desc)}, {"cost", err_rtn}}}};
   if (gs) {
     const auto [lo, hi] = std::minmax_element(gs->scales.begin(), gs->scales.end());
     r.extra.update({{"awq_alpha", gs->alpha}, {"awq_scale_min", *lo}, {"awq_scale_max", *hi}});
@@ -436,7 +477,15 @@ void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup
   std::vector<float> h32(st.hessian.begin(), st.hessian.end());  // H as f32 for the traces
   quant::GroupScratch scratch;  // the group's linears share H (and GPTQ's factor of it)
   for (const auto short_name : g.linears) {
-    if (!selected(bw.layer, short_name, bw)) continue;
+    if (!selected(bw.layer, short_name, bw)) {
+      // A linear kept in f16 computes the later groups' inputs as it will be stored.
+      model::Linear* kept = bw.linear(short_name);
+      if (kept && !kept->empty() && opts_.kept_float(linear_name(bw.layer, short_name)))
+        *kept = model::Linear::from_tensors(kept->name(),
+                                            kept->weight().to(DType::kF16).to(DType::kF32),
+                                            kept->bias());
+      continue;
+    }
     model::Linear& lin = block_linear(bw, short_name);
     LinearResult r = solve_linear(bw.layer, short_name, lin.weight(), st, h32,
                                   !contains(g.no_clip, short_name), gs, std::string(g.name),
@@ -584,6 +633,22 @@ void CalibratedQuantizer::write_stats_file() {
   h5::write_stats_header(w, h);
   for (int64_t l = 0; l < cfg_.n_layers; ++l)
     w.copy_from(work_->stats_path(l), "blk." + std::to_string(l));
+  if (!opts_.probe.empty()) {  // the probe's table travels with the statistics it came from
+    h5::SensitivityTable t;
+    t.method = opts_.method;
+    for (const auto& c : opts_.probe) t.candidates.push_back(tensor_scheme_name(c));
+    for (int64_t l = 0; l < cfg_.n_layers; ++l)
+      for (const LinearResult& r : work_->load_block(l).linears) {
+        const json& rec = r.extra.at("sensitivity");
+        h5::SensitivityTable::Linear x;
+        x.name = r.name;
+        for (const auto& o : rec.at("options")) x.costs.push_back(o.at("cost").get<double>());
+        x.rtn_scheme = rec.at("rtn").at("scheme").get<std::string>();
+        x.rtn_cost = rec.at("rtn").at("cost").get<double>();
+        t.linears.push_back(std::move(x));
+      }
+    h5::write_sensitivity(w, t);
+  }
   w.commit();
 }
 

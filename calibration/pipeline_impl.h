@@ -132,6 +132,12 @@ class CalibratedQuantizer : public LinearQuantizer {
                             const h5::InputStats& st, const std::vector<float>& h32, bool clip,
                             const GroupScale* gs, const std::string& group,
                             h5::AwqSearch* awq_out, quant::GroupScratch* scratch);
+  // The sensitivity probe (QuantizeOptions::probe): the output error tr(E H E^T) of the linear
+  // `in` under each candidate (own: the solve under in.desc, reused), with the stored bits, as
+  // [{"scheme", "bits", "cost"}] in candidate order (the report's extra["sensitivity"]["options"];
+  // its "rtn" is the output error of RTN under in.desc of the unscaled weights).
+  nlohmann::json probe(quant::SolveInput in, const quant::SolveResult& own,
+                       const std::vector<float>& h32);
   // The FFN of a MoE layer, after its attention groups (pipeline_moe.cpp): the shared expert,
   // then each routed expert in turn, streamed from the source; updates hidden_ to the quantized
   // block's output (unless statistics come from a file).

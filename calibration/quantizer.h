@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -31,7 +34,34 @@ struct QuantizeOptions {
   // the method, not recorded, so a resumed run writes the same bytes.
   nlohmann::json method_runtime = nlohmann::json::object();
   bool progress = true;
+  // Mixed precision (jobs/quantize.h, MixedOptions): per-linear schemes that replace `desc`, by canonical
+  // name; nullopt keeps the linear in float, stored as f16 ("f16"). Recorded in the recipe as
+  // "tensor_schemes", so a resumed run must plan the same.
+  std::map<std::string, std::optional<QuantDesc>> tensor_desc;
+  // The sensitivity probe of a calibrated method (calibration/pipeline.h): when non-empty, every
+  // linear is also solved under each of these candidates (nullopt: f16) and the output errors
+  // land in its report's extra["sensitivity"] ({"options": [{"scheme", "bits", "cost"}], "rtn":
+  // {"scheme", "cost"}}: RTN's error under desc_for(), the KLD calibration's reference); the
+  // linear itself is quantized with desc_for().
+  std::vector<std::optional<QuantDesc>> probe;
+
+  // The scheme of a quantized linear: its tensor_desc entry, else desc.
+  QuantDesc desc_for(const std::string& canonical) const;
+  // A linear that tensor_desc keeps in float.
+  bool kept_float(const std::string& canonical) const;
+  // should_quantize() below, minus the linears kept in float.
+  bool quantizes(const ModelConfig& c, const std::string& canonical, DType dtype,
+                 const QuantDesc* quant = nullptr) const;
 };
+
+// A per-linear choice spelled as in recipes, reports and --tensor-type: a scheme name
+// ("int4_sym_g64") or "f16" for a linear kept in float.
+std::string tensor_scheme_name(const std::optional<QuantDesc>& d);
+// The inverse; UsageError listing what is accepted for anything else.
+std::optional<QuantDesc> parse_tensor_scheme(std::string_view s);
+// The stored bits of a linear [rows, cols] under a choice (codes + scales + zeros, as dsq eval
+// counts them; 16 per weight in f16).
+int64_t tensor_scheme_bits(const std::optional<QuantDesc>& d, int64_t rows, int64_t cols);
 
 // One row per tensor of the output, in file order.
 struct TensorReport {

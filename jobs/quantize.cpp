@@ -73,6 +73,9 @@ void check_finite(const Tensor& w, const std::string& name, const std::string& s
 double QuantizeReport::quantized_bpw() const {
   return quantized_params ? quantized_bits / static_cast<double>(quantized_params) : 0.0;
 }
+double QuantizeReport::block_bpw() const {
+  return block_params ? block_bits / static_cast<double>(block_params) : 0.0;
+}
 double QuantizeReport::file_bpw() const {
   return total_params ? 8.0 * static_cast<double>(file_bytes) / total_params : 0.0;
 }
@@ -95,10 +98,12 @@ void to_json(json& j, const QuantizeReport& r) {
              {"total_params", r.total_params},
              {"file_bytes", r.file_bytes},
              {"file_bits_per_weight", r.file_bpw()},
+             {"block_linear_bits_per_weight", r.block_bpw()},
              {"rel_err", r.error().rel()},
              {"sqnr_db", std::isfinite(r.error().sqnr_db()) ? json(r.error().sqnr_db()) : json(nullptr)},
              {"seconds", r.seconds}}},
            {"notes", r.notes}};
+  if (!r.mixed.is_null()) j["mixed"] = r.mixed;
 }
 
 std::string format_report(const QuantizeReport& r) {
@@ -122,7 +127,17 @@ std::string format_report(const QuantizeReport& r) {
   return out;
 }
 
-QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
+QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out,
+                            const MixedOptions& mixed) {
+  QuantizeReport report = mixed.active() ? detail::run_mixed(std::move(opts), json_out, mixed)
+                                         : detail::quantize_once(std::move(opts), json_out);
+  if (!json_out.empty()) write_json_file(json_out, json(report));
+  return report;
+}
+
+namespace detail {
+
+QuantizeReport quantize_once(QuantizeOptions opts, const std::string& json_out) {
   if (opts.model_path.empty()) throw UsageError("missing input model");
   if (opts.out_path.empty()) throw UsageError("missing output path (-o)");
   const auto t_start = Clock::now();
@@ -130,6 +145,9 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
   // A GGUF output of asymmetric 4-bit groups: fit on int4_asymf's grid, whose scale x zero is an
   // exact f16, so the result is llama.cpp's Q4_1 with the same numbers (docs/EXPORT.md).
   std::string scheme_note;
+  if (std::filesystem::path(opts.out_path).extension() == ".gguf")
+    for (auto& [name, d] : opts.tensor_desc)
+      if (d && d->scheme == QuantScheme::kInt4Asym) d->scheme = QuantScheme::kInt4AsymF;
   if (opts.desc.scheme == QuantScheme::kInt4Asym &&
       std::filesystem::path(opts.out_path).extension() == ".gguf") {
     opts.desc.scheme = QuantScheme::kInt4AsymF;
@@ -174,7 +192,6 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
   if (opts.progress && !method.calibrated)
     bar.emplace("quantizing", static_cast<int64_t>(ws.size()), "tensors");
   int64_t next_block = 0;  // blocks begun so far: begin_block(L) runs once, in increasing L
-  const std::string scheme = scheme_name(opts.desc);
   for (const auto& name : ws.names()) {
     const auto& e = ws.entry(name);
     TensorReport rep;
@@ -185,7 +202,7 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
     Tensor t = src;
     int64_t layer = 0;
     const bool in_block = parse_block_name(name, &layer, nullptr);
-    if (calibration::should_quantize(ws.config, name, t.dtype(), opts.skip, &e.quant)) {
+    if (opts.quantizes(ws.config, name, t.dtype(), &e.quant)) {
       if (t.ndim() != 2)
         throw ShapeError(strprintf("'%s': tensor '%s': linear weight must be 2-D, got %s",
                                    e.source.c_str(), name.c_str(), shape_str(t.shape()).c_str()));
@@ -195,9 +212,10 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
       for (; next_block <= layer; ++next_block) quantizer->begin_block(next_block);
       t = quantizer->quantize(name, t, &rep);
       rep.seconds = seconds_since(t0);
-      DSQ_ASSERT(t.dtype() == DType::kQInt && t.quant() == opts.desc, "method returned a bad tensor");
+      DSQ_ASSERT(t.dtype() == DType::kQInt && t.quant() == opts.desc_for(name),
+                 "method returned a bad tensor");
       rep.quantized = true;
-      rep.scheme = scheme;
+      rep.scheme = scheme_name(t.quant());
       report.quantized_params += rep.params;
       report.quantized_bytes += t.nbytes();
     } else if (in_block) {
@@ -208,12 +226,22 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
         rep.extra["replaced"] = true;  // e.g. an AWQ-scaled norm
       }
     }
+    if (opts.kept_float(name) && dtype_size(t.dtype()) != 2) {  // f32 or an FP8 source: f16
+      if (t.dtype() == DType::kQInt) t = t.to(DType::kF32);
+      t = t.to(DType::kF16);
+      check_finite(t, name, e.source);  // a weight beyond f16's range
+    }
+    if (opts.kept_float(name)) rep.scheme = "f16";
     rep.dtype = std::string(dtype_name(t.dtype()));
     rep.bytes = t.nbytes();
     rep.bits_per_weight =
         t.dtype() == DType::kQInt ? quant_bits_per_weight(t.quant(), t.dim(0), t.dim(1))
                                   : 8.0 * static_cast<double>(dtype_size(t.dtype()));
     if (rep.quantized) report.quantized_bits += rep.bits_per_weight * static_cast<double>(rep.params);
+    if (is_block_linear(ws.config, name)) {  // what dsq eval reports as bits/weight
+      report.block_bits += rep.bits_per_weight * static_cast<double>(rep.params);
+      report.block_params += rep.params;
+    }
     sink->add(name, t, e.attrs);
     release_mapped_pages(src);
     report.total_params += rep.params;
@@ -228,8 +256,9 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out) {
   report.notes = wr.notes;
   if (!scheme_note.empty()) report.notes.insert(report.notes.begin(), scheme_note);
   report.seconds = seconds_since(t_start);
-  if (!json_out.empty()) write_json_file(json_out, json(report));
   return report;
 }
+
+}  // namespace detail
 
 }  // namespace dsq::jobs

@@ -1,7 +1,9 @@
 #include "formats/hdf5/stats_file.h"
 
 #include <cmath>
+#include <map>
 
+#include "lib/core/arch.h"
 #include "lib/core/error.h"
 #include "lib/core/json_io.h"
 
@@ -140,6 +142,73 @@ std::optional<AwqSearch> read_awq_search(const Reader& r, int64_t layer, const s
     a.clips.push_back(std::move(c));
   }
   return a;
+}
+
+void write_sensitivity(Writer& w, const SensitivityTable& t) {
+  w.set_attr("/", "sensitivity",
+             nlohmann::json{{"candidates", t.candidates}, {"method", t.method}}.dump());
+  const size_t k = t.candidates.size() + 1;
+  std::map<int64_t, std::vector<const SensitivityTable::Linear*>> by_layer;
+  for (const auto& l : t.linears) {
+    int64_t layer = 0;
+    DSQ_ASSERT(parse_block_name(l.name, &layer, nullptr), "not a block tensor: %s", l.name.c_str());
+    DSQ_ASSERT(l.costs.size() + 1 == k, "sensitivity of %s: wrong width", l.name.c_str());
+    by_layer[layer].push_back(&l);
+  }
+  for (const auto& [layer, ls] : by_layer) {
+    const std::string obj = "blk." + std::to_string(layer);
+    std::vector<double> m;
+    std::vector<std::string> names, rtn;
+    for (const auto* l : ls) {
+      m.insert(m.end(), l->costs.begin(), l->costs.end());
+      m.push_back(l->rtn_cost);
+      names.push_back(l->name);
+      rtn.push_back(l->rtn_scheme);
+    }
+    w.write_f64(obj + "/sensitivity", {static_cast<int64_t>(ls.size()), static_cast<int64_t>(k)},
+                m.data());
+    w.set_attr(obj, "sensitivity_linears", join(names));
+    w.set_attr(obj, "sensitivity_rtn_schemes", join(rtn));
+  }
+}
+
+std::optional<SensitivityTable> read_sensitivity(const Reader& r, int64_t n_layers) {
+  const std::optional<std::string> head = r.attr_string("/", "sensitivity");
+  if (!head) return std::nullopt;
+  const std::string where = "'" + r.path() + "': sensitivity";
+  const nlohmann::json j = parse_json(*head, r.path() + " (attribute sensitivity)");
+  SensitivityTable t;
+  try {
+    t.candidates = j.at("candidates").get<std::vector<std::string>>();
+    t.method = j.at("method").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(where + ": " + e.what());
+  }
+  const int64_t k = static_cast<int64_t>(t.candidates.size()) + 1;
+  for (int64_t layer = 0; layer < n_layers; ++layer) {
+    const std::string obj = "blk." + std::to_string(layer);
+    if (!r.has(obj + "/sensitivity")) continue;
+    const auto names = split(r.attr_string(obj, "sensitivity_linears").value_or(""));
+    const auto rtn = split(r.attr_string(obj, "sensitivity_rtn_schemes").value_or(""));
+    const int64_t n = static_cast<int64_t>(names.size());
+    if (r.shape(obj + "/sensitivity") != Shape{n, k} || rtn.size() != names.size())
+      throw ShapeError(where + ": " + obj + "/sensitivity does not match its " +
+                       std::to_string(n) + " linears and " + std::to_string(k - 1) + " candidates");
+    const std::vector<double> m = r.read_f64(obj + "/sensitivity");
+    for (int64_t i = 0; i < n; ++i) {
+      SensitivityTable::Linear l;
+      l.name = names[static_cast<size_t>(i)];
+      l.costs.assign(m.begin() + i * k, m.begin() + i * k + k - 1);
+      l.rtn_cost = m[static_cast<size_t>(i * k + k - 1)];
+      l.rtn_scheme = rtn[static_cast<size_t>(i)];
+      for (double c : l.costs)
+        if (!std::isfinite(c) || c < 0) throw FormatError(where + ": bad cost for '" + l.name + "'");
+      if (!std::isfinite(l.rtn_cost) || l.rtn_cost < 0)
+        throw FormatError(where + ": bad RTN cost for '" + l.name + "'");
+      t.linears.push_back(std::move(l));
+    }
+  }
+  return t;
 }
 
 }  // namespace dsq::formats::hdf5

@@ -87,4 +87,26 @@ void write_awq_search(Writer& w, int64_t layer, const std::string& group, const 
 std::optional<AwqSearch> read_awq_search(const Reader& r, int64_t layer, const std::string& group,
                                          int64_t n_in, const std::vector<AwqClip>& clip_shapes);
 
+// Mixed precision's sensitivity probe (a calibrated quantize run with candidates): per linear, the
+// output error tr(E H E^T) under each candidate scheme and RTN's under the run's own scheme (the
+// KLD calibration's reference). Stored as a root attribute "sensitivity" {"candidates": [...],
+// "method": "gptq"} and per block a dataset blk.L/sensitivity [n, candidates + 1] (the last
+// column RTN's) with attributes "sensitivity_linears" and "sensitivity_rtn_schemes" (comma
+// lists, row order); docs/STATS.md.
+struct SensitivityTable {
+  std::vector<std::string> candidates;  // scheme names, "f16" for float
+  std::string method;
+  struct Linear {
+    std::string name;        // canonical
+    std::vector<double> costs;  // per candidate
+    std::string rtn_scheme;
+    double rtn_cost = 0;
+  };
+  std::vector<Linear> linears;
+};
+// Linears are grouped by their block (parse_block_name); names outside blocks are refused.
+void write_sensitivity(Writer& w, const SensitivityTable& t);
+// nullopt when the file has none; FormatError for a malformed one.
+std::optional<SensitivityTable> read_sensitivity(const Reader& r, int64_t n_layers);
+
 }  // namespace dsq::formats::hdf5

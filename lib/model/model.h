@@ -49,6 +49,8 @@ class Model {
   int64_t vocab() const { return config_.vocab_size; }
   const Embedding& embedding() const { return embedding_; }
   const BlockWeights& block(int64_t l) const { return blocks_.at(static_cast<size_t>(l)); }
+  // For experiments that swap a block's weights in place (mixed precision's KLD calibration).
+  BlockWeights& mutable_block(int64_t l) { return blocks_.at(static_cast<size_t>(l)); }
   const Head& head() const { return head_; }
 
   // tokens: B sequences of T ids, row-major [B, T]; each sequence starts at position 0.

@@ -3,6 +3,7 @@
 // drift more, and bad flags give exit code 2 with no output left behind.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -99,6 +100,55 @@ TEST(CliQuantize, BadFlagsExitTwoAndLeaveNoOutput) {
   EXPECT_EQ(missing.code, 1);
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
+// Mixed precision from the command line: --target-bpw with --keep and --tensor-type pins, the
+// plan in the --json report, and one-line errors for bad mixed-precision flags.
+TEST(CliQuantize, MixedPrecisionFlags) {
+  DSQ_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  const std::string hf = shared + "/models/stories260K/hf", out = tmp.file("m.dsq");
+  const std::string calib = " --method gptq --calib " + shared +
+                            "/data/tinystories-calib.stories260K.u32 --calib-samples 8 "
+                            "--calib-len 128 --kld-tokens 512";
+  const auto r = run_dsq(tmp, "-q quantize " + hf + " -o " + out + calib +
+                                  " --target-bpw 4.2 --keep 'blk\\.0\\.attn_v' --tensor-type "
+                                  "'ffn_down=int8_sym_g64' --json " + tmp.file("m.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_text(tmp.file("m.json")));
+  EXPECT_LE(j["summary"]["block_linear_bits_per_weight"].get<double>(), 4.2);
+  EXPECT_EQ(j["recipe"]["tensor_schemes"]["blk.0.attn_v.weight"], "f16");
+  EXPECT_EQ(j["recipe"]["tensor_schemes"]["blk.2.ffn_down.weight"], "int8_sym_g64");
+  EXPECT_EQ(j["mixed"]["pinned"].size(), 6u);
+  EXPECT_EQ(j["mixed"]["choices"].size(), 29u);  // 35 linears, 6 pinned
+  EXPECT_GT(j["mixed"]["kld_calibration"]["units"].size(), 0u);
+  const WeightStore ws = formats::open_model(out);
+  EXPECT_EQ(ws.entry("blk.0.attn_v.weight").dtype, DType::kF16);
+  for (const auto& e : fs::directory_iterator(tmp.path()))  // no probe, table or work directory
+    EXPECT_TRUE(e.path().extension() == ".dsq" || e.path().extension() == ".json" ||
+                e.path().extension() == ".txt")
+        << e.path();
+
+  const std::string o2 = tmp.file("x.dsq");
+  for (const auto& [flags, want] : std::vector<std::pair<std::string, std::string>>{
+           {" --target-bpw 4 --budget b.json", "excludes"},
+           {" --target-bpw abc", "not a number"},
+           {" --tensor-type ffn_down", "expected REGEX=SCHEME"},
+           {" --tensor-type 'ffn_down=int5_sym_g32'", "unknown scheme"},
+           {" --keep 'blk['", "invalid regular expression"},
+           {" --candidates int4_sym_g64,bogus --target-bpw 4", "unknown scheme 'bogus'"},
+           {" --target-bpw 1.5 --candidates int3_sym_g64", "smallest reachable is 3.2"},
+           {" --budget " + tmp.file("none.json") + " --eval-tokens x.u32", "none.json"},
+       }) {
+    const auto e = run_dsq(tmp, "quantize " + hf + " -o " + o2 + calib + flags);
+    EXPECT_NE(e.code, 0) << flags;
+    const std::string first = e.err.substr(0, e.err.find('\n'));  // the rest: "Run with --help"
+    EXPECT_NE(first.find(want), std::string::npos) << flags << ": " << e.err;
+    EXPECT_FALSE(fs::exists(o2)) << flags;
+  }
+  const auto rtn = run_dsq(tmp, "quantize " + hf + " -o " + o2 + " --target-bpw 4");
+  EXPECT_EQ(rtn.code, 2);
+  EXPECT_NE(rtn.err.find("calibrated method"), std::string::npos) << rtn.err;
 }
 
 // AWQ's search and apply as two steps: the first run searches scales and clips and saves them,
