@@ -160,8 +160,9 @@ json calibrate_by_kld(const WeightStore& ws, const QuantizeOptions& opts, int64_
     if (!sens->rtn.count(name) || opts.tensor_desc.count(name)) continue;  // pinned: no choice
     int64_t layer = -1, expert = -1;
     const ArchTensor* row = find_tensor_row(ws.config, name, &layer, &expert);
-    const std::string key = row ? strprintf("blk.%lld.%s", static_cast<long long>(layer),
-                                            std::string(row->short_name()).c_str())
+    std::string kind = row ? std::string(row->short_name()) : name;
+    if (kind.size() > 4 && kind.compare(kind.size() - 4, 4, ".{E}") == 0) kind.resize(kind.size() - 4);
+    const std::string key = row ? strprintf("blk.%lld.%s", static_cast<long long>(layer), kind.c_str())
                                 : name;
     auto [it, fresh] = unit_of.emplace(key, units.size());
     if (fresh) units.push_back({key, {}});
@@ -397,7 +398,7 @@ QuantizeReport run_mixed(QuantizeOptions opts, const std::string& json_out, cons
       opts.tensor_desc.try_emplace(name, rule.scheme);
     }
     if (hits == 0)
-      throw UsageError("--tensor-type '" + rule.pattern.substr(0, 80) + "=" +
+      throw UsageError("--tensor-type / --keep '" + rule.pattern.substr(0, 80) + "=" +
                        tensor_scheme_name(rule.scheme) + "' matches no quantizable block linear");
   }
   if (!m.rules.empty()) plan["pinned"] = choices_json({opts.tensor_desc.begin(), opts.tensor_desc.end()});
@@ -531,6 +532,7 @@ QuantizeReport run_mixed(QuantizeOptions opts, const std::string& json_out, cons
   try {
     if (!attempt(hi)) {
       cleanup();
+      std::filesystem::remove(sidecar);  // nothing to resume
       throw ConfigError(strprintf("'%s': no plan up to %.4f bits per weight passes: %s",
                                   m.budget.c_str(), hi, last_failure.c_str()));
     }

@@ -102,6 +102,48 @@ TEST_P(PipelineMethod, ResumeAfterKillIsByteIdentical) {
   EXPECT_TRUE(a == b) << "resumed output differs from an uninterrupted run";
 }
 
+// Mixed precision (--target-bpw) resumes both of its passes: killed in the probe, then killed in
+// the real pass (the resumed probe only runs blocks 2 and 3, so "during:0" fires in the real
+// pass), then resumed from the kept cost table: the output equals an uninterrupted run's.
+TEST(Pipeline, MixedPrecisionResumesProbeAndPlan) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::optional<testing::TempDir> tmp;
+  const Fixture fx(shared_test_dir(tmp));
+  const std::string out = fx.dir + "/mixed.dsq";
+  QuantizeOptions o = fx.options(out);
+  jobs::MixedOptions m;
+  m.target_bpw = 4.3;
+  m.candidates = {make_quant_desc("int3_asym_g32"), make_quant_desc("int4_asym_g32"),
+                  make_quant_desc("int8_sym_g32")};
+  m.kld_tokens = 256;
+  const auto killed = [&](const QuantizeOptions& q, const char* when) {
+    EXPECT_EXIT(
+        {
+          ::setenv(kPipelineKillEnv, when, 1);
+          jobs::run_quantize(q, "", m);
+        },
+        ::testing::KilledBySignal(SIGKILL), "");
+  };
+  killed(o, "after:1");
+  EXPECT_TRUE(fs::exists(out + ".probe.dsq.partial/state.json"));
+  EXPECT_FALSE(fs::exists(out + ".sensitivity.json"));
+  o.method_runtime = nlohmann::json{{"resume", true}};
+  killed(o, "during:0");
+  EXPECT_TRUE(fs::exists(out + ".sensitivity.json"));  // the probe finished
+  EXPECT_FALSE(fs::exists(out + ".probe.dsq"));
+  EXPECT_TRUE(fs::exists(out + ".partial"));
+  ::unsetenv(kDirEnv);
+  const jobs::QuantizeReport r = jobs::run_quantize(o, "", m);
+  EXPECT_EQ(r.mixed["sensitivity_source"], out + ".sensitivity.json");
+  for (const char* left : {".partial", ".sensitivity.json", ".probe.dsq", ".probe.dsq.partial"})
+    EXPECT_FALSE(fs::exists(out + left)) << left;
+  const jobs::QuantizeReport straight = jobs::run_quantize(fx.options(fx.dir + "/straight.dsq"), "", m);
+  EXPECT_EQ(straight.mixed["choices"], r.mixed["choices"]);
+  const std::string a = read_file(fx.dir + "/straight.dsq"), b = read_file(out);
+  ASSERT_GT(a.size(), 1000u);
+  EXPECT_TRUE(a == b) << "resumed output differs from an uninterrupted run";
+}
+
 TEST(Pipeline, WorkDirGuards) {
   testing::TempDir tmp;
   const Fixture fx(tmp.path().string());

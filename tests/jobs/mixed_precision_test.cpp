@@ -205,6 +205,36 @@ TEST(MixedPrecision, UnreachableTargetNamesTheSmallest) {
   EXPECT_THROW(run_quantize(rtn, "", m), UsageError);  // RTN has no calibration to weigh by
 }
 
+// DeepSeek-V3 (MLA + MoE): routed experts get their own choices, the KLD calibration measures all
+// experts of one kind in a layer together, and the plan stays within the target.
+TEST(MixedPrecision, DeepSeekExpertsAreAllocated) {
+  DSQ_REQUIRE_SHARED(shared);
+  testing::TempDir tmp;
+  const std::string src = shared + "/models/deepseek-v3-tiny", out = tmp.file("ds.dsq");
+  QuantizeOptions o = quiet_quantize_options(src, out, QuantDesc{4, 128, false});
+  o.method = "gptq";
+  o.method_options = {{"calib", shared + "/data/wikitext-2-valid.tokens.txt"},
+                      {"calib_samples", 8}, {"calib_len", 128}};
+  MixedOptions m;
+  m.target_bpw = 3.5;
+  m.kld_tokens = 512;
+  const QuantizeReport r = run_quantize(o, "", m);
+  EXPECT_LE(r.block_bpw(), 3.5);
+  EXPECT_DOUBLE_EQ(r.block_bpw(), stored_block_bpw(out));
+  std::set<std::string> expert_schemes;
+  int experts = 0;
+  for (const auto& [name, scheme] : r.mixed["choices"].items())
+    if (name.find("_exps.") != std::string::npos) {
+      ++experts;
+      expert_schemes.insert(scheme.get<std::string>());
+    }
+  EXPECT_EQ(experts, 2 * 12 * 3);  // layers 1 and 2 are MoE: 12 experts x gate, up, down
+  EXPECT_GT(expert_schemes.size(), 1u);
+  const json& units = r.mixed["kld_calibration"]["units"];
+  EXPECT_TRUE(units.contains("blk.1.ffn_up_exps"));   // one unit for the 12 experts
+  EXPECT_FALSE(units.contains("blk.1.ffn_up_exps.0"));
+}
+
 // --tie-groups: the linears reading one input (q/k/v; gate/up) take one scheme.
 TEST(MixedPrecision, TiedGroupsShareOneScheme) {
   DSQ_REQUIRE_SHARED(shared);
