@@ -447,6 +447,21 @@ std::string output_error_chart(const std::vector<Run>& runs, const std::map<std:
   return c.series.empty() ? "" : render_xy_chart(c);
 }
 
+// An empty blocks x tensor kinds heat map (NaN cells), on the colour scale [lo, hi] when lo <= hi.
+Heatmap block_kind_heatmap(std::string title, std::string value_label,
+                           const std::vector<std::string>& kinds, int n_blocks, double lo,
+                           double hi) {
+  Heatmap hm;
+  hm.title = std::move(title);
+  hm.col_labels = kinds;
+  for (int b = 0; b < n_blocks; ++b) hm.row_labels.push_back("blk." + std::to_string(b));
+  hm.values.assign(static_cast<size_t>(n_blocks) * kinds.size(), kNaN);
+  hm.value_label = std::move(value_label);
+  if (hi >= lo) hm.range = std::make_pair(lo, hi);
+  if (n_blocks > 40) hm.cell_height = 8;
+  return hm;
+}
+
 // Mixed-precision runs (more than one type among their tensors): the bits each block got, as a
 // chart of the parameter-weighted bits per weight of every block and one heat map per run.
 std::string bits_by_block(const std::vector<Run>& runs, const std::vector<std::string>& kinds) {
@@ -476,14 +491,8 @@ std::string bits_by_block(const std::vector<Run>& runs, const std::vector<std::s
     int n_blocks = 0;
     for (const TensorStat& t : r.tensors) n_blocks = std::max(n_blocks, t.layer + 1);
     std::vector<double> bits(static_cast<size_t>(n_blocks), 0), params(bits.size(), 0);
-    Heatmap hm;
-    hm.title = r.label + ": bits per weight by block and tensor";
-    hm.col_labels = kinds;
-    for (int b = 0; b < n_blocks; ++b) hm.row_labels.push_back("blk." + std::to_string(b));
-    hm.values.assign(static_cast<size_t>(n_blocks) * kinds.size(), kNaN);
-    hm.value_label = "bits/weight";
-    if (hi >= lo) hm.range = std::make_pair(lo, hi);
-    if (n_blocks > 40) hm.cell_height = 8;
+    Heatmap hm = block_kind_heatmap(r.label + ": bits per weight by block and tensor",
+                                    "bits/weight", kinds, n_blocks, lo, hi);
     std::vector<double> cell_bits(hm.values.size(), 0), cell_params(hm.values.size(), 0);
     for (const TensorStat& t : r.tensors) {
       if (t.layer < 0 || !std::isfinite(t.bits_per_weight)) continue;
@@ -609,14 +618,8 @@ std::string tensor_charts(const std::vector<Run>& runs) {
     int n_blocks = 0;
     for (const TensorStat& t : r.tensors) n_blocks = std::max(n_blocks, t.layer + 1);
     if (n_blocks == 0) continue;
-    Heatmap hm;
-    hm.title = r.label + ": SQNR by block and tensor";
-    hm.col_labels = kinds;
-    for (int b = 0; b < n_blocks; ++b) hm.row_labels.push_back("blk." + std::to_string(b));
-    hm.values.assign(static_cast<size_t>(n_blocks) * kinds.size(), kNaN);
-    hm.value_label = "SQNR dB";
-    if (hi >= lo) hm.range = std::make_pair(lo, hi);
-    if (n_blocks > 40) hm.cell_height = 8;
+    Heatmap hm = block_kind_heatmap(r.label + ": SQNR by block and tensor", "SQNR dB", kinds,
+                                    n_blocks, lo, hi);
     for (const TensorStat& t : r.tensors) {
       const auto it = std::find(kinds.begin(), kinds.end(), t.kind);
       if (t.layer >= 0 && it != kinds.end())
