@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <map>
@@ -17,6 +18,7 @@
 #include "calibration/methods.h"
 #include "calibration/pipeline_workdir.h"
 #include "formats/hdf5/stats_file.h"
+#include "lib/core/dist.h"
 #include "lib/core/error.h"
 #include "lib/core/json_io.h"
 #include "lib/core/linalg.h"
@@ -118,9 +120,13 @@ h5::InputStats CaptureObserver::finish(int64_t layer, const LinearGroup& g) {
 
 void maybe_kill(const char* when, int64_t layer) {
   const char* env = std::getenv(kPipelineKillEnv);
-  if (env && std::string(env) == std::string(when) + ":" + std::to_string(layer)) {
-    ::kill(::getpid(), SIGKILL);
+  if (!env) return;
+  std::string spec = env;
+  if (const size_t at = spec.find('@'); at != std::string::npos) {  // "during:1@1": rank 1 only
+    if (spec.substr(at + 1) != std::to_string(dist::rank())) return;
+    spec.resize(at);
   }
+  if (spec == std::string(when) + ":" + std::to_string(layer)) ::kill(::getpid(), SIGKILL);
 }
 
 CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o)
@@ -184,7 +190,10 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
     recipe["load_stats"] = h.recipe;  // the resumable recipe depends on the statistics used
   }
   fresh_work_ = !std::filesystem::exists(o.out_path + ".partial");
-  work_.emplace(o.out_path + ".partial", recipe, resume_);
+  // Under MPI rank 0 owns the work directory; the others read its state once it is open.
+  if (dist::is_root()) work_.emplace(o.out_path + ".partial", recipe, resume_);
+  dist::barrier();
+  if (!dist::is_root()) work_.emplace(o.out_path + ".partial", recipe, resume_, /*writer=*/false);
   if (work_->completed() > 0)
     log_info(strprintf("resuming after block %lld", static_cast<long long>(work_->completed() - 1)));
   if (calibrate && work_->completed() < cfg_.n_layers) {
@@ -469,6 +478,57 @@ LinearResult CalibratedQuantizer::solve_linear(int64_t layer, std::string_view s
   return r;
 }
 
+void CalibratedQuantizer::share_result(int owner, std::optional<LinearResult>* r,
+                                       std::optional<h5::AwqClip>* clip) {
+  // One message: a JSON header, the quantized bytes, the clip ratios.
+  std::string msg;
+  if (dist::rank() == owner) {
+    const Tensor& q = (*r)->q;
+    json h = {{"name", (*r)->name},
+              {"shape", q.shape()},
+              {"scheme", scheme_name(q.quant())},
+              {"err_sq", (*r)->error.err_sq},
+              {"norm_sq", (*r)->error.norm_sq},
+              {"extra", (*r)->extra},
+              {"bytes", q.nbytes()}};
+    if (*clip) h["clip"] = {{"linear", (*clip)->linear}, {"rows", (*clip)->rows},
+                            {"n_groups", (*clip)->n_groups}, {"n", (*clip)->ratios.size()}};
+    const std::string head = h.dump();
+    const uint64_t n = head.size();
+    msg.append(reinterpret_cast<const char*>(&n), sizeof n).append(head);
+    msg.append(reinterpret_cast<const char*>(q.bytes()), q.nbytes());
+    if (*clip)
+      msg.append(reinterpret_cast<const char*>((*clip)->ratios.data()),
+                 (*clip)->ratios.size() * sizeof(float));
+  }
+  dist::bcast(msg, owner);
+  if (dist::rank() == owner) return;
+  uint64_t n = 0;
+  std::memcpy(&n, msg.data(), sizeof n);
+  const json h = json::parse(msg.substr(sizeof n, n));
+  size_t at = sizeof n + n;
+  LinearResult x;
+  x.name = h["name"].get<std::string>();
+  const QuantDesc d = make_quant_desc(h["scheme"].get<std::string>());
+  x.q = Tensor(DType::kQInt, h["shape"].get<Shape>(), &d);
+  DSQ_ASSERT(x.q.nbytes() == h["bytes"].get<size_t>(), "share_result: size mismatch");
+  std::memcpy(x.q.mutable_bytes(), msg.data() + at, x.q.nbytes());
+  at += x.q.nbytes();
+  x.error.err_sq = h["err_sq"].get<double>();
+  x.error.norm_sq = h["norm_sq"].get<double>();
+  x.extra = h["extra"];
+  *r = std::move(x);
+  if (h.contains("clip")) {
+    h5::AwqClip c;
+    c.linear = h["clip"]["linear"].get<std::string>();
+    c.rows = h["clip"]["rows"].get<int64_t>();
+    c.n_groups = h["clip"]["n_groups"].get<int64_t>();
+    c.ratios.resize(h["clip"]["n"].get<size_t>());
+    std::memcpy(c.ratios.data(), msg.data() + at, c.ratios.size() * sizeof(float));
+    *clip = std::move(c);
+  }
+}
+
 void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup& g,
                                       const h5::InputStats& st, BlockResult* res,
                                       h5::AwqSearch* awq_out) {
@@ -476,21 +536,45 @@ void CalibratedQuantizer::solve_group(model::BlockWeights& bw, const LinearGroup
   const GroupScale* gs = sc == scales_.end() ? nullptr : &sc->second;
   std::vector<float> h32(st.hessian.begin(), st.hessian.end());  // H as f32 for the traces
   quant::GroupScratch scratch;  // the group's linears share H (and GPTQ's factor of it)
+  std::vector<std::string_view> todo;
   for (const auto short_name : g.linears) {
-    if (!selected(bw.layer, short_name, bw)) {
-      // A linear kept in f16 computes the later groups' inputs as it will be stored.
-      model::Linear* kept = bw.linear(short_name);
-      if (kept && !kept->empty() && opts_.kept_float(linear_name(bw.layer, short_name)))
-        *kept = model::Linear::from_tensors(kept->name(),
-                                            kept->weight().to(DType::kF16).to(DType::kF32),
-                                            kept->bias());
+    if (selected(bw.layer, short_name, bw)) {
+      todo.push_back(short_name);
       continue;
     }
-    model::Linear& lin = block_linear(bw, short_name);
-    LinearResult r = solve_linear(bw.layer, short_name, lin.weight(), st, h32,
-                                  !contains(g.no_clip, short_name), gs, std::string(g.name),
-                                  awq_out, &scratch);
+    // A linear kept in f16 computes the later groups' inputs as it will be stored.
+    model::Linear* kept = bw.linear(short_name);
+    if (kept && !kept->empty() && opts_.kept_float(linear_name(bw.layer, short_name)))
+      *kept = model::Linear::from_tensors(kept->name(),
+                                          kept->weight().to(DType::kF16).to(DType::kF32),
+                                          kept->bias());
+  }
+  // Under MPI each rank solves its share (lib/core/dist.h: cost-balanced by rows x cols^2, GPTQ's
+  // update work), then every result goes out from its owner in the group's order, so every rank
+  // continues with the same block.
+  std::vector<double> cost;
+  for (const auto l : todo) {
+    const model::Linear& lin = block_linear(bw, l);
+    cost.push_back(static_cast<double>(lin.n_out()) * static_cast<double>(lin.n_in()) *
+                   static_cast<double>(lin.n_in()));
+  }
+  const std::vector<int> owner = dist::assign(cost, dist::size());
+  std::vector<std::optional<LinearResult>> mine(todo.size());
+  std::vector<std::optional<h5::AwqClip>> clips(todo.size());
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (owner[i] != dist::rank()) continue;
+    h5::AwqSearch found;
+    mine[i] = solve_linear(bw.layer, todo[i], block_linear(bw, todo[i]).weight(), st, h32,
+                           !contains(g.no_clip, todo[i]), gs, std::string(g.name),
+                           awq_out ? &found : nullptr, &scratch);
+    if (!found.clips.empty()) clips[i] = std::move(found.clips.front());
+  }
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (dist::size() > 1) share_result(owner[i], &mine[i], &clips[i]);
+    LinearResult& r = *mine[i];
+    model::Linear& lin = block_linear(bw, todo[i]);
     lin = model::Linear::from_tensors(r.name, r.q, lin.bias());
+    if (awq_out && clips[i]) awq_out->clips.push_back(std::move(*clips[i]));
     res->linears.push_back(std::move(r));
   }
 }
@@ -503,7 +587,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   BlockResult res;
   res.layer = layer;
   std::optional<h5::Writer> stats;
-  if (!save_stats_.empty()) stats.emplace(work_->stats_path(layer));
+  if (!save_stats_.empty() && work_->writer()) stats.emplace(work_->stats_path(layer));
   hidden_done_ = false;
   scales_.clear();
   double capture_s = 0.0, awq_s = 0.0;
@@ -654,7 +738,7 @@ void CalibratedQuantizer::write_stats_file() {
 
 void CalibratedQuantizer::begin_block(int64_t layer) {
   while (work_->completed() <= layer) process_block(work_->completed());
-  if (layer + 1 == cfg_.n_layers && !save_stats_.empty()) write_stats_file();
+  if (layer + 1 == cfg_.n_layers && !save_stats_.empty() && work_->writer()) write_stats_file();
 }
 
 Tensor CalibratedQuantizer::quantize(const std::string& name, const Tensor&, TensorReport* rep) {

@@ -132,6 +132,9 @@ class CalibratedQuantizer : public LinearQuantizer {
                             const h5::InputStats& st, const std::vector<float>& h32, bool clip,
                             const GroupScale* gs, const std::string& group,
                             h5::AwqSearch* awq_out, quant::GroupScratch* scratch);
+  // MPI: sends the result (and AWQ clip) of a linear solved by rank `owner` to every other rank,
+  // which fill *r and *clip from it (lib/core/dist.h).
+  void share_result(int owner, std::optional<LinearResult>* r, std::optional<h5::AwqClip>* clip);
   // The sensitivity probe (QuantizeOptions::probe): the output error tr(E H E^T) of the linear
   // `in` under each candidate (own: the solve under in.desc, reused), with the stored bits, as
   // [{"scheme", "bits", "cost"}] in candidate order (the report's extra["sensitivity"]["options"];

@@ -40,10 +40,11 @@ void write_json_atomic(const std::string& path, const json& j) {
 
 }  // namespace
 
-WorkDir::WorkDir(std::string dir, const json& recipe, bool resume)
-    : dir_(std::move(dir)), recipe_(recipe) {
+WorkDir::WorkDir(std::string dir, const json& recipe, bool resume, bool writer)
+    : dir_(std::move(dir)), recipe_(recipe), writer_(writer) {
   const std::string state = path("state.json");
-  if (fs::exists(dir_) && !resume) {
+  if (!writer_ && !resume) return;  // rank 0 created it
+  if (writer_ && fs::exists(dir_) && !resume) {
     throw UsageError("'" + dir_ + "' exists (an interrupted run?): pass --resume to continue it, "
                      "or delete it to start over");
   }
@@ -60,6 +61,7 @@ WorkDir::WorkDir(std::string dir, const json& recipe, bool resume)
     completed_ = s["completed"].get<int64_t>();
     return;
   }
+  if (!writer_) return;
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw IoError("'" + dir_ + "': cannot create: " + ec.message());
@@ -71,6 +73,7 @@ std::string WorkDir::stats_path(int64_t layer) const {
 }
 
 void WorkDir::save_block(const BlockResult& r) const {
+  if (!writer_) return;
   json reports = json::object();
   for (const auto& l : r.linears)
     reports[l.name] = {{"err_sq", l.error.err_sq}, {"norm_sq", l.error.norm_sq}, {"extra", l.extra}};
@@ -115,6 +118,7 @@ BlockResult WorkDir::load_block(int64_t layer) const {
 
 void WorkDir::save_acts(int64_t layer, const std::vector<float>& h, int64_t rows,
                         int64_t d) const {
+  if (!writer_) return;
   formats::DsqWriter w(path(acts_file(layer)), json{{"partial", {{"acts", layer}}}});
   w.add("hidden", Tensor::borrow(DType::kF32, {rows, d}, h.data(), h.size() * sizeof(float),
                                  nullptr));
@@ -133,6 +137,10 @@ std::vector<float> WorkDir::load_acts(int64_t layer, int64_t rows, int64_t d) co
 }
 
 void WorkDir::commit(int64_t completed) {
+  if (!writer_) {
+    completed_ = completed;
+    return;
+  }
   write_json_atomic(path("state.json"), json{{"recipe", recipe_}, {"completed", completed}});
   completed_ = completed;
   std::error_code ec;
@@ -140,6 +148,7 @@ void WorkDir::commit(int64_t completed) {
 }
 
 void WorkDir::remove() {
+  if (!writer_) return;
   std::error_code ec;
   fs::remove_all(dir_, ec);
 }

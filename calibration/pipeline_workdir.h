@@ -43,7 +43,10 @@ class WorkDir {
  public:
   // Opens (resume) or creates the directory. Without resume an existing directory is an error
   // (it may hold hours of work); with resume a recipe mismatch is a ConfigError.
-  WorkDir(std::string dir, const nlohmann::json& recipe, bool resume);
+  // writer = false (MPI ranks other than 0, lib/core/dist.h): the directory is rank 0's; this
+  // instance only reads its state when resuming (after rank 0 opened it), and save_*, commit
+  // and remove keep the count in memory without touching files.
+  WorkDir(std::string dir, const nlohmann::json& recipe, bool resume, bool writer = true);
 
   int64_t completed() const { return completed_; }
   const std::string& dir() const { return dir_; }
@@ -57,11 +60,13 @@ class WorkDir {
   // Marks blocks [0, completed) done (state.json) and drops the inputs of earlier blocks.
   void commit(int64_t completed);
   void remove();
+  bool writer() const { return writer_; }
 
  private:
   std::string dir_;
   nlohmann::json recipe_;
   int64_t completed_ = 0;
+  bool writer_ = true;
 };
 
 }  // namespace dsq::calibration::detail

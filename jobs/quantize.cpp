@@ -13,6 +13,7 @@
 #include "formats/sinks.h"
 #include "jobs/job_util.h"
 #include "lib/core/arch.h"
+#include "lib/core/dist.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/progress.h"
@@ -67,6 +68,13 @@ void check_finite(const Tensor& w, const std::string& name, const std::string& s
                                     source.c_str(), name.c_str(), static_cast<long long>(i0 + i)));
   }
 }
+
+// The output of MPI ranks other than 0: tensors are dropped, nothing is written.
+class DiscardSink : public formats::ModelSink {
+ public:
+  void add(const std::string&, const Tensor&, const nlohmann::json&) override {}
+  formats::SinkReport finish() override { return {}; }
+};
 
 }  // namespace
 
@@ -131,7 +139,7 @@ QuantizeReport run_quantize(QuantizeOptions opts, const std::string& json_out,
                             const MixedOptions& mixed) {
   QuantizeReport report = mixed.active() ? detail::run_mixed(std::move(opts), json_out, mixed)
                                          : detail::quantize_once(std::move(opts), json_out);
-  if (!json_out.empty()) write_json_file(json_out, json(report));
+  if (!json_out.empty() && dist::is_root()) write_json_file(json_out, json(report));
   return report;
 }
 
@@ -185,7 +193,9 @@ QuantizeReport quantize_once(QuantizeOptions opts, const std::string& json_out) 
   set_sink_tokenizer(so, ws);
   // The method validates its inputs (calibration data, statistics) before the output exists.
   std::unique_ptr<calibration::LinearQuantizer> quantizer = method.make(ws, opts);
-  const std::unique_ptr<formats::ModelSink> sink = formats::open_sink(opts.out_path, ws, so);
+  // Under MPI only rank 0 writes (lib/core/dist.h); the others run the same pipeline.
+  const std::unique_ptr<formats::ModelSink> sink =
+      dist::is_root() ? formats::open_sink(opts.out_path, ws, so) : std::make_unique<DiscardSink>();
 
   std::optional<Progress> bar;
   // Calibrated methods show their own per-block bar; a second one would only stall beside it.

@@ -16,6 +16,7 @@
 #include "jobs/job_util.h"
 #include "jobs/quantize.h"
 #include "lib/core/arch.h"
+#include "lib/core/dist.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/progress.h"
@@ -364,6 +365,9 @@ QuantizeReport run_mixed(QuantizeOptions opts, const std::string& json_out, cons
   const auto t0 = Clock::now();
   if (m.target_bpw && !m.budget.empty())
     throw UsageError("--target-bpw and --budget exclude each other");
+  if (dist::size() > 1)
+    throw UsageError("mixed precision (--target-bpw, --budget, --tensor-type, --keep) does not run "
+                     "under mpirun yet: run it as one process");
   if (m.target_bpw && !(std::isfinite(*m.target_bpw) && *m.target_bpw > 0))
     throw UsageError("--target-bpw must be a positive number");
   const WeightStore ws = formats::open_model(opts.model_path);

@@ -3,4 +3,4 @@
 set -euo pipefail
 exec bash "$(dirname "$0")/apt-install-missing.sh" g++ cmake make pkg-config libopenblas-dev \
   libeigen3-dev libzstd-dev libcli11-dev nlohmann-json3-dev libhdf5-dev libomp-dev libgtest-dev \
-  libgmock-dev libbenchmark-dev
+  libgmock-dev libbenchmark-dev libopenmpi-dev openmpi-bin

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "lib/core/dist.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/parallel.h"
@@ -78,16 +79,34 @@ int main(int argc, char** argv) {
   dsq::set_quiet(quiet);
   if (verbose) dsq::set_log_level(dsq::LogLevel::kDebug);
   dsq::set_num_threads(threads);
+  // Under mpirun every rank runs this; a rank that fails ends all of them (the others may be
+  // waiting in a broadcast), naming itself.
+  const auto fail = [&](int code, const char* what) {
+    if (dsq::dist::size() > 1) {
+      std::fprintf(stderr, "%s: error: rank %d of %d: %s\n", cmd_name.c_str(), dsq::dist::rank(),
+                   dsq::dist::size(), what);
+      std::fflush(stderr);
+      dsq::dist::abort_all(code);
+    }
+    std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), what);
+    return code;
+  };
   try {
-    return chosen ? chosen->run() : 2;
+    dsq::dist::init(&argc, &argv);
+    if (dsq::dist::rank() > 0) {  // rank 0 speaks for the run; errors still name their rank
+      dsq::set_quiet(true);
+      dsq::set_log_level(dsq::LogLevel::kError);
+    }
+    if (dsq::dist::size() > 1 && (!chosen || std::string(chosen->name) != "quantize"))
+      throw dsq::UsageError("only dsq quantize runs under mpirun with more than one process");
+    const int code = chosen ? chosen->run() : 2;
+    dsq::dist::finalize();
+    return code;
   } catch (const dsq::UsageError& e) {
-    std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), e.what());
-    return 2;
+    return fail(2, e.what());
   } catch (const dsq::Error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), e.what());
-    return 1;
+    return fail(1, e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), e.what());
-    return 1;
+    return fail(1, e.what());
   }
 }

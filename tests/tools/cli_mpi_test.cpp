@@ -1,0 +1,109 @@
+// `mpirun -n N dsq quantize` (lib/core/dist.h, docs/MPI.md): byte-identical to one process for
+// N = 2 and 3 on stories260K, qwen2-tiny and deepseek-v3-tiny; a rank killed mid-run ends the
+// whole job naming that rank, leaves no output, and --resume (with another N) completes it to the
+// same bytes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "lib/core/dist.h"
+#include "tests/tools/cli_run.h"
+
+namespace dsq {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::read_text;
+using testing::run_dsq;
+using testing::TempDir;
+
+// mpirun for tests: root allowed (CI containers), more ranks than cores, shared memory only.
+const char* const kMpirun =
+    "mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -x OMP_NUM_THREADS=1 ";
+
+#define DSQ_REQUIRE_MPI()                                                                  \
+  if (!dist::built_with_mpi() || std::system("command -v mpirun > /dev/null 2>&1") != 0) { \
+    if (::dsq::testing::in_ci()) FAIL() << "MPI missing but CI=true (scripts/install-deps.sh)"; \
+    GTEST_SKIP() << "built without MPI or no mpirun: install libopenmpi-dev openmpi-bin";  \
+  }
+
+// Runs `dsq <args>` as `n` MPI ranks (n = 0: one plain process).
+testing::CliRun run_ranks(const TempDir& tmp, int n, const std::string& args) {
+  if (n == 0) return run_dsq(tmp, args);
+  const std::string o = tmp.file("mpi.out"), e = tmp.file("mpi.err");
+  const std::string cmd = std::string(kMpirun) + "-n " + std::to_string(n) + " " +
+                          testing::dsq_binary() + " " + args + " >" + o + " 2>" + e;
+  const int st = std::system(cmd.c_str());
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_text(o), read_text(e)};
+}
+
+struct Case {
+  const char* name;
+  std::string model, calib;
+};
+
+std::vector<Case> cases(const std::string& shared) {
+  const std::string text = shared + "/data/wikitext-2-valid.tokens.txt";
+  return {{"stories260K", shared + "/models/stories260K/hf",
+           shared + "/data/tinystories-calib.stories260K.u32"},
+          {"qwen2-tiny", shared + "/models/qwen2-tiny", text},
+          {"deepseek-v3-tiny", shared + "/models/deepseek-v3-tiny", text}};
+}
+
+TEST(CliMpi, RanksWriteTheSameBytesAsOneProcess) {
+  DSQ_REQUIRE_SHARED(shared);
+  DSQ_REQUIRE_MPI();
+  TempDir tmp;
+  for (const Case& c : cases(shared)) {
+    SCOPED_TRACE(c.name);
+    const std::string flags = " --method gptq --scheme int4_sym_g64 --calib " + c.calib +
+                              " --calib-samples 8 --calib-len 128";
+    std::string want;
+    for (int n : {0, 2, 3}) {
+      const std::string out = tmp.file(std::string(c.name) + std::to_string(n) + ".dsq");
+      const auto r = run_ranks(tmp, n, "-q quantize " + c.model + " -o " + out + flags);
+      ASSERT_EQ(r.code, 0) << r.err;
+      const std::string got = read_text(out);
+      ASSERT_GT(got.size(), 10000u);
+      if (n == 0) want = got;
+      EXPECT_TRUE(got == want) << n << " ranks wrote other bytes than one process";
+      EXPECT_FALSE(fs::exists(out + ".partial"));
+    }
+  }
+}
+
+TEST(CliMpi, AKilledRankEndsTheJobAndResumeCompletesIt) {
+  DSQ_REQUIRE_SHARED(shared);
+  DSQ_REQUIRE_MPI();
+  TempDir tmp;
+  const Case c = cases(shared)[0];
+  const std::string flags = " --method gptq --calib " + c.calib + " --calib-samples 8 --calib-len 128";
+  const std::string one = tmp.file("one.dsq"), out = tmp.file("killed.dsq");
+  ASSERT_EQ(run_dsq(tmp, "-q quantize " + c.model + " -o " + one + flags).code, 0);
+  // Rank 1 kills itself half way through block 2; rank 0 is then waiting for its share.
+  ::setenv("DSQ_PIPELINE_KILL", "during:2@1", 1);
+  const auto r = run_ranks(tmp, 2, "-q quantize " + c.model + " -o " + out + flags);
+  ::unsetenv("DSQ_PIPELINE_KILL");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE((r.out + r.err).find("rank 1"), std::string::npos) << r.out << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_TRUE(fs::exists(out + ".partial/state.json"));
+  // Resumed with three ranks: the same bytes as one process.
+  const auto again = run_ranks(tmp, 3, "-q quantize " + c.model + " -o " + out + flags + " --resume");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_TRUE(read_text(out) == read_text(one));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+}
+
+TEST(CliMpi, OnlyQuantizeRunsUnderMpirun) {
+  DSQ_REQUIRE_SHARED(shared);
+  DSQ_REQUIRE_MPI();
+  TempDir tmp;
+  const auto r = run_ranks(tmp, 2, "convert " + shared + "/models/stories260K/hf -o " + tmp.file("x.dsq"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("only dsq quantize runs under mpirun"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp.file("x.dsq")));
+}
+
+}  // namespace
+}  // namespace dsq
