@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
       dsq::dist::abort_all(code);
     }
     std::fprintf(stderr, "%s: error: %s\n", cmd_name.c_str(), what);
+    dsq::dist::finalize();  // mpirun -n 1: a clean exit, not "finalize was not called"
     return code;
   };
   try {
