@@ -24,9 +24,9 @@
 #include "lib/model/model.h"
 #include "lib/quant/allocate.h"
 #include "lib/quant/rtn.h"
-#include "lib/text/tokenizer.h"
 #include "lib/report/budget.h"
 #include "lib/report/report_io.h"
+#include "lib/text/tokenizer.h"
 
 namespace dsq::jobs {
 namespace {

@@ -139,6 +139,7 @@ TEST(CliQuantize, MixedPrecisionFlags) {
            {" --candidates int4_sym_g64,bogus --target-bpw 4", "unknown scheme 'bogus'"},
            {" --target-bpw 1.5 --candidates int3_sym_g64", "smallest reachable is 3.2"},
            {" --budget " + tmp.file("none.json") + " --eval-tokens x.u32", "none.json"},
+           {" --eval-ctx 256", "--eval-ctx requires --budget"},
        }) {
     const auto e = run_dsq(tmp, "quantize " + hf + " -o " + o2 + calib + flags);
     EXPECT_NE(e.code, 0) << flags;
