@@ -92,7 +92,7 @@ void add_options(CLI::App& sub) {
                  "many calibration tokens; one forward pass per linear, per layer and kind for "
                  "experts); 0 = off")
       ->capture_default_str()
-      ->check(range(0, 1 << 24))
+      ->check(range(0, 500000))
       ->group(mixed);
   sub.add_flag("--tie-groups", o.mixed.tie_groups,
                "Linears sharing an input (q/k/v, gate/up) get one scheme, as runtimes that fuse "
@@ -111,7 +111,7 @@ void add_options(CLI::App& sub) {
       ->group(mixed);
   sub.add_option("--eval-ctx", o.mixed.eval.ctx, "--budget: window length")
       ->capture_default_str()
-      ->check(range(2, 1 << 20))
+      ->check(range(2, 65536))
       ->needs(budget)
       ->group(mixed);
   sub.add_option("--eval-max-tokens", o.mixed.eval.max_tokens,
