@@ -40,6 +40,11 @@ done
   --calib-samples 4 --calib-len 32 --drift-samples 0
 "$dsq" -q quantize "$out/dsq/tiny-gguf.dsq" -o "$tmp/tq.dsq" --method awq+gptq --bits 4 --group 32 \
   --calib "$text" --calib-samples 4 --calib-len 32 --save-stats "$out/stats/tiny-awq-gptq.h5"
+# Statistics with a mixed-precision sensitivity table (docs/STATS.md), and its quantize report.
+"$dsq" -q quantize "$out/dsq/tiny-gguf.dsq" -o "$tmp/tm.dsq" --method gptq --target-bpw 4.5 \
+  --candidates int3_asym_g32,int4_sym_g32,int8_sym_g32,f16 --kld-tokens 64 --calib "$text" \
+  --calib-samples 4 --calib-len 32 --save-stats "$out/stats/tiny-mixed.h5" \
+  --json "$out/report/quantize_mixed.json"
 cp "$t/tiny.gguf" "$out/gguf/"
 cp "$t/tiny.bin" "$out/llama2c/"
 # .dsq: float, RTN-quantized (every bit width), zstd, a pruned and a sparsified model.

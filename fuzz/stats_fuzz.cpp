@@ -1,7 +1,8 @@
 // HDF5 calibration statistics files through the production path: the file is read first in a
 // forked child (formats/hdf5/hdf5_file.h run_isolated: libhdf5 itself may crash on a corrupt file,
 // and that must end as a one-line error), then for real; every group of the 2-block model of
-// fuzz/tiny_seeds.py (d_model 32, 4 heads of 8, d_ff 48) is read and validated, AWQ results too.
+// fuzz/tiny_seeds.py (d_model 32, 4 heads of 8, d_ff 48) is read and validated, AWQ results and
+// the mixed-precision sensitivity table too.
 #include "formats/hdf5/stats_file.h"
 #include "fuzz/fuzz_util.h"
 
@@ -16,6 +17,7 @@ void read_all(const std::string& path) {
       (void)read_input_stats(r, l, g, n);
       (void)read_awq_search(r, l, g, n, {});
     }
+  (void)read_sensitivity(r, std::min<int64_t>(h.n_layers, 2));  // mixed precision's cost table
 }
 }  // namespace
 
