@@ -35,7 +35,8 @@ struct QuantizeOptions {
   nlohmann::json method_runtime = nlohmann::json::object();
   bool progress = true;
   // Mixed precision (jobs/quantize.h, MixedOptions): per-linear schemes that replace `desc`, by canonical
-  // name; nullopt keeps the linear in float, stored as f16 ("f16"). Recorded in the recipe as
+  // name; nullopt keeps the linear in 16-bit float ("f16": f16, or bf16 when the source is bf16).
+  // Recorded in the recipe as
   // "tensor_schemes", so a resumed run must plan the same.
   std::map<std::string, std::optional<QuantDesc>> tensor_desc;
   // The sensitivity probe of a calibrated method (calibration/pipeline.h): when non-empty, every
