@@ -34,10 +34,9 @@ struct QuantizeOptions {
   // the method, not recorded, so a resumed run writes the same bytes.
   nlohmann::json method_runtime = nlohmann::json::object();
   bool progress = true;
-  // Mixed precision (jobs/quantize.h, MixedOptions): per-linear schemes that replace `desc`, by canonical
-  // name; nullopt keeps the linear in 16-bit float ("f16": f16, or bf16 when the source is bf16).
-  // Recorded in the recipe as
-  // "tensor_schemes", so a resumed run must plan the same.
+  // Mixed precision (jobs/quantize.h, MixedOptions): per-linear schemes that replace `desc`, by
+  // canonical name; nullopt keeps the linear in 16-bit float ("f16": f16, or bf16 when the source
+  // is bf16). Recorded in the recipe as "tensor_schemes", so a resumed run must plan the same.
   std::map<std::string, std::optional<QuantDesc>> tensor_desc;
   // The sensitivity probe of a calibrated method (calibration/pipeline.h): when non-empty, every
   // linear is also solved under each of these candidates (nullopt: f16) and the output errors
