@@ -38,8 +38,6 @@ using calibration::tensor_scheme_bits;
 using calibration::tensor_scheme_name;
 using Choice = std::optional<QuantDesc>;
 
-std::string bpw_str(double v) { return strprintf("%.4f", v); }
-
 // The measured output error of each linear under each candidate (the probe's report rows), and
 // of RTN under the run's scheme (the KLD calibration's reference).
 struct Sensitivity {
@@ -221,11 +219,10 @@ class Planner {
       const bool free = opts.quantizes(ws.config, name, e.dtype, &e.quant) &&
                         !opts.tensor_desc.count(name);
       if (!free) {
-        if (opts.kept_float(name) || opts.tensor_desc.count(name))
+        if (opts.tensor_desc.count(name))  // pinned (a scheme or f16)
           fixed_bits_ += tensor_scheme_bits(opts.tensor_desc.at(name), rows, cols);
-        else if (e.dtype == DType::kQInt)
-          fixed_bits_ += static_cast<int64_t>(std::llround(
-              quant_bits_per_weight(e.quant, rows, cols) * static_cast<double>(rows * cols)));
+        else if (e.dtype == DType::kQInt)  // a storage scheme (FP8) kept as it is
+          fixed_bits_ += tensor_scheme_bits(e.quant, rows, cols);
         else
           fixed_bits_ += 8 * static_cast<int64_t>(dtype_size(e.dtype)) * rows * cols;
         continue;
@@ -465,10 +462,9 @@ QuantizeReport run_mixed(QuantizeOptions opts, const std::string& json_out, cons
     plan["planned_bpw"] = planner.bpw(alloc.bits);
     plan["predicted_cost"] = alloc.cost;
     plan["choices"] = choices_json(choices);
-    log_info(strprintf("mixed precision: %s bits per weight planned for a target of %g "
+    log_info(strprintf("mixed precision: %.4f bits per weight planned for a target of %g "
                        "(reachable %.4f .. %.4f)",
-                       bpw_str(planner.bpw(alloc.bits)).c_str(), *m.target_bpw, planner.min_bpw(),
-                       planner.max_bpw()));
+                       planner.bpw(alloc.bits), *m.target_bpw, planner.min_bpw(), planner.max_bpw()));
     QuantizeReport r = quantize_once(q, json_out);
     std::filesystem::remove(sidecar);
     r.mixed = plan;

@@ -29,12 +29,7 @@ const char* const kMpirun =
 
 // Runs `dsq <args>` as `n` MPI ranks (n = 0: one plain process).
 testing::CliRun run_ranks(const TempDir& tmp, int n, const std::string& args) {
-  if (n == 0) return run_dsq(tmp, args);
-  const std::string o = tmp.file("mpi.out"), e = tmp.file("mpi.err");
-  const std::string cmd = std::string(kMpirun) + "-n " + std::to_string(n) + " " +
-                          testing::dsq_binary() + " " + args + " >" + o + " 2>" + e;
-  const int st = std::system(cmd.c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_text(o), read_text(e)};
+  return run_dsq(tmp, args, n == 0 ? "" : std::string(kMpirun) + "-n " + std::to_string(n) + " ");
 }
 
 struct Case {

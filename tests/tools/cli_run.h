@@ -22,10 +22,13 @@ inline std::string read_text(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(f)), {});
 }
 
-// Runs `dsq <args>` (args go through the shell) with stdout/stderr captured in files of tmp.
-inline CliRun run_dsq(const TempDir& tmp, const std::string& args) {
+// Runs `dsq <args>` (args go through the shell) with stdout/stderr captured in files of tmp;
+// `launcher` goes before the binary (e.g. "mpirun -n 2 ").
+inline CliRun run_dsq(const TempDir& tmp, const std::string& args,
+                      const std::string& launcher = "") {
   const std::string o = tmp.file("stdout.txt"), e = tmp.file("stderr.txt");
-  const int st = std::system((dsq_binary() + " " + args + " >" + o + " 2>" + e).c_str());
+  const int st =
+      std::system((launcher + dsq_binary() + " " + args + " >" + o + " 2>" + e).c_str());
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_text(o), read_text(e)};
 }
 
