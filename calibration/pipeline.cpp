@@ -126,7 +126,13 @@ void maybe_kill(const char* when, int64_t layer) {
     if (spec.substr(at + 1) != std::to_string(dist::rank())) return;
     spec.resize(at);
   }
-  if (spec == std::string(when) + ":" + std::to_string(layer)) ::kill(::getpid(), SIGKILL);
+  int sig = SIGKILL;
+  for (const auto& [suffix, s] : {std::pair{":TERM", SIGTERM}, std::pair{":INT", SIGINT}})
+    if (spec.ends_with(suffix)) {
+      sig = s;
+      spec.resize(spec.size() - std::string_view(suffix).size());
+    }
+  if (spec == std::string(when) + ":" + std::to_string(layer)) ::kill(::getpid(), sig);
 }
 
 CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeOptions& o)

@@ -54,7 +54,9 @@ std::unique_ptr<LinearQuantizer> make_calibrated_quantizer(const WeightStore& sr
 // Testing hook: when the environment variable DSQ_PIPELINE_KILL is "after:L" the process kills
 // itself with SIGKILL right after block L was committed; "during:L" kills it while block L is
 // half done (after its first group was solved); "during-experts:L" inside MoE block L, after its
-// first routed expert was solved. A suffix "@R" (e.g. "during:1@1") limits it to MPI rank R.
+// first routed expert was solved. ":TERM" or ":INT" after the block ("during:1:TERM") sends that
+// signal instead (an interrupt: temporary outputs are removed, lib/core/interrupt.h). A suffix
+// "@R" (e.g. "during:1@1") limits it to MPI rank R.
 inline constexpr const char* kPipelineKillEnv = "DSQ_PIPELINE_KILL";
 
 }  // namespace dsq::calibration

@@ -18,6 +18,7 @@
 #include "lib/core/arch.h"
 #include "lib/core/dist.h"
 #include "lib/core/error.h"
+#include "lib/core/interrupt.h"
 #include "lib/core/log.h"
 #include "lib/core/progress.h"
 #include "lib/model/metrics.h"
@@ -488,6 +489,7 @@ QuantizeReport run_mixed(QuantizeOptions opts, const std::string& json_out, cons
   std::optional<std::pair<double, std::string>> best;  // (bpw, file) of the smallest passing try
   std::optional<QuantizeReport> best_report;
   std::vector<std::string> tries;
+  std::vector<interrupt::RemoveOnSignal> try_guards;  // an interrupted search leaves no tries
   std::string last_failure;  // the first failed limit of the last failing try
   const auto attempt = [&](double target) {
     const auto [choices, alloc] = planner.plan(target);
@@ -497,6 +499,7 @@ QuantizeReport run_mixed(QuantizeOptions opts, const std::string& json_out, cons
     tries.push_back(q.out_path);
     const auto ts = Clock::now();
     QuantizeReport r = quantize_once(q, "");
+    try_guards.emplace_back(q.out_path);
     EvalOptions e = m.eval;
     e.model = q.out_path;
     e.ref = m.ref.empty() ? opts.model_path : m.ref;

@@ -8,6 +8,7 @@
 
 #include "lib/core/dist.h"
 #include "lib/core/error.h"
+#include "lib/core/interrupt.h"
 #include "lib/core/log.h"
 #include "lib/core/parallel.h"
 #include "tools/commands.h"
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   };
   try {
     dsq::dist::init(&argc, &argv);
+    dsq::interrupt::install_handlers();  // after MPI's own: an interrupted run removes its .tmp
     if (dsq::dist::rank() > 0) {  // rank 0 speaks for the run; errors still name their rank
       dsq::set_quiet(true);
       dsq::set_log_level(dsq::LogLevel::kError);

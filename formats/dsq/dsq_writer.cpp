@@ -110,6 +110,7 @@ DsqWriter::DsqWriter(std::string out_path, nlohmann::json header, int zstd_level
   DSQ_ASSERT(header_.is_object(), "dsq header must be a JSON object");
   DSQ_ASSERT(zstd_level_ >= 0 && zstd_level_ <= ZSTD_maxCLevel(), "bad zstd level %d", zstd_level_);
   tmp_path_ = path_ + ".tmp";
+  tmp_guard_ = interrupt::RemoveOnSignal(tmp_path_);
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw IoError("'" + tmp_path_ + "': cannot create: " + std::strerror(errno));
   const Preamble zero{};
@@ -254,6 +255,7 @@ DsqWriteReport DsqWriter::finish() {
   if (::pwrite(fd_, &pre, sizeof pre, 0) != static_cast<ssize_t>(sizeof pre))
     throw IoError("'" + tmp_path_ + "': write failed: " + std::strerror(errno));
   commit_output(&fd_, tmp_path_, path_);
+  tmp_guard_.release();
   finished_ = true;
   report_.file_bytes = pos_;
   return report_;

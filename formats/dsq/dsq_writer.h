@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/sinks.h"
+#include "lib/core/interrupt.h"
 #include "lib/core/weight_store.h"
 
 namespace dsq::formats {
@@ -43,6 +44,7 @@ class DsqWriter {
   void write_all(const void* p, size_t n);
   void pad_to_alignment();
   std::string path_, tmp_path_;
+  interrupt::RemoveOnSignal tmp_guard_;  // the .tmp goes if the run is interrupted
   nlohmann::json header_;
   nlohmann::json tensor_extras_ = nlohmann::json::object();
   int zstd_level_;

@@ -112,6 +112,7 @@ GgufWriter::GgufWriter(std::string out_path, GgufMetadata metadata,
   const std::string header = encode_header();  // validates every value; sizes only depend on names
   data_start_ = align_up(header.size(), alignment_);
   tmp_path_ = path_ + ".tmp";
+  tmp_guard_ = interrupt::RemoveOnSignal(tmp_path_);
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw IoError("'" + tmp_path_ + "': cannot create: " + std::strerror(errno));
 }
@@ -195,6 +196,7 @@ uint64_t GgufWriter::finish() {
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     throw IoError("'" + tmp_path_ + "': truncate failed: " + std::strerror(errno));
   commit_output(&fd_, tmp_path_, path_);
+  tmp_guard_.release();
   finished_ = true;
   return size;
 }

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/gguf/gguf.h"
+#include "lib/core/interrupt.h"
 
 namespace dsq::formats {
 
@@ -78,6 +79,7 @@ class GgufWriter {
   std::string encode_header() const;
 
   std::string path_, tmp_path_;
+  interrupt::RemoveOnSignal tmp_guard_;  // the .tmp goes if the run is interrupted
   GgufMetadata metadata_;
   std::vector<Slot> slots_;
   std::map<std::string, size_t, std::less<>> index_;

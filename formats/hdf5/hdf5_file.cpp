@@ -184,7 +184,7 @@ bool is_hdf5_file(const std::string& path) {
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-Writer::Writer(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+Writer::Writer(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp"), tmp_guard_(tmp_) {
   silence_hdf5();
   file_ = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file_ < 0) throw IoError("'" + tmp_ + "': cannot create HDF5 file");
@@ -298,6 +298,7 @@ void Writer::commit() {
   std::error_code ec;
   std::filesystem::rename(tmp_, path_, ec);
   if (ec) throw IoError("'" + path_ + "': cannot rename from '" + tmp_ + "': " + ec.message());
+  tmp_guard_.release();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/core/interrupt.h"
 #include "lib/core/tensor.h"
 
 namespace dsq::formats::hdf5 {
@@ -50,6 +51,7 @@ class Writer {
   void write_dataset(const std::string& dataset, const Shape& shape, const void* data,
                      bool f64);
   std::string path_, tmp_;
+  interrupt::RemoveOnSignal tmp_guard_;  // the .tmp goes if the run is interrupted
   int64_t file_ = -1;  // hid_t
 };
 

@@ -41,6 +41,7 @@
 #include "formats/safetensors/safetensors_writer.h"
 #include "formats/write_util.h"
 #include "lib/core/error.h"
+#include "lib/core/interrupt.h"
 #include "lib/core/log.h"
 #include "lib/core/quant_view.h"
 
@@ -233,6 +234,7 @@ class HfSink final : public ModelSink {
     std::error_code ec;
     fs::rename(tmp_, path_, ec);
     if (ec) throw IoError("'" + path_ + "': cannot rename from .tmp: " + ec.message());
+    tmp_guard_.release();
     finished_ = true;
     for (const auto& f : fs::directory_iterator(path_))
       if (f.path().extension() != ".safetensors") report_.file_bytes += fs::file_size(f.path());
@@ -465,6 +467,7 @@ class HfSink final : public ModelSink {
         throw UsageError("'" + tmp_.string() + "' exists and was not left by dsq: remove it");
       fs::remove_all(tmp_, ec);  // a killed export's leftovers
     }
+    tmp_guard_ = interrupt::RemoveOnSignal(tmp_.string(), /*directory=*/true);
     if (!fs::create_directory(tmp_, ec) || ec)
       throw IoError("'" + tmp_.string() + "': cannot create the directory: " + ec.message());
     write_file(tmp_ / kMarker, "");
@@ -626,6 +629,7 @@ class HfSink final : public ModelSink {
   std::vector<size_t> pending_;  // tensors still to write per shard
   std::map<size_t, std::unique_ptr<SafetensorsWriter>> writers_;
   fs::path tmp_;
+  interrupt::RemoveOnSignal tmp_guard_;  // <out>.tmp/ goes if the run is interrupted
   bool finished_ = false;
   SinkReport report_;
   std::vector<std::string> dequantized_, dropped_attrs_;

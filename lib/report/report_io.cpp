@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "lib/core/error.h"
+#include "lib/core/interrupt.h"
 #include "lib/core/json_io.h"
 
 namespace dsq::report {
@@ -24,6 +25,7 @@ nlohmann::json read_json_file(const std::string& path) {
 
 void write_file_atomic(const std::string& path, std::string_view content) {
   const std::string tmp = path + ".tmp";
+  interrupt::RemoveOnSignal guard(tmp);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw IoError(strprintf("'%s': cannot create: %s", tmp.c_str(), std::strerror(errno)));
   const bool wrote = std::fwrite(content.data(), 1, content.size(), f) == content.size();

@@ -47,11 +47,12 @@ std::string module_of(const std::string& rel) {
   return "";
 }
 
-// The core headers the CLI uses directly: error types (exit codes), logging, the thread count and
-// the huge-page hint of its allocation functions.
+// The core headers the CLI uses directly: error types (exit codes), logging, the thread count,
+// the huge-page hint of its allocation functions, MPI start-up and the interrupt handlers.
 bool tools_may_include(const std::string& inc) {
   return inc == "lib/core/error.h" || inc == "lib/core/log.h" || inc == "lib/core/parallel.h" ||
-         inc == "lib/core/memory.h" || inc == "lib/core/dist.h";
+         inc == "lib/core/memory.h" || inc == "lib/core/dist.h" ||
+         inc == "lib/core/interrupt.h";
 }
 
 struct Violation {

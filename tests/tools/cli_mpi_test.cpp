@@ -82,6 +82,7 @@ TEST(CliMpi, AKilledRankEndsTheJobAndResumeCompletesIt) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE((r.out + r.err).find("rank 1"), std::string::npos) << r.out << r.err;
   EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".tmp"));  // mpirun's SIGTERM reached rank 0, which removed it
   EXPECT_TRUE(fs::exists(out + ".partial/state.json"));
   // Resumed with three ranks: the same bytes as one process.
   const auto again = run_ranks(tmp, 3, "-q quantize " + c.model + " -o " + out + flags + " --resume");

@@ -252,6 +252,36 @@ TEST_F(CliRobustness, NoCommandOverwritesAnInput) {
                2, "is given as both", "two outputs");
 }
 
+// An interrupted run (Ctrl-C, SIGTERM from a scheduler or from mpirun) removes its temporary
+// output, keeps the work directory, says so in one line, dies by the signal, and --resume then
+// writes the same bytes as an uninterrupted run.
+TEST_F(CliRobustness, InterruptedQuantizeRemovesItsTemporaryOutputAndResumes) {
+  const std::string flags = " --method gptq --bits 4 --group 32 --sym" + calib(8);
+  const std::string whole = tmp_.file("whole.dsq");
+  ASSERT_EQ(run_dsq(tmp_, "-q quantize " + hf_ + " -o " + whole + flags).code, 0);
+  for (const char* sig : {"TERM", "INT"}) {
+    for (const std::string ext : {".dsq", ".gguf"}) {
+      const std::string out = tmp_.file(std::string("cut_") + sig + ext);
+      const std::string what = std::string(sig) + " " + ext;
+      ::setenv("DSQ_PIPELINE_KILL", (std::string("during:2:") + sig).c_str(), 1);
+      const CliRun r = run_dsq(tmp_, "-q quantize " + hf_ + " -o " + out + flags);
+      ::unsetenv("DSQ_PIPELINE_KILL");
+      EXPECT_NE(r.code, 0) << what;
+      // (the shell may add its own "Terminated" line)
+      EXPECT_EQ(r.err.rfind("dsq: interrupted; temporary outputs removed\n", 0), 0u) << what << r.err;
+      EXPECT_FALSE(fs::exists(out + ".tmp")) << what;
+      EXPECT_FALSE(fs::exists(out)) << what;
+      EXPECT_TRUE(fs::exists(out + ".partial/state.json")) << what;
+      const CliRun again = run_dsq(tmp_, "-q quantize " + hf_ + " -o " + out + flags + " --resume");
+      ASSERT_EQ(again.code, 0) << what << again.err;
+      EXPECT_FALSE(fs::exists(out + ".partial")) << what;
+      if (ext == ".dsq") {
+        EXPECT_TRUE(read_text(out) == read_text(whole)) << what;
+      }
+    }
+  }
+}
+
 // Class 6: nothing is half done. Destinations are checked before the work, a bad calibration or
 // statistics file leaves no OUT.partial/, and the corrected rerun starts.
 TEST_F(CliRobustness, BadInputsOrDestinationsFailBeforeAnyWork) {
