@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mixed precision by budget (bench/RESULTS.md, "Mixed precision"): for each model and target,
 # `dsq quantize --method gptq --target-bpw T` against the uniform GPTQ scheme with the smallest
-# bits per weight at or above T (among the same candidates: int2/3/4/8, sym and asym, groups
+# bits per weight at or above T (among the same candidates: int2/3/4/5/6/8, sym and asym, groups
 # 32/64/128/256 and per channel). Bits per weight are dsq eval's (every block linear). KLD against
 # the float model on held-out ids (ctx 512).
 #   stories260K: calibrated on the TinyStories calibration ids, evaluated on the TinyStories eval
@@ -21,7 +21,7 @@ refs=$shared/models/tiny-references
 mkdir -p "$out"
 head -c 712780 "$shared/data/tinystories-train-excerpt.txt" > "$out/tinystories-calib.txt"
 schemes=()
-for b in 2 3 4 8; do for s in sym asym; do for g in g32 g64 g128 g256 perchannel; do
+for b in 2 3 4 5 6 8; do for s in sym asym; do for g in g32 g64 g128 g256 perchannel; do
   schemes+=("int${b}_${s}_$g")
 done; done; done
 

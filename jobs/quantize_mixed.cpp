@@ -350,7 +350,7 @@ TensorTypeRule parse_tensor_type_rule(const std::string& spec) {
 
 std::vector<std::optional<QuantDesc>> default_mixed_candidates() {
   std::vector<std::optional<QuantDesc>> v;
-  for (int bits : {2, 3, 4, 8})
+  for (int bits : {2, 3, 4, 5, 6, 8})
     for (bool sym : {true, false})
       for (uint32_t g : {32u, 64u, 128u, 256u, 0u}) v.push_back(QuantDesc(bits, g, sym));
   v.push_back(std::nullopt);

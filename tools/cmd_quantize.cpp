@@ -84,7 +84,7 @@ void add_options(CLI::App& sub) {
                      ->check(range(0.5, 64))
                      ->group(mixed);
   sub.add_option("--candidates", o.candidates,
-                 "Comma-separated schemes the search may choose (default: int2/3/4/8, sym and "
+                 "Comma-separated schemes the search may choose (default: int2/3/4/5/6/8, sym and "
                  "asym, groups 32/64/128/256 and per channel, and f16)")
       ->group(mixed);
   sub.add_option("--kld-tokens", o.mixed.kld_tokens,

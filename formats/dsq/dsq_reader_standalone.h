@@ -486,16 +486,16 @@ class Reader {
     uint64_t want;
     if (t.dtype == QINT) {
       // This reader knows the grouped-integer schemes (ids 0..7: int8/4/3/2, sym = even id; 9:
-      // int4_asymf, whose blob and arithmetic are int4_asym's); a scheme of another layout (8,
-      // block FP8) has quant_bits 0 and is refused below.
-      static const int kSchemeBits[10] = {8, 8, 4, 4, 3, 3, 2, 2, -1, 4};
-      static const int kSchemeSym[10] = {1, 0, 1, 0, 1, 0, 1, 0, -1, 0};
+      // int4_asymf, whose blob and arithmetic are int4_asym's; 10..13: int5/6, sym = even id); a
+      // scheme of another layout (8, block FP8) has quant_bits 0 and is refused below.
+      static const int kSchemeBits[14] = {8, 8, 4, 4, 3, 3, 2, 2, -1, 4, 5, 5, 6, 6};
+      static const int kSchemeSym[14] = {1, 0, 1, 0, 1, 0, 1, 0, -1, 0, 1, 0, 1, 0};
       if (version_minor_ == 0 && t.quant_scheme != 0) fail(tw + "reserved field is not 0");
-      if (version_minor_ >= 1 && (t.quant_scheme > 9 || kSchemeBits[t.quant_scheme] < 0 ||
+      if (version_minor_ >= 1 && (t.quant_scheme > 13 || kSchemeBits[t.quant_scheme] < 0 ||
                                   kSchemeSym[t.quant_scheme] != int(t.quant_sym) ||
                                   int(t.quant_bits) != kSchemeBits[t.quant_scheme]))
         fail(tw + "quantization scheme " + std::to_string(t.quant_scheme) + " is not supported");
-      if (ndim != 2 || (t.quant_bits != 2 && t.quant_bits != 3 && t.quant_bits != 4 && t.quant_bits != 8) ||
+      if (ndim != 2 || t.quant_bits < 2 || t.quant_bits > 8 || t.quant_bits == 7 ||
           r[113] > 1 || t.shape[1] > (int64_t(1) << 56))
         fail(tw + "bad qint description");
       want = qint_layout(t.quant_bits, t.quant_group, t.quant_sym, uint64_t(t.shape[0]),

@@ -274,7 +274,7 @@ class HfSink final : public ModelSink {
     switch (layout()) {
       case HfLayout::kGptq:
       case HfLayout::kGptqV2:
-        return b == 2 || b == 4 || b == 8 ? "" : "GPTQ packs 2, 4 or 8 bits (3-bit words straddle int32s)";
+        return b == 2 || b == 4 || b == 8 ? "" : "GPTQ packs 2, 4 or 8 bits (other widths straddle int32 words)";
       case HfLayout::kAwq:
         if (b != 4) return "AWQ (GEMM) packs 4 bits only";
         return q.group == 0 ? "AWQ (GEMM) needs groups (a group size, not per channel)" : "";

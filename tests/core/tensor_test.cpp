@@ -70,7 +70,7 @@ TEST(QuantLayout, SectionsAreAlignedAndRaggedGroupsCounted) {
 }
 
 TEST(QuantLayout, CodeBitStreamRoundTripsForEveryWidth) {
-  for (int bits : {2, 3, 4, 8}) {
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
     const int64_t n = 37;
     std::vector<uint8_t> row(static_cast<size_t>((n * bits + 7) / 8), 0xff);
     for (int64_t c = 0; c < n; ++c) quant_code_set(row.data(), c, bits, (c * 7 + 3) % (1 << bits));

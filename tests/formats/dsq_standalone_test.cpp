@@ -94,6 +94,27 @@ TEST(DsqStandalone, AgreesWithLibraryOnSyntheticModel) {
   EXPECT_EQ(q.total_bytes, L.total_bytes);
 }
 
+// The standalone reader (the companion runtime's) knows every grouped-integer row of the table.
+TEST(DsqStandalone, ReadsEveryGroupedIntegerScheme) {
+  TempDir tmp;
+  int checked = 0;
+  for (const SchemeInfo& s : kSchemes) {
+    if (!s.quantize_target()) continue;
+    const QuantDesc q{s.id, 32};
+    WeightStore ws = dsq::testing::tiny_model();
+    const std::string name = "blk.0.attn_k.weight";
+    const auto shape = ws.entry(name).shape;
+    ws.replace(name, dsq::testing::qint_tensor(q, shape[0], shape[1], 60 + checked));
+    DsqWriteOptions o;
+    o.progress = false;
+    const std::string path = tmp.file("q.dsq");
+    write_dsq(ws, path, o);
+    EXPECT_EQ(standalone_listing(path), library_listing(path)) << scheme_name(q);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 13);
+}
+
 TEST(DsqStandalone, ListsCompressedTensorsButRefusesToDecompress) {
   TempDir tmp;
   const std::string path = write_synthetic(tmp, 3);

@@ -49,6 +49,10 @@ void check_scheme() {
 TEST(QKernelsScalar, PortablePathMatchesReference) {
   check_scheme<8, true>();
   check_scheme<8, false>();
+  check_scheme<6, true>();
+  check_scheme<6, false>();
+  check_scheme<5, true>();
+  check_scheme<5, false>();
   check_scheme<4, true>();
   check_scheme<4, false>();
   check_scheme<3, true>();

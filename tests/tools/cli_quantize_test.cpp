@@ -84,9 +84,10 @@ TEST(CliQuantize, BadFlagsExitTwoAndLeaveNoOutput) {
   DSQ_REQUIRE_SHARED(shared);
   TempDir tmp;
   const std::string hf = shared + "/models/stories260K/hf", out = tmp.file("q.dsq");
-  const auto bits = run_dsq(tmp, "quantize " + hf + " -o " + out + " --bits 5");
+  const auto bits = run_dsq(tmp, "quantize " + hf + " -o " + out + " --bits 7");
   EXPECT_EQ(bits.code, 2);
-  EXPECT_NE(bits.err.find("dsq quantize: error: unsupported scheme: 5 bits"), std::string::npos)
+  EXPECT_NE(bits.err.find("dsq quantize: error: unsupported scheme: 7 bits (supported bits: 2, 3, 4, 5, 6, 8)"),
+            std::string::npos)
       << bits.err;
   const auto group = run_dsq(tmp, "quantize " + hf + " -o " + out + " --group 48");
   EXPECT_EQ(group.code, 2);
@@ -134,7 +135,7 @@ TEST(CliQuantize, MixedPrecisionFlags) {
            {" --target-bpw 4 --budget b.json", "excludes"},
            {" --target-bpw abc", "not a number"},
            {" --tensor-type ffn_down", "expected REGEX=SCHEME"},
-           {" --tensor-type 'ffn_down=int5_sym_g32'", "unknown scheme"},
+           {" --tensor-type 'ffn_down=int7_sym_g32'", "unknown scheme"},
            {" --keep 'blk['", "invalid regular expression"},
            {" --candidates int4_sym_g64,bogus --target-bpw 4", "unknown scheme 'bogus'"},
            {" --target-bpw 1.5 --candidates int3_sym_g64", "smallest reachable is 3.2"},

@@ -36,6 +36,22 @@ inline __m256i load8(const uint8_t* codes, int64_t i) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
   } else {
     const uint8_t* src = codes + i / 8 * Bits;
+    if constexpr (Bits > 4) {  // 5..7 bytes: codes 0-3 in the low 4*Bits bits, 4-7 above them
+      uint32_t lo;
+      std::memcpy(&lo, src, 4);
+      uint64_t v = lo;
+      if constexpr (Bits >= 6) {
+        uint16_t mid;
+        std::memcpy(&mid, src + 4, 2);
+        v |= static_cast<uint64_t>(mid) << 32;
+      }
+      if constexpr (Bits == 5 || Bits == 7) v |= static_cast<uint64_t>(src[Bits - 1]) << (8 * (Bits - 1));
+      const auto lo4 = static_cast<int>(static_cast<uint32_t>(v));
+      const auto hi4 = static_cast<int>(static_cast<uint32_t>(v >> (4 * Bits)));
+      const __m256i w = _mm256_setr_epi32(lo4, lo4, lo4, lo4, hi4, hi4, hi4, hi4);
+      const __m256i sh = _mm256_setr_epi32(0, Bits, 2 * Bits, 3 * Bits, 0, Bits, 2 * Bits, 3 * Bits);
+      return _mm256_and_si256(_mm256_srlv_epi32(w, sh), _mm256_set1_epi32((1 << Bits) - 1));
+    }
     uint32_t v;
     if constexpr (Bits == 4) {
       std::memcpy(&v, src, 4);
