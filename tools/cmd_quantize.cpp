@@ -103,38 +103,27 @@ void add_options(CLI::App& sub) {
                                 "format) by quantize + eval steps; needs --eval-tokens/--eval-text")
                      ->group(mixed);
   budget->excludes(o.target_opt);
-  sub.add_option("--eval-tokens", o.mixed.eval.tokens_file, "--budget: evaluation ids (.u32)")
-      ->needs(budget)
-      ->group(mixed);
-  sub.add_option("--eval-text", o.mixed.eval.text_file, "--budget: evaluation text")
-      ->needs(budget)
-      ->group(mixed);
-  sub.add_option("--eval-ctx", o.mixed.eval.ctx, "--budget: window length")
-      ->capture_default_str()
-      ->check(range(2, 65536))
-      ->needs(budget)
-      ->group(mixed);
-  sub.add_option("--eval-max-tokens", o.mixed.eval.max_tokens,
-                 "--budget: evaluate the first N ids (0 = all)")
-      ->needs(budget)
-      ->group(mixed);
-  sub.add_flag("--eval-bos", o.mixed.eval.bos, "--budget: the stream starts with BOS")
-      ->needs(budget)
-      ->group(mixed);
-  sub.add_option("--eval-batch", o.mixed.eval.batch, "--budget: windows per forward pass")
-      ->capture_default_str()
-      ->check(range(1, 4096))
-      ->needs(budget)
-      ->group(mixed);
-  sub.add_option("--ref", o.mixed.ref, "--budget: the reference model (default: the input model)")
-      ->needs(budget)
-      ->group(mixed);
-  sub.add_option("--budget-steps", o.mixed.budget_steps,
-                 "--budget: bisection steps after trying the largest and smallest plans")
-      ->capture_default_str()
-      ->check(range(0, 30))
-      ->needs(budget)
-      ->group(mixed);
+  // The search's evaluation: only with --budget, listed with the other mixed-precision options.
+  for (CLI::Option* opt : {
+           sub.add_option("--eval-tokens", o.mixed.eval.tokens_file, "--budget: evaluation ids (.u32)"),
+           sub.add_option("--eval-text", o.mixed.eval.text_file, "--budget: evaluation text"),
+           sub.add_option("--eval-ctx", o.mixed.eval.ctx, "--budget: window length")
+               ->capture_default_str()
+               ->check(range(2, 65536)),
+           sub.add_option("--eval-max-tokens", o.mixed.eval.max_tokens,
+                          "--budget: evaluate the first N ids (0 = all)"),
+           sub.add_flag("--eval-bos", o.mixed.eval.bos, "--budget: the stream starts with BOS"),
+           sub.add_option("--eval-batch", o.mixed.eval.batch, "--budget: windows per forward pass")
+               ->capture_default_str()
+               ->check(range(1, 4096)),
+           sub.add_option("--ref", o.mixed.ref,
+                          "--budget: the reference model (default: the input model)"),
+           sub.add_option("--budget-steps", o.mixed.budget_steps,
+                          "--budget: bisection steps after trying the largest and smallest plans")
+               ->capture_default_str()
+               ->check(range(0, 30)),
+       })
+    opt->needs(budget)->group(mixed);
 }
 
 int run() {

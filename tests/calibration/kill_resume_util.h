@@ -24,12 +24,13 @@ inline std::string shared_test_dir(const char* env, std::optional<dsq::testing::
   return tmp->path().string();
 }
 
-// Runs `o` in a re-executed death-test child that SIGKILLs itself at `when` (pipeline.h).
-inline void run_killed(const QuantizeOptions& o, const char* when) {
+// Runs `o` (with mixed-precision options `m`, if any) in a re-executed death-test child that
+// SIGKILLs itself at `when` (pipeline.h).
+inline void run_killed(const QuantizeOptions& o, const char* when, const jobs::MixedOptions& m = {}) {
   EXPECT_EXIT(
       {
         ::setenv(kPipelineKillEnv, when, 1);
-        jobs::run_quantize(o);
+        jobs::run_quantize(o, "", m);
       },
       ::testing::KilledBySignal(SIGKILL), "");
 }

@@ -116,19 +116,11 @@ TEST(Pipeline, MixedPrecisionResumesProbeAndPlan) {
   m.candidates = {make_quant_desc("int3_asym_g32"), make_quant_desc("int4_asym_g32"),
                   make_quant_desc("int8_sym_g32")};
   m.kld_tokens = 256;
-  const auto killed = [&](const QuantizeOptions& q, const char* when) {
-    EXPECT_EXIT(
-        {
-          ::setenv(kPipelineKillEnv, when, 1);
-          jobs::run_quantize(q, "", m);
-        },
-        ::testing::KilledBySignal(SIGKILL), "");
-  };
-  killed(o, "after:1");
+  run_killed(o, "after:1", m);
   EXPECT_TRUE(fs::exists(out + ".probe.dsq.partial/state.json"));
   EXPECT_FALSE(fs::exists(out + ".sensitivity.json"));
   o.method_runtime = nlohmann::json{{"resume", true}};
-  killed(o, "during:0");
+  run_killed(o, "during:0", m);
   EXPECT_TRUE(fs::exists(out + ".sensitivity.json"));  // the probe finished
   EXPECT_FALSE(fs::exists(out + ".probe.dsq"));
   EXPECT_TRUE(fs::exists(out + ".partial"));
