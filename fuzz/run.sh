@@ -19,9 +19,12 @@ fi
 cmake --build "$build" -j"$(nproc)" > "$build.build.log" 2>&1 || { tail -50 "$build.build.log"; exit 1; }
 corpus=$build/corpus
 if [ ! -d "$corpus/dsq" ]; then
-  # The corpus is made with the release binary (the fuzz build's dsq is sanitized and slower).
-  [ -x build/bin/dsq ] || bash scripts/build.sh > /dev/null
-  bash fuzz/make_corpus.sh "$here/build/bin/dsq" "$corpus"
+  # The corpus is made with the release binary when there is one, else with the test command's
+  # sanitized one (slower; what CI has).
+  maker=$here/build/bin/dsq
+  [ -x "$maker" ] || maker=$here/build-test/bin/dsq
+  [ -x "$maker" ] || { bash scripts/build.sh > /dev/null; maker=$here/build/bin/dsq; }
+  bash fuzz/make_corpus.sh "$maker" "$corpus"
 fi
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0:malloc_limit_mb=2048
 export UBSAN_OPTIONS=print_stacktrace=1
