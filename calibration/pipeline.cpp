@@ -195,6 +195,9 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
     load_clips_ = same_scheme(h.recipe, recipe);
     recipe["load_stats"] = h.recipe;  // the resumable recipe depends on the statistics used
   }
+  if (dist::size() > 1 && !save_stats_.empty() && cfg_.moe.n_experts > 0)
+    log_warn("--save-stats under mpirun: the routed experts are not split among the ranks (rank "
+             "0 writes their statistics, so every rank computes every expert; docs/MPI.md)");
   fresh_work_ = !std::filesystem::exists(o.out_path + ".partial");
   // Under MPI rank 0 owns the work directory; the others read its state once it is open.
   if (dist::is_root()) work_.emplace(o.out_path + ".partial", recipe, resume_);

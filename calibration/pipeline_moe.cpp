@@ -13,16 +13,25 @@
 //      expert: exactly the rows routed to it, topped up to --expert-min-tokens with unrouted rows
 //      spaced evenly over the calibration set, or every row with --expert-calib-all), [AWQ: the
 //      down projection's scale, folded into up's rows], gate and up solved, the down projection's
-//      statistics from the quantized gate/up on the same tokens, down solved, and the unit's
-//      output on its routed rows, weighted, accumulated in the engine's order.
+//      statistics from the quantized gate/up on the same tokens (routed rows first), down
+//      solved, and the unit's output on its routed rows, weighted, accumulated in the engine's
+//      order.
 //   4. The block's output (attention + shared + routed) becomes the next block's input.
+// Under MPI (docs/MPI.md) the units are split among the ranks, cost-balanced: each rank does
+// steps 2 and 3 for its own units, then every unit's results go out from its owner in unit
+// order and every rank accumulates every unit's output, recomputing the down projection's
+// inputs in the same row chunks, so the block's output is the same bytes on every rank and for
+// any N.
 // Memory: the FFN input and the output accumulator ([rows, d_model] each), one expert's weights and
 // statistics, and its intermediate activations: independent of the number of experts.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <optional>
 
 #include "calibration/pipeline_impl.h"
+#include "lib/core/dist.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/model/fold.h"
@@ -108,6 +117,64 @@ void scale_output_rows(model::Linear& l, std::span<const float> s) {
 
 std::vector<float> to_f32(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
+// The rows of one unit (e < 0: the shared expert) in a routing of `rows` rows.
+struct UnitRows {
+  std::vector<int64_t> routed;  // ascending
+  std::vector<float> weight;    // the routing weight of each routed row
+  std::vector<int64_t> srows;   // its statistics rows, ascending (routed and topped-up)
+  std::vector<int64_t> extra;   // srows that are not routed, ascending
+};
+
+UnitRows unit_rows(const model::Routing& route, int64_t e, int64_t rows, const ExpertCalib& ec) {
+  UnitRows u;
+  if (e < 0) {
+    u.routed.resize(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) u.routed[static_cast<size_t>(r)] = r;
+    u.weight.assign(static_cast<size_t>(rows), 1.0f);
+    u.srows = u.routed;
+    return u;
+  }
+  const auto off = static_cast<size_t>(route.offsets[static_cast<size_t>(e)]);
+  u.routed.assign(route.token.begin() + off, route.token.begin() + off + route.count(e));
+  u.weight.assign(route.weight.begin() + off, route.weight.begin() + off + route.count(e));
+  u.srows = statistics_rows(u.routed.data(), static_cast<int64_t>(u.routed.size()), rows, ec);
+  std::set_difference(u.srows.begin(), u.srows.end(), u.routed.begin(), u.routed.end(),
+                      std::back_inserter(u.extra));
+  return u;
+}
+
+// The number of statistics rows of unit e (statistics_rows' size), without building them.
+int64_t n_statistics_rows(const model::Routing& route, int64_t e, int64_t rows, const ExpertCalib& ec) {
+  if (e < 0 || ec.all_tokens) return rows;
+  return std::max(route.count(e), std::min(ec.min_tokens, rows));
+}
+
+// MPI (docs/MPI.md): the rank that solves each unit (index e + 1), cost-balanced by
+// dist::assign over the unit's work: the statistics and forward passes over its statistics rows
+// (n) and GPTQ's factorizations and updates of gate/up (d inputs) and down (ff inputs). Every rank
+// computes the same routing, so every rank finds the same owners.
+std::vector<int> unit_owners(const model::Routing* route, int64_t E, int64_t d, int64_t ff_shared,
+                             int64_t ff, int64_t rows, const ExpertCalib& ec) {
+  std::vector<double> cost;
+  for (int64_t e = -1; e < E; ++e) {
+    const auto n = static_cast<double>(route ? n_statistics_rows(*route, e, rows, ec) : 0);
+    const auto D = static_cast<double>(d), F = static_cast<double>(e < 0 ? ff_shared : ff);
+    cost.push_back(n * (D * D + F * F + 6.0 * D * F) + 2.0 * F * D * D + D * F * F +
+                   (D * D * D + F * F * F) / 3.0);
+  }
+  return dist::assign(cost, dist::size());
+}
+
+// Broadcasts a vector of doubles whose length only `owner` knows.
+void share_doubles(std::vector<double>* v, int owner) {
+  std::string s;
+  if (dist::rank() == owner) s.assign(reinterpret_cast<const char*>(v->data()), v->size() * sizeof(double));
+  dist::bcast(s, owner);
+  if (dist::rank() == owner) return;
+  v->resize(s.size() / sizeof(double));
+  std::memcpy(v->data(), s.data(), s.size());
+}
+
 }  // namespace
 
 void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, BlockResult* res,
@@ -127,6 +194,15 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
   };
   auto group_name = [](const LinearGroup& g, int64_t e) {
     return e < 0 ? std::string(g.name) : expert_name(g.name, e);
+  };
+  // Under MPI the units are split among the ranks (unit_owners), unless a statistics file is
+  // written: rank 0 writes it and would need every unit's Hessians, so then every rank computes
+  // every unit (the constructor said so).
+  const bool split = dist::size() > 1 && save_stats_.empty();
+  const int64_t ff_shared = bw.linear(n::kFfnGateShexp)->n_out(), ff_expert = cfg_.moe.d_expert;
+  auto owners = [&](const model::Routing* route) {
+    return split ? unit_owners(route, E, d, ff_shared, ff_expert, rows, expert_calib_)
+                 : std::vector<int>(static_cast<size_t>(E + 1), dist::rank());
   };
 
   // 1. The FFN input after the quantized attention, in place: the block's input is not needed
@@ -172,22 +248,26 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
         all.add(xn.data() + r0 * d, std::min(kChunkRows, rows - r0));
       const h5::InputStats st = all.finish(layer, std::string(G.sh_in->name), {});
       const model::Routing route = model::moe_route(bw, cfg_, xn.data(), rows, nullptr);
-      std::vector<double> total;
-      double norm = 0.0;
-      auto add = [&](const quant::AwqScaleResult& r, double tokens) {
-        if (total.empty()) total.assign(r.errs.size(), 0.0);
-        for (size_t i = 0; i < r.errs.size(); ++i) total[i] += r.errs[i] * tokens;
-        norm += r.norm * tokens;
+      // Each unit's objective at every alpha, {norm, errs...}, searched by its owner and summed
+      // in unit order (token-weighted) on every rank.
+      const std::vector<int> owner = owners(&route);
+      std::vector<std::vector<double>> found(static_cast<size_t>(E + 1));
+      auto keep = [&](int64_t e, const quant::AwqScaleResult& r) {
+        std::vector<double>& f = found[static_cast<size_t>(e + 1)];
+        f.push_back(r.norm);
+        f.insert(f.end(), r.errs.begin(), r.errs.end());
       };
-      {
-        const model::Linear& g = *bw.linear(n::kFfnGateShexp);
-        const model::Linear& u = *bw.linear(n::kFfnUpShexp);
-        add(quant::awq_search_scales({{g.weight().data<float>(), g.n_out()},
-                                      {u.weight().data<float>(), u.n_out()}},
-                                     d, st.hessian.data(), st.abs_mean.data(), opts_.desc, awq_opts_),
-            static_cast<double>(rows));
-      }
-      for (int64_t e = 0; e < E; ++e) {
+      for (int64_t e = -1; e < E; ++e) {
+        if (owner[static_cast<size_t>(e + 1)] != dist::rank()) continue;
+        if (e < 0) {
+          const model::Linear& g = *bw.linear(n::kFfnGateShexp);
+          const model::Linear& u = *bw.linear(n::kFfnUpShexp);
+          keep(e, quant::awq_search_scales({{g.weight().data<float>(), g.n_out()},
+                                            {u.weight().data<float>(), u.n_out()}},
+                                           d, st.hessian.data(), st.abs_mean.data(), opts_.desc,
+                                           awq_opts_));
+          continue;
+        }
         const auto off = static_cast<size_t>(route.offsets[static_cast<size_t>(e)]);
         const std::vector<int64_t> srows =
             statistics_rows(route.token.data() + off, route.count(e), rows, expert_calib_);
@@ -200,10 +280,20 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
         }
         const h5::InputStats se = acc.finish(layer, "", {});
         const model::ExpertHandle ex = bw.expert(e);
-        add(quant::awq_search_scales({{ex->gate.weight().data<float>(), ex->gate.n_out()},
-                                      {ex->up.weight().data<float>(), ex->up.n_out()}},
-                                     d, se.hessian.data(), st.abs_mean.data(), opts_.desc, awq_opts_),
-            static_cast<double>(srows.size()));
+        keep(e, quant::awq_search_scales({{ex->gate.weight().data<float>(), ex->gate.n_out()},
+                                          {ex->up.weight().data<float>(), ex->up.n_out()}},
+                                         d, se.hessian.data(), st.abs_mean.data(), opts_.desc,
+                                         awq_opts_));
+      }
+      std::vector<double> total;
+      double norm = 0.0;
+      for (int64_t e = -1; e < E; ++e) {
+        std::vector<double>& f = found[static_cast<size_t>(e + 1)];
+        if (split) share_doubles(&f, owner[static_cast<size_t>(e + 1)]);
+        const auto tokens = static_cast<double>(n_statistics_rows(route, e, rows, expert_calib_));
+        if (total.empty()) total.assign(f.size() - 1, 0.0);
+        for (size_t i = 0; i < total.size(); ++i) total[i] += f[i + 1] * tokens;
+        norm += f[0] * tokens;
       }
       size_t best = 0;
       for (size_t i = 1; i < total.size(); ++i)
@@ -225,65 +315,52 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
     // The scale is written with each unit's statistics below (the group object must exist).
   }
 
-  model::Routing route;
-  if (data) route = model::moe_route(bw, cfg_, xn.data(), rows, nullptr);
-  Buf out(static_cast<size_t>(rows * d), 0.0f);
+  // 3. The units. A unit's weights in f32 as the solvers start from them (AWQ: the shared
+  // ffn_norm scale folded into a routed expert's gate/up columns; the shared expert's were
+  // folded above).
+  auto f32_weights = [&](int64_t e) {
+    const auto nm = names_of(e);
+    if (e < 0) return model::ExpertWeights{*bw.linear(nm[0]), *bw.linear(nm[1]), *bw.linear(nm[2])};
+    const model::ExpertHandle h = bw.expert(e);
+    model::ExpertWeights w = *h;
+    if (!s_in.empty()) {
+      model::scale_input_columns(w.gate, s_in);
+      model::scale_input_columns(w.up, s_in);
+    }
+    return w;
+  };
+  auto chunked = [&](const std::vector<int64_t>& rs, auto&& fn) {  // fn(i0, nc, x [nc, d])
+    const auto total = static_cast<int64_t>(rs.size());
+    Buf x(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(total, 1)) * d));
+    for (int64_t i0 = 0; i0 < total; i0 += kChunkRows) {
+      const int64_t nc = std::min(kChunkRows, total - i0);
+      gather(xn.data(), d, rs.data() + i0, nc, x.data());
+      fn(i0, nc, x.data());
+    }
+  };
 
-  int64_t topped_up = 0, fewest = -1;  // experts whose statistics the fallback rule topped up
-  std::optional<Progress> bar;
-  if (opts_.progress && E >= 8) bar.emplace(strprintf("block %lld experts", static_cast<long long>(layer)), E, "experts");
-  for (int64_t e = -1; e < E; ++e) {
+  // A solved unit: its weights as the block holds them from now on, its linears' results in
+  // order (gate, up, down, as selected) and, until the unit's output is accumulated, the down
+  // projection's inputs on the routed rows.
+  struct Solved {
+    model::ExpertWeights w;
+    std::vector<LinearResult> results;
+    Buf act_routed;  // [n_routed, ff], routed order; empty: recomputed from the weights
+  };
+  // Statistics, AWQ scales and solves of unit e on this rank.
+  auto solve_unit = [&](int64_t e, const UnitRows& ur) {
     const bool shared = e < 0;
     const LinearGroup& gin = shared ? *G.sh_in : *G.ex_in;
     const LinearGroup& gout = shared ? *G.sh_out : *G.ex_out;
     const auto nm = names_of(e);
     const std::string in_name = group_name(gin, e), out_name = group_name(gout, e);
-    // The unit's weights, f32 (AWQ: the shared ffn_norm scale folded into gate/up's columns).
-    model::ExpertWeights w;
-    if (shared) {
-      w = {*bw.linear(nm[0]), *bw.linear(nm[1]), *bw.linear(nm[2])};
-    } else {
-      const model::ExpertHandle h = bw.expert(e);
-      w = *h;
-      if (!s_in.empty()) {
-        model::scale_input_columns(w.gate, s_in);
-        model::scale_input_columns(w.up, s_in);
-      }
-    }
+    Solved u{f32_weights(e), {}, {}};
+    model::ExpertWeights& w = u.w;
     const int64_t ff = w.gate.n_out();
-    // Its rows: routed (weights) and statistics rows.
-    std::vector<int64_t> routed, srows;
-    std::vector<float> rweight;
-    if (data) {
-      if (shared) {
-        routed.resize(static_cast<size_t>(rows));
-        for (int64_t r = 0; r < rows; ++r) routed[static_cast<size_t>(r)] = r;
-        rweight.assign(static_cast<size_t>(rows), 1.0f);
-        srows = routed;
-      } else {
-        const auto off = static_cast<size_t>(route.offsets[static_cast<size_t>(e)]);
-        routed.assign(route.token.begin() + off, route.token.begin() + off + route.count(e));
-        rweight.assign(route.weight.begin() + off, route.weight.begin() + off + route.count(e));
-        srows = statistics_rows(routed.data(), static_cast<int64_t>(routed.size()), rows, expert_calib_);
-      }
-    }
-    const int64_t n_stat = static_cast<int64_t>(srows.size());
+    const int64_t n_stat = static_cast<int64_t>(ur.srows.size());
     const std::string fallback =
         shared ? "" : (expert_calib_.all_tokens ? "all-tokens"
-                       : (n_stat > static_cast<int64_t>(routed.size()) ? "top-up" : "none"));
-    if (fallback == "top-up") {
-      ++topped_up;
-      const auto n = static_cast<int64_t>(routed.size());
-      fewest = fewest < 0 ? n : std::min(fewest, n);
-    }
-    auto chunks = [&](auto&& fn) {  // fn(i0, nc, x [nc, d]) over the statistics rows
-      Buf x(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(n_stat, 1)) * d));
-      for (int64_t i0 = 0; i0 < n_stat; i0 += kChunkRows) {
-        const int64_t nc = std::min(kChunkRows, n_stat - i0);
-        gather(xn.data(), d, srows.data() + i0, nc, x.data());
-        fn(i0, nc, x.data());
-      }
-    };
+                       : (n_stat > static_cast<int64_t>(ur.routed.size()) ? "top-up" : "none"));
 
     // Gate/up statistics.
     h5::InputStats st_in;
@@ -291,9 +368,9 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
       st_in = h5::read_input_stats(*load_stats_, layer, in_name, d);
     } else {
       StatsAccumulator acc(d);
-      chunks([&](int64_t, int64_t nc, const float* x) { acc.add(x, nc); });
+      chunked(ur.srows, [&](int64_t, int64_t nc, const float* x) { acc.add(x, nc); });
       st_in = acc.finish(layer, in_name, {nm[0], nm[1]});
-      if (!shared) st_in.routed_tokens = static_cast<int64_t>(routed.size());
+      if (!shared) st_in.routed_tokens = static_cast<int64_t>(ur.routed.size());
     }
 
     // AWQ: the down projection's scale, searched on the FP activations, folded into up's rows.
@@ -310,7 +387,7 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
       } else {
         StatsAccumulator acc(ff);
         Buf act(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(n_stat, 1)) * ff));
-        chunks([&](int64_t, int64_t nc, const float* x) {
+        chunked(ur.srows, [&](int64_t, int64_t nc, const float* x) {
           swiglu_act(w.gate, w.up, x, nc, act.data());
           acc.add(act.data(), nc);
         });
@@ -341,31 +418,30 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
                                     &scratch_in);
       if (!fallback.empty()) r.extra["expert_fallback"] = fallback;
       lin = model::Linear::from_tensors(r.name, r.q, lin.bias());
-      res->linears.push_back(std::move(r));
+      u.results.push_back(std::move(r));
     }
 
-    // Down: statistics from the quantized gate/up on the same rows; the activations of the routed
-    // rows are kept for the unit's output.
+    // Down: statistics from the quantized gate/up, the routed rows first (their activations are
+    // kept for the unit's output, in the chunks unit_output would recompute them in), then the
+    // topped-up rows.
     h5::InputStats st_out;
-    Buf act_routed;  // [n_routed, ff], in routed order
     if (load_stats_) {
       st_out = h5::read_input_stats(*load_stats_, layer, out_name, ff);
     } else {
       StatsAccumulator acc(ff);
-      act_routed.resize(routed.size() * static_cast<size_t>(ff));
-      Buf act(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(n_stat, 1)) * ff));
-      size_t k = 0;  // next routed row (srows and routed are both ascending)
-      chunks([&](int64_t i0, int64_t nc, const float* x) {
+      u.act_routed.resize(ur.routed.size() * static_cast<size_t>(ff));
+      chunked(ur.routed, [&](int64_t i0, int64_t nc, const float* x) {
+        float* act = u.act_routed.data() + i0 * ff;
+        swiglu_act(w.gate, w.up, x, nc, act);
+        acc.add(act, nc);
+      });
+      Buf act(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(static_cast<int64_t>(ur.extra.size()), 1)) * ff));
+      chunked(ur.extra, [&](int64_t, int64_t nc, const float* x) {
         swiglu_act(w.gate, w.up, x, nc, act.data());
         acc.add(act.data(), nc);
-        for (int64_t i = 0; i < nc; ++i)
-          if (k < routed.size() && routed[k] == srows[static_cast<size_t>(i0 + i)])
-            std::memcpy(act_routed.data() + k++ * static_cast<size_t>(ff), act.data() + i * ff,
-                        static_cast<size_t>(ff) * 4);
       });
-      DSQ_ASSERT(k == routed.size(), "routed rows missing from the statistics rows");
       st_out = acc.finish(layer, out_name, {nm[2]});
-      if (!shared) st_out.routed_tokens = static_cast<int64_t>(routed.size());
+      if (!shared) st_out.routed_tokens = static_cast<int64_t>(ur.routed.size());
     }
     h5::AwqSearch awq_out;
     if (sel(nm[2])) {
@@ -375,7 +451,7 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
                                     gs_out, out_name, &awq_out, nullptr);
       if (!fallback.empty()) r.extra["expert_fallback"] = fallback;
       w.down = model::Linear::from_tensors(r.name, r.q, w.down.bias());
-      res->linears.push_back(std::move(r));
+      u.results.push_back(std::move(r));
     }
     if (stats) {
       h5::write_input_stats(*stats, st_in);
@@ -391,35 +467,116 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
         h5::write_awq_search(*stats, layer, out_name, awq_out);
       }
     }
+    return u;
+  };
 
-    // The unit's output on its routed rows, accumulated in the engine's order (shared, then the
-    // experts ascending).
-    if (data && !routed.empty()) {
-      const int64_t nr = static_cast<int64_t>(routed.size());
-      Buf y(static_cast<size_t>(std::min(kChunkRows, nr) * d));
-      for (int64_t i0 = 0; i0 < nr; i0 += kChunkRows) {
-        const int64_t nc = std::min(kChunkRows, nr - i0);
-        w.down.forward(act_routed.data() + i0 * ff, nc, y.data());
-#pragma omp parallel for schedule(static) if (nc * d > (1 << 18))
-        for (int64_t i = 0; i < nc; ++i) {
-          float* o = out.data() + routed[static_cast<size_t>(i0 + i)] * d;
-          const float wi = rweight[static_cast<size_t>(i0 + i)];
-          for (int64_t j = 0; j < d; ++j) o[j] += wi * y[static_cast<size_t>(i * d + j)];
-        }
+  // Unit e solved by rank `owner` (split): the owner sends its results and every other rank
+  // builds the same weights from them (a routed expert is read from the source only when one of
+  // its linears stays in float).
+  auto receive_unit = [&](int64_t e, int owner, std::optional<Solved>* u) {
+    const auto nm = names_of(e);
+    const bool mine = owner == dist::rank();
+    if (!mine) {
+      u->emplace();
+      if (e < 0 || !(sel(nm[0]) && sel(nm[1]) && sel(nm[2]))) (*u)->w = f32_weights(e);
+    }
+    size_t k = 0;
+    for (int i = 0; i < 3; ++i) {
+      if (!sel(nm[static_cast<size_t>(i)])) continue;
+      std::optional<LinearResult> r;
+      if (mine) r = std::move((*u)->results[k]);
+      std::optional<h5::AwqClip> none;
+      share_result(owner, &r, &none);
+      model::Linear* lin[] = {&(*u)->w.gate, &(*u)->w.up, &(*u)->w.down};
+      if (!mine) *lin[i] = model::Linear::from_tensors(r->name, r->q, lin[i]->bias());
+      if (mine) (*u)->results[k] = std::move(*r);
+      else (*u)->results.push_back(std::move(*r));
+      ++k;
+    }
+  };
+
+  // The unit's output on its routed rows, weighted, accumulated in the engine's order (shared,
+  // then the experts ascending), in chunks of the routed rows: from the kept activations or
+  // recomputed in the same chunks, so every rank adds the same values.
+  Buf out(static_cast<size_t>(rows * d), 0.0f);
+  auto unit_output = [&](const UnitRows& ur, const Solved& u) {
+    const int64_t nr = static_cast<int64_t>(ur.routed.size());
+    if (nr == 0) return;
+    const int64_t ff = u.w.gate.n_out();
+    Buf act(u.act_routed.empty() ? static_cast<size_t>(std::min(kChunkRows, nr) * ff) : 0);
+    Buf y(static_cast<size_t>(std::min(kChunkRows, nr) * d));
+    chunked(ur.routed, [&](int64_t i0, int64_t nc, const float* x) {
+      const float* a = u.act_routed.data() + i0 * ff;
+      if (u.act_routed.empty()) {
+        swiglu_act(u.w.gate, u.w.up, x, nc, act.data());
+        a = act.data();
       }
-    }
-    // The quantized unit stays resident (small) for the rest of the block.
-    if (shared) {
-      *bw.linear(nm[0]) = std::move(w.gate);
-      *bw.linear(nm[1]) = std::move(w.up);
-      *bw.linear(nm[2]) = std::move(w.down);
+      u.w.down.forward(a, nc, y.data());
+#pragma omp parallel for schedule(static) if (nc * d > (1 << 18))
+      for (int64_t i = 0; i < nc; ++i) {
+        float* o = out.data() + ur.routed[static_cast<size_t>(i0 + i)] * d;
+        const float wi = ur.weight[static_cast<size_t>(i0 + i)];
+        for (int64_t j = 0; j < d; ++j) o[j] += wi * y[static_cast<size_t>(i * d + j)];
+      }
+    });
+  };
+
+  // The unit's output, its results into the report, and its weights into the block (the
+  // quantized unit stays resident, small, for the rest of the block).
+  auto finish_unit = [&](int64_t e, const UnitRows& ur, std::optional<Solved>* u) {
+    unit_output(ur, **u);
+    for (LinearResult& r : (*u)->results) res->linears.push_back(std::move(r));
+    if (e < 0) {
+      const auto nm = names_of(e);
+      *bw.linear(nm[0]) = std::move((*u)->w.gate);
+      *bw.linear(nm[1]) = std::move((*u)->w.up);
+      *bw.linear(nm[2]) = std::move((*u)->w.down);
     } else {
-      bw.set_expert(e, std::move(w));
+      bw.set_expert(e, std::move((*u)->w));
     }
-    if (bar && !shared) bar->set(e + 1);
-    if (!shared && e == 0) maybe_kill("during-experts", layer);
+    u->reset();
+    if (e == 0) maybe_kill("during-experts", layer);
+  };
+
+  model::Routing route;
+  if (data) route = model::moe_route(bw, cfg_, xn.data(), rows, nullptr);
+  auto rows_of = [&](int64_t e) { return data ? unit_rows(route, e, rows, expert_calib_) : UnitRows{}; };
+  const std::vector<int> owner = owners(data ? &route : nullptr);
+  const auto owner_of = [&](int64_t e) { return owner[static_cast<size_t>(e + 1)]; };
+
+  // Solve this rank's units (all of them without a split); a split keeps only their weights
+  // and results until the exchange below.
+  std::vector<std::optional<Solved>> solved(static_cast<size_t>(E + 1));
+  int64_t mine = 0;
+  for (int64_t e = 0; e < E; ++e) mine += owner_of(e) == dist::rank();
+  std::optional<Progress> bar;
+  if (opts_.progress && mine >= 8) bar.emplace(strprintf("block %lld experts", static_cast<long long>(layer)), mine, "experts");
+  int64_t done = 0, topped_up = 0, fewest = -1;  // experts whose statistics were topped up
+  for (int64_t e = -1; e < E; ++e) {
+    const UnitRows ur = rows_of(e);
+    if (e >= 0 && !expert_calib_.all_tokens && ur.srows.size() > ur.routed.size()) {
+      ++topped_up;
+      const auto nr = static_cast<int64_t>(ur.routed.size());
+      fewest = fewest < 0 ? nr : std::min(fewest, nr);
+    }
+    std::optional<Solved>& u = solved[static_cast<size_t>(e + 1)];
+    if (owner_of(e) == dist::rank()) {
+      u = solve_unit(e, ur);
+      if (bar && e >= 0) bar->set(++done);
+    }
+    if (split) {
+      if (u) u->act_routed = Buf();  // recomputed below as every other rank computes it
+      continue;
+    }
+    finish_unit(e, ur, &u);
   }
   if (bar) bar->finish();
+  // Split: every unit's results from its owner, in unit order, and its output on every rank.
+  for (int64_t e = -1; split && e < E; ++e) {
+    std::optional<Solved>& u = solved[static_cast<size_t>(e + 1)];
+    receive_unit(e, owner_of(e), &u);
+    finish_unit(e, rows_of(e), &u);
+  }
   if (topped_up > 0)
     log_warn(strprintf("block %lld: %lld of %lld experts were routed fewer than %lld calibration "
                        "tokens (fewest %lld); their statistics were topped up with unrouted tokens "

@@ -1,10 +1,12 @@
 // `mpirun -n N dsq quantize` (lib/core/dist.h, docs/MPI.md): byte-identical to one process for
-// N = 2 and 3 on stories260K, qwen2-tiny and deepseek-v3-tiny; a rank killed mid-run ends the
-// whole job naming that rank, leaves no output, and --resume (with another N) completes it to the
-// same bytes.
+// N = 2 and 3 on stories260K, qwen2-tiny and deepseek-v3-tiny (its experts split among the ranks,
+// AWQ included); a rank killed mid-run ends the whole job naming that rank, leaves no output, and
+// --resume (with another N) completes it to the same bytes.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+
+#include <nlohmann/json.hpp>
 
 #include "lib/core/dist.h"
 #include "tests/tools/cli_run.h"
@@ -93,6 +95,48 @@ TEST(CliMpi, AKilledRankEndsTheJobAndResumeCompletesIt) {
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_TRUE(read_text(out) == read_text(one));
   EXPECT_FALSE(fs::exists(out + ".partial"));
+}
+
+// A MoE layer's experts are split among the ranks (each solves its share, AWQ's shared ffn_norm
+// search included); the block's output is accumulated in one order on every rank. A rank killed
+// among the experts ends the job; resumed with another N the bytes are one process's.
+TEST(CliMpi, SplitExpertsGiveTheSameBytesAndResume) {
+  DSQ_REQUIRE_SHARED(shared);
+  DSQ_REQUIRE_MPI();
+  TempDir tmp;
+  const Case c = cases(shared)[2];
+  ASSERT_STREQ(c.name, "deepseek-v3-tiny");
+  const std::string flags = " --method awq+gptq --scheme int4_asym_g32 --calib " + c.calib +
+                            " --calib-samples 8 --calib-len 128";
+  const std::string one = tmp.file("one.dsq"), two = tmp.file("two.dsq"), out = tmp.file("killed.dsq");
+  ASSERT_EQ(run_dsq(tmp, "-q quantize " + c.model + " -o " + one + flags).code, 0);
+  const auto r2 = run_ranks(tmp, 2, "-q quantize " + c.model + " -o " + two + flags);
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_TRUE(read_text(two) == read_text(one)) << "2 ranks wrote other bytes than one process";
+  // Block 1 is the first MoE layer: rank 1 dies once expert 0 is accumulated.
+  ::setenv("DSQ_PIPELINE_KILL", "during-experts:1@1", 1);
+  const auto r = run_ranks(tmp, 2, "-q quantize " + c.model + " -o " + out + flags);
+  ::unsetenv("DSQ_PIPELINE_KILL");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE((r.out + r.err).find("rank 1"), std::string::npos) << r.out << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  const auto again = run_ranks(tmp, 3, "-q quantize " + c.model + " -o " + out + flags + " --resume");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_TRUE(read_text(out) == read_text(one));
+  // Experts with a linear kept in float: the other ranks read that one from the source.
+  const std::string skip = " --method gptq --skip 'ffn_down_exps\\.1\\b|ffn_gate_shexp|ffn_up_exps\\.3\\b'"
+                           " --calib " + c.calib + " --calib-samples 8 --calib-len 128";
+  ASSERT_EQ(run_dsq(tmp, "-q quantize " + c.model + " -o " + tmp.file("s1.dsq") + skip).code, 0);
+  const auto s2 = run_ranks(tmp, 2, "-q quantize " + c.model + " -o " + tmp.file("s2.dsq") + skip);
+  ASSERT_EQ(s2.code, 0) << s2.err;
+  EXPECT_TRUE(read_text(tmp.file("s2.dsq")) == read_text(tmp.file("s1.dsq")));
+  const auto info = run_dsq(tmp, "inspect " + tmp.file("s2.dsq") + " --json -");
+  ASSERT_EQ(info.code, 0) << info.err;
+  int floats = 0;
+  const auto j = nlohmann::json::parse(info.out);
+  for (const auto& t : j["tensors"])
+    floats += t["name"] == "blk.1.ffn_down_exps.1.weight" && t["dtype"] != "qint";
+  EXPECT_EQ(floats, 1);
 }
 
 TEST(CliMpi, OnlyQuantizeRunsUnderMpirun) {
