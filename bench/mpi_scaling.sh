@@ -5,9 +5,12 @@
 #
 #   bench/mpi_scaling.sh BUILD_DIR WORKDIR
 #
-# Environment: WIDTH [1b] (small, 1b: TinyLlama 2048/5632, 7b: 4096/11008), BLOCKS [2],
-# SAMPLES [16] x LEN [512] calibration ids, RANKS ["1 2"], METHOD [gptq].
-# BUILD_DIR needs bin/dsq (built with MPI) and bin/bench_quant_stream.
+# Environment: WIDTH [1b] (small, 1b: TinyLlama 2048/5632, 7b: 4096/11008, v3: one DeepSeek-V3
+# MoE layer stored like the release, FP8 linears, with EXPERTS [16] routed experts of V3's shape,
+# 8 per token), BLOCKS [2] (Llama widths), SAMPLES [16] x LEN [512] calibration ids,
+# RANKS ["1 2"], METHOD [gptq].
+# BUILD_DIR needs bin/dsq (built with MPI) and bin/bench_quant_stream (bin/bench_deepseek_v3_layer
+# for v3).
 set -euo pipefail
 if [[ $# -ne 2 ]]; then
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
@@ -20,6 +23,11 @@ width=${WIDTH:-1b}
 blocks=${BLOCKS:-2}
 model=$work/llama-$width-$blocks.dsq
 ids=$work/calib.u32
+if [ "$width" = v3 ]; then
+  blocks=1
+  model=$work/v3-moe-e${EXPERTS:-16}.dsq
+  [ -f "$model" ] || "$build/bin/bench_deepseek_v3_layer" make "${EXPERTS:-16}" "$model" "$ids" 0 1 4096 >&2
+fi
 [ -f "$model" ] || "$build/bin/bench_quant_stream" make "$blocks" "$model" "$width"
 [ -f "$ids" ] || python3 -c "
 import random, struct, sys

@@ -300,14 +300,35 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t T,
 }
 
 void softmax_causal_rows(float* sc, int64_t rows, int64_t nk, int64_t first_seen) {
+  // The max and the sum run in kLanes independent lanes (combined in a fixed order), so the
+  // compiler vectorizes them: a single running max or double sum is a serial dependency chain,
+  // and was half of a calibration run's time on small models (bench/RESULTS.md, issue 19).
+  constexpr int64_t kLanes = 16;
   for (int64_t i = 0; i < rows; ++i) {
     float* row = sc + i * nk;
     const int64_t seen = first_seen + i + 1;  // keys 0..first_seen+i are visible
+    const int64_t body = seen - seen % kLanes;
+    float lane_max[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) lane_max[l] = row[0];
+    for (int64_t j = 0; j < body; j += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) lane_max[l] = std::max(lane_max[l], row[j + l]);
     float mx = row[0];
-    for (int64_t j = 1; j < seen; ++j) mx = std::max(mx, row[j]);
-    for (int64_t j = 0; j < seen; ++j) row[j] = exp_nonpositive(row[j] - mx);
-    double sum = 0.0;
-    for (int64_t j = 0; j < seen; ++j) sum += row[j];
+    for (int64_t l = 0; l < kLanes; ++l) mx = std::max(mx, lane_max[l]);
+    for (int64_t j = body; j < seen; ++j) mx = std::max(mx, row[j]);
+    double lane_sum[kLanes] = {};
+    for (int64_t j = 0; j < body; j += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const float e = exp_nonpositive(row[j + l] - mx);
+        row[j + l] = e;
+        lane_sum[l] += e;
+      }
+    for (int64_t j = body; j < seen; ++j) {
+      row[j] = exp_nonpositive(row[j] - mx);
+      lane_sum[j - body] += row[j];
+    }
+    for (int64_t w = kLanes / 2; w >= 1; w /= 2)  // pairwise, in a fixed order
+      for (int64_t l = 0; l < w; ++l) lane_sum[l] += lane_sum[l + w];
+    const double sum = lane_sum[0];
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t j = 0; j < seen; ++j) row[j] *= inv;
     for (int64_t j = seen; j < nk; ++j) row[j] = 0.0f;
