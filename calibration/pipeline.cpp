@@ -283,7 +283,7 @@ bool CalibratedQuantizer::selected(int64_t layer, std::string_view short_name,
 }
 
 void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, float* out,
-                                    model::Observer* obs, int64_t n_samples) {
+                                    model::Observer* obs, int64_t n_samples, model::BlockPart part) {
   const int64_t T = calib_.seq_len, d = cfg_.d_model;
   DSQ_ASSERT(n_samples <= calib_.n_samples && (mode != Run::kInPlace || n_samples == calib_.n_samples),
              "run_block: bad sample count");
@@ -323,7 +323,7 @@ void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, flo
                                      : scratch.data();
     if (mode != Run::kInPlace) std::copy(in, in + nb * T * d, x);
     try {
-      model::block_forward(bw, cfg_, x, nb, T, obs);
+      model::block_forward(bw, cfg_, x, nb, T, obs, nullptr, 0, part);
     } catch (const StopForward&) {
     }
   }
@@ -335,7 +335,8 @@ h5::InputStats CalibratedQuantizer::collect(const model::BlockWeights& bw, int64
   const int64_t n = block_linear(const_cast<model::BlockWeights&>(bw), first).n_in();
   if (load_stats_) return h5::read_input_stats(*load_stats_, layer, std::string(g.name), n);
   CaptureObserver obs(first, n, /*stop=*/true);
-  run_block(bw, Run::kDiscard, nullptr, &obs, calib_.n_samples);
+  run_block(bw, Run::kDiscard, nullptr, &obs, calib_.n_samples,
+            attn_applied_ ? model::BlockPart::kFfn : model::BlockPart::kAll);
   return obs.finish(layer, g);
 }
 
@@ -598,6 +599,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   std::optional<h5::Writer> stats;
   if (!save_stats_.empty() && work_->writer()) stats.emplace(work_->stats_path(layer));
   hidden_done_ = false;
+  attn_applied_ = false;
   scales_.clear();
   double capture_s = 0.0, awq_s = 0.0;
   // Step 2: AWQ scales, searched on the FP block and folded (exact up to f32 rounding).
@@ -641,6 +643,13 @@ void CalibratedQuantizer::process_block(int64_t layer) {
     for (const auto l : g.linears) any |= selected(layer, l, bw);
     if (!any) continue;
     const auto tc = Clock::now();
+    if (!load_stats_ && !bw.is_moe() && !attn_applied_ &&
+        arch_.find(g.linears.front())->part == Part::kFfn) {
+      // The attention is quantized: its output replaces the block's input (the drift reference
+      // was taken), so the FFN groups' passes and the final one run the FFN alone.
+      run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples, model::BlockPart::kAttn);
+      attn_applied_ = true;
+    }
     const h5::InputStats st = collect(bw, layer, g);
     capture_s += seconds_since(tc);
     h5::AwqSearch awq_found;
@@ -678,7 +687,9 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   double drift = 0.0;
   if (!load_stats_) {  // the quantized block's outputs are the next block's inputs
     const auto tc = Clock::now();
-    if (!hidden_done_) run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples);
+    if (!hidden_done_)
+      run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples,
+                attn_applied_ ? model::BlockPart::kFfn : model::BlockPart::kAll);
     capture_s += seconds_since(tc);
     double num = 0.0, den = 0.0;
     for (size_t i = 0; i < fp_out_.size(); ++i) {

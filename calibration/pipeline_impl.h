@@ -109,14 +109,14 @@ class CalibratedQuantizer : public LinearQuantizer {
   // Reads every statistic the run will read (validation, in a child process: hdf5_file.h).
   void read_needed_stats(const h5::Reader& r, bool clips) const;
   void process_block(int64_t layer);
-  // Runs the block over the first n_samples calibration hidden states, chunk by chunk: kInPlace
-  // updates them (all samples only), kCopy writes the outputs to `out` (same layout), kDiscard
-  // drops them (only the observer matters; it may stop each chunk early). A MoE layer runs its
-  // attention chunk by chunk and its FFN over all rows at once (each expert is loaded once per
-  // pass).
+  // Runs the block (or `part` of a dense block) over the first n_samples calibration hidden
+  // states, chunk by chunk: kInPlace updates them (all samples only), kCopy writes the outputs to
+  // `out` (same layout), kDiscard drops them (only the observer matters; it may stop each chunk
+  // early). A MoE layer runs its attention chunk by chunk and its FFN over all rows at once (each
+  // expert is loaded once per pass).
   enum class Run { kInPlace, kCopy, kDiscard };
   void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs,
-                 int64_t n_samples);
+                 int64_t n_samples, model::BlockPart part = model::BlockPart::kAll);
   // Input statistics of g on the block as it is now (from the file with --load-stats): a pass
   // that stops each chunk once g's input was seen.
   h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
@@ -167,6 +167,9 @@ class CalibratedQuantizer : public LinearQuantizer {
   std::vector<float> hidden_;  // [rows, d_model]: inputs of block work_->completed()
   std::vector<float> fp_out_;  // FP outputs of the current block, first kDriftSamples samples
   bool hidden_done_ = false;   // the current block already wrote its outputs to hidden_
+  // hidden_ holds the current dense block's input after its (quantized) attention: once every
+  // attention group is solved, the FFN groups' passes need not repeat the attention.
+  bool attn_applied_ = false;
   std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
   std::optional<BlockResult> current_;
   std::optional<Progress> bar_;
