@@ -221,6 +221,17 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
     model::rmsnorm(hm.data(), bw.norm(n::kFfnNorm)->data<float>(), rows, d, cfg_.rms_eps, xn.data());
   }
 
+  // Runs fn over the rows `rs` of xn, gathered kChunkRows at a time.
+  auto chunked = [&](const std::vector<int64_t>& rs, auto&& fn) {  // fn(i0, nc, x [nc, d])
+    const auto total = static_cast<int64_t>(rs.size());
+    Buf x(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(total, 1)) * d));
+    for (int64_t i0 = 0; i0 < total; i0 += kChunkRows) {
+      const int64_t nc = std::min(kChunkRows, total - i0);
+      gather(xn.data(), d, rs.data() + i0, nc, x.data());
+      fn(i0, nc, x.data());
+    }
+  };
+
   // 2. AWQ: one scale for everything ffn_norm feeds.
   std::vector<float> s_in;
   const GroupScale* gs_in = nullptr;
@@ -272,12 +283,7 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
         const std::vector<int64_t> srows =
             statistics_rows(route.token.data() + off, route.count(e), rows, expert_calib_);
         StatsAccumulator acc(d);
-        Buf x(static_cast<size_t>(std::min<int64_t>(kChunkRows, static_cast<int64_t>(srows.size())) * d));
-        for (size_t i0 = 0; i0 < srows.size(); i0 += kChunkRows) {
-          const int64_t nc = std::min<int64_t>(kChunkRows, static_cast<int64_t>(srows.size() - i0));
-          gather(xn.data(), d, srows.data() + i0, nc, x.data());
-          acc.add(x.data(), nc);
-        }
+        chunked(srows, [&](int64_t, int64_t nc, const float* x) { acc.add(x, nc); });
         const h5::InputStats se = acc.finish(layer, "", {});
         const model::ExpertHandle ex = bw.expert(e);
         keep(e, quant::awq_search_scales({{ex->gate.weight().data<float>(), ex->gate.n_out()},
@@ -328,15 +334,6 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
       model::scale_input_columns(w.up, s_in);
     }
     return w;
-  };
-  auto chunked = [&](const std::vector<int64_t>& rs, auto&& fn) {  // fn(i0, nc, x [nc, d])
-    const auto total = static_cast<int64_t>(rs.size());
-    Buf x(static_cast<size_t>(std::min(kChunkRows, std::max<int64_t>(total, 1)) * d));
-    for (int64_t i0 = 0; i0 < total; i0 += kChunkRows) {
-      const int64_t nc = std::min(kChunkRows, total - i0);
-      gather(xn.data(), d, rs.data() + i0, nc, x.data());
-      fn(i0, nc, x.data());
-    }
   };
 
   // A solved unit: its weights as the block holds them from now on, its linears' results in
@@ -503,13 +500,16 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
     const int64_t nr = static_cast<int64_t>(ur.routed.size());
     if (nr == 0) return;
     const int64_t ff = u.w.gate.n_out();
-    Buf act(u.act_routed.empty() ? static_cast<size_t>(std::min(kChunkRows, nr) * ff) : 0);
+    const bool kept = !u.act_routed.empty();
+    Buf x(kept ? 0 : static_cast<size_t>(std::min(kChunkRows, nr) * d));
+    Buf act(kept ? 0 : static_cast<size_t>(std::min(kChunkRows, nr) * ff));
     Buf y(static_cast<size_t>(std::min(kChunkRows, nr) * d));
-    chunked(ur.routed, [&](int64_t i0, int64_t nc, const float* x) {
-      const float* a = u.act_routed.data() + i0 * ff;
-      if (u.act_routed.empty()) {
-        swiglu_act(u.w.gate, u.w.up, x, nc, act.data());
-        a = act.data();
+    for (int64_t i0 = 0; i0 < nr; i0 += kChunkRows) {
+      const int64_t nc = std::min(kChunkRows, nr - i0);
+      const float* a = kept ? u.act_routed.data() + i0 * ff : act.data();
+      if (!kept) {
+        gather(xn.data(), d, ur.routed.data() + i0, nc, x.data());
+        swiglu_act(u.w.gate, u.w.up, x.data(), nc, act.data());
       }
       u.w.down.forward(a, nc, y.data());
 #pragma omp parallel for schedule(static) if (nc * d > (1 << 18))
@@ -518,7 +518,7 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
         const float wi = ur.weight[static_cast<size_t>(i0 + i)];
         for (int64_t j = 0; j < d; ++j) o[j] += wi * y[static_cast<size_t>(i * d + j)];
       }
-    });
+    }
   };
 
   // The unit's output, its results into the report, and its weights into the block (the
