@@ -43,10 +43,11 @@ for n in ${RANKS:-1 2}; do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   t0=$(date +%s.%N)
   if [ "$n" = 1 ]; then
-    OMP_NUM_THREADS=1 "$build/bin/dsq" -q -t 1 quantize "$model" -o "$out" "${flags[@]}"
+    OMP_NUM_THREADS=1 "$build/bin/dsq" -q -t 1 quantize "$model" -o "$out" "${flags[@]}" \
+      --json "$work/report-$n.json"
   else
     mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -x OMP_NUM_THREADS=1 -n "$n" \
-      "$build/bin/dsq" -q -t 1 quantize "$model" -o "$out" "${flags[@]}"
+      "$build/bin/dsq" -q -t 1 quantize "$model" -o "$out" "${flags[@]}" --json "$work/report-$n.json"
   fi
   t=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")
   [ -z "$base" ] && base=$t
