@@ -111,6 +111,7 @@ __attribute__((target("sha,sse4.1,ssse3"))) void sha256_blocks_ni(uint32_t* stat
   for (; n > 0; --n, p += 64) {
     const __m128i abef = s0, cdgh = s1;
     __m128i w[4];
+#pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) {
       if (i < 4)
         w[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)), mask);
