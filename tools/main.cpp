@@ -10,6 +10,7 @@
 #include "lib/core/error.h"
 #include "lib/core/interrupt.h"
 #include "lib/core/log.h"
+#include "lib/core/memory.h"
 #include "lib/core/parallel.h"
 #include "tools/commands.h"
 
@@ -51,6 +52,7 @@ void ensure_blas_coretype(char** argv) {
 
 int main(int argc, char** argv) {
   ensure_blas_coretype(argv);
+  dsq::return_large_blocks_to_os();
   CLI::App app{"dsq: offline model preparation for LLMs (convert, quantize, prune, eval)", "dsq"};
   app.set_version_flag("--version", std::string("dsq ") + DSQ_VERSION);
   app.require_subcommand(1);

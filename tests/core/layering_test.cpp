@@ -48,7 +48,8 @@ std::string module_of(const std::string& rel) {
 }
 
 // The core headers the CLI uses directly: error types (exit codes), logging, the thread count,
-// the huge-page hint of its allocation functions, MPI start-up and the interrupt handlers.
+// the huge-page hint of its allocation functions and the allocator's mmap threshold, MPI start-up
+// and the interrupt handlers.
 bool tools_may_include(const std::string& inc) {
   return inc == "lib/core/error.h" || inc == "lib/core/log.h" || inc == "lib/core/parallel.h" ||
          inc == "lib/core/memory.h" || inc == "lib/core/dist.h" ||
