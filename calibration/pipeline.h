@@ -10,11 +10,14 @@
 //   3. quantizes the groups in true-sequential order: before each group its input statistics
 //      (H = mean x x^T in f64 via linalg::gram_accumulate_f32, mean/max |x_j|) are collected by
 //      running the calibration hidden states [N*T, d_model] through the block with the earlier
-//      groups already quantized (the run stops right after the group's input was seen), then each
+//      groups already quantized (the run stops right after the group's input was seen; once a
+//      dense block's attention groups are solved, its attention is applied to the hidden states
+//      in place once and the FFN groups' runs start there), then each
 //      linear of the group is solved by the row's solver (lib/quant/solver.h) and swapped into
 //      the block as a kQInt linear: GPTQ (gptq, awq+gptq) with that H, or AWQ's clip search under
 //      that H (skipping LinearGroup::no_clip) then RTN with the chosen ranges (awq);
-//   4. re-runs the fully quantized block to produce the next block's inputs and measures the
+//   4. re-runs the fully quantized block (its FFN, after step 3's in-place attention) to produce
+//      the next block's inputs and measures the
 //      block's output drift ||Y_q - Y_fp||^2 / ||Y_fp||^2 on the same inputs;
 //   5. commits the block to the work directory <out>.partial/ (its kQInt tensors, the float
 //      tensors AWQ changed and the report in blk.L.dsq, the next block's inputs in acts.L+1.dsq,

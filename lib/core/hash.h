@@ -18,7 +18,7 @@ namespace dsq {
 uint64_t xxh64(const void* data, size_t n, uint64_t seed = 0);
 
 // Incremental SHA-256 (FIPS 180-4). On x86 CPUs with the SHA extensions (Intel since Ice Lake /
-// Goldmont, AMD since Zen) whole blocks go through the SHA-NI instructions, about 6x the portable
+// Goldmont, AMD since Zen) whole blocks go through the SHA-NI instructions, about 5x the portable
 // code: provenance hashes a multi-GB source file before writing (bench/RESULTS.md).
 class Sha256 {
  public:
