@@ -1,9 +1,13 @@
 #include "lib/core/hash.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "lib/core/error.h"
@@ -259,12 +263,34 @@ std::string sha256_hex(const void* data, size_t n) {
 std::string sha256_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw IoError("'" + path + "': cannot open: " + std::strerror(errno));
+  // One process may hash the same source many times (a --budget search writes a model per step):
+  // the digest of a large file is remembered for its identity, size and modification time (file
+  // times tick coarsely, so small files, cheap to hash and quick to rewrite, are not remembered).
+  constexpr long long kMemoMinBytes = 64ll << 20;
+  struct stat st {};
+  const bool known = ::fstat(::fileno(f.get()), &st) == 0 && st.st_size >= kMemoMinBytes;
+  const std::string key = known ? strprintf("%llu:%llu:%lld:%lld.%09ld", static_cast<unsigned long long>(st.st_dev),
+                                            static_cast<unsigned long long>(st.st_ino),
+                                            static_cast<long long>(st.st_size),
+                                            static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec)
+                                : std::string();
+  static std::mutex mu;
+  static std::map<std::string, std::string> memo;
+  if (known) {
+    const std::lock_guard<std::mutex> lock(mu);
+    if (const auto it = memo.find(key); it != memo.end()) return it->second;
+  }
   Sha256 h;
   std::vector<uint8_t> buf(1 << 20);
   size_t got;
   while ((got = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) h.update(buf.data(), got);
   if (std::ferror(f.get())) throw IoError("'" + path + "': read error");
-  return h.hex_digest();
+  std::string hex = h.hex_digest();
+  if (known) {
+    const std::lock_guard<std::mutex> lock(mu);
+    memo[key] = hex;
+  }
+  return hex;
 }
 
 }  // namespace dsq

@@ -83,6 +83,28 @@ TEST(Sha256, HardwareAndPortablePathsAgree) {
   EXPECT_EQ(hw.hex_digest(), sw.hex_digest());
 }
 
+// A large file's digest is remembered within the process, keyed by its identity, size and
+// modification time: a second call agrees, and a changed file is hashed again.
+TEST(Sha256, RemembersLargeFilesUntilTheyChange) {
+  testing::TempDir tmp;
+  const std::string path = tmp.file("big.bin");
+  std::vector<uint8_t> d = pattern(size_t{65} << 20);
+  auto write = [&] {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(d.data(), 1, d.size(), f), d.size());
+    std::fclose(f);
+  };
+  write();
+  const std::string first = sha256_file(path);
+  EXPECT_EQ(first, sha256_hex(d.data(), d.size()));
+  EXPECT_EQ(sha256_file(path), first);
+  d.push_back(1);  // another size: hashed again
+  write();
+  EXPECT_EQ(sha256_file(path), sha256_hex(d.data(), d.size()));
+  EXPECT_NE(sha256_file(path), first);
+}
+
 TEST(Sha256, FileMatchesBufferAndMissingFileThrows) {
   testing::TempDir tmp;
   const auto d = pattern(1000);
