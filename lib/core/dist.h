@@ -1,9 +1,10 @@
 // Scale-out across processes (issue 18, docs/MPI.md): the few collective operations dsq needs,
 // over MPI when this build has it (DSQ_WITH_MPI, lib/core/dist/dist.cpp is the only file that
 // includes mpi.h) and trivially for one process otherwise. `mpirun -n N dsq quantize ...` runs N
-// ranks: every rank computes the same block inputs, the solves of a group are split among the
-// ranks by assign() and each result is broadcast from its owner, so every rank holds the same
-// state and the output is byte-identical to one process; rank 0 writes every file.
+// ranks: every rank computes the same block inputs, the solves of a group (and a MoE layer's
+// experts) are split among the ranks by assign() and each result is broadcast from its owner, so
+// every rank holds the same state and the output is byte-identical to one process; rank 0 writes
+// every file.
 #pragma once
 
 #include <cstddef>
