@@ -116,9 +116,12 @@ json dsq_header_for(const WeightStore& ws, const DsqWriteOptions& opts) {
                {"source_format", meta.value("source_format", std::string())}};
   json srcs = json::array();
   for (const auto& s : ws.sources) {
-    std::string sha = s.sha256;
+    json sha = s.sha256;
     std::error_code ec;
-    if (sha.empty() && fs::is_regular_file(s.path, ec)) sha = sha256_file(s.path);
+    if (s.sha256.empty() && fs::is_regular_file(s.path, ec)) {
+      sha = nullptr;  // DsqWriter::finish fills it; a large file is hashed in the background meanwhile
+      sha256_file_prefetch(s.path);
+    }
     srcs.push_back({{"path", s.path}, {"bytes", s.bytes}, {"sha256", sha}});
   }
   prov["sources"] = srcs;

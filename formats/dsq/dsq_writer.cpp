@@ -226,6 +226,12 @@ DsqWriteReport DsqWriter::finish() {
   header_["format"] = "dsq";
   header_["format_version"] = std::to_string(kVersionMajor) + "." + std::to_string(kVersionMinor);
   header_["tensors"] = tensor_extras_;
+  // Source digests dsq_header_for left to the end (computed, or prefetched while the tensors
+  // were written).
+  if (header_.contains("provenance") && header_["provenance"].contains("sources"))
+    for (auto& src : header_["provenance"]["sources"])
+      if (src.is_object() && src.contains("sha256") && src["sha256"].is_null() && src.contains("path"))
+        src["sha256"] = sha256_file(src["path"].get<std::string>());
   std::string json;
   try {
     json = header_.dump(1);

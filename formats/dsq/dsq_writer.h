@@ -69,6 +69,8 @@ struct DsqWriteOptions {
 
 // The header write_dsq stores for `ws`: config, tokenizer (files embedded as base64 when asked),
 // provenance (sources with sha256, dsq version, the previous provenance as "parent"), recipe.
+// A source file's sha256 is null here: DsqWriter::finish fills it (sha256_file), and a large
+// file is hashed on a background thread in the meantime (sha256_file_prefetch).
 nlohmann::json dsq_header_for(const WeightStore& ws, const DsqWriteOptions& opts);
 
 // Streams every tensor of `ws` (in ws.names() order, cast applied) through a DsqWriter.

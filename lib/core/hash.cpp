@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "lib/core/error.h"
@@ -260,36 +262,77 @@ std::string sha256_hex(const void* data, size_t n) {
   return h.hex_digest();
 }
 
-std::string sha256_file(const std::string& path) {
+namespace {
+
+std::string hash_file_now(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw IoError("'" + path + "': cannot open: " + std::strerror(errno));
-  // One process may hash the same source many times (a --budget search writes a model per step):
-  // the digest of a large file is remembered for its identity, size and modification time (file
-  // times tick coarsely, so small files, cheap to hash and quick to rewrite, are not remembered).
-  constexpr long long kMemoMinBytes = 64ll << 20;
-  struct stat st {};
-  const bool known = ::fstat(::fileno(f.get()), &st) == 0 && st.st_size >= kMemoMinBytes;
-  const std::string key = known ? strprintf("%llu:%llu:%lld:%lld.%09ld", static_cast<unsigned long long>(st.st_dev),
-                                            static_cast<unsigned long long>(st.st_ino),
-                                            static_cast<long long>(st.st_size),
-                                            static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec)
-                                : std::string();
-  static std::mutex mu;
-  static std::map<std::string, std::string> memo;
-  if (known) {
-    const std::lock_guard<std::mutex> lock(mu);
-    if (const auto it = memo.find(key); it != memo.end()) return it->second;
-  }
   Sha256 h;
   std::vector<uint8_t> buf(1 << 20);
   size_t got;
   while ((got = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) h.update(buf.data(), got);
   if (std::ferror(f.get())) throw IoError("'" + path + "': read error");
-  std::string hex = h.hex_digest();
-  if (known) {
-    const std::lock_guard<std::mutex> lock(mu);
-    memo[key] = hex;
+  return h.hex_digest();
+}
+
+// One process may hash the same source many times (a --budget search writes a model per step),
+// and may start hashing early (sha256_file_prefetch): the digest of a large file is remembered,
+// keyed by its identity, size and modification time. File times tick coarsely, so small files,
+// cheap to hash and quick to rewrite, are not remembered.
+constexpr long long kMemoMinBytes = 64ll << 20;
+
+std::string memo_key(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < kMemoMinBytes) return {};
+  return strprintf("%llu:%llu:%lld:%lld.%09ld", static_cast<unsigned long long>(st.st_dev),
+                   static_cast<unsigned long long>(st.st_ino), static_cast<long long>(st.st_size),
+                   static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec);
+}
+
+struct Memo {
+  std::mutex mu;
+  std::map<std::string, std::shared_future<std::string>> digests;
+};
+// Never destroyed: a prefetch thread may still run when the program exits.
+Memo& memo() {
+  static Memo* m = new Memo;
+  return *m;
+}
+
+}  // namespace
+
+void sha256_file_prefetch(const std::string& path) {
+  const std::string key = memo_key(path);
+  if (key.empty()) return;
+  Memo& m = memo();
+  const std::lock_guard<std::mutex> lock(m.mu);
+  if (m.digests.count(key)) return;
+  auto done = std::make_shared<std::promise<std::string>>();
+  m.digests[key] = done->get_future().share();
+  std::thread([done, path] {
+    try {
+      done->set_value(hash_file_now(path));
+    } catch (...) {
+      done->set_exception(std::current_exception());
+    }
+  }).detach();
+}
+
+std::string sha256_file(const std::string& path) {
+  const std::string key = memo_key(path);
+  if (key.empty()) return hash_file_now(path);
+  Memo& m = memo();
+  std::shared_future<std::string> known;
+  {
+    const std::lock_guard<std::mutex> lock(m.mu);
+    if (const auto it = m.digests.find(key); it != m.digests.end()) known = it->second;
   }
+  if (known.valid()) return known.get();  // rethrows the prefetch's IoError
+  std::string hex = hash_file_now(path);
+  std::promise<std::string> ready;
+  ready.set_value(hex);
+  const std::lock_guard<std::mutex> lock(m.mu);
+  m.digests.emplace(key, ready.get_future().share());
   return hex;
 }
 

@@ -40,7 +40,12 @@ class Sha256 {
 };
 
 std::string sha256_hex(const void* data, size_t n);
-// SHA-256 of a whole file, read in chunks; throws IoError naming the path.
+// SHA-256 of a whole file, read in chunks; throws IoError naming the path. A large file's digest
+// is remembered within the process until the file changes (identity, size, modification time).
 std::string sha256_file(const std::string& path);
+// Starts hashing a large file (>= 64 MiB) on a background thread, so that a later sha256_file of
+// it returns at once or waits only for the rest; a no-op for small files or one already known.
+// Writers start it when they open and ask for the digest when they finish (formats/dsq).
+void sha256_file_prefetch(const std::string& path);
 
 }  // namespace dsq
