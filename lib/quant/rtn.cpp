@@ -4,10 +4,6 @@
 #include <cmath>
 #include <vector>
 
-#ifdef __F16C__
-#include <immintrin.h>
-#endif
-
 #include "lib/core/dtype.h"
 #include "lib/core/error.h"
 #include "lib/core/parallel.h"
@@ -255,18 +251,9 @@ Tensor quantize_tensor_rtn(const Tensor& w, const QuantDesc& d, const RtnOptions
   if (w.dtype() == DType::kF32) return quantize_matrix_rtn(w.data<float>(), rows, cols, d, opts, stats);
   const size_t es = dtype_size(w.dtype());
   return quantize_rows(rows, cols, d, opts, stats, [&](int64_t r, float* buf) {
-    const std::byte* src = w.bytes() + static_cast<size_t>(r * cols) * es;
-    int64_t done = 0;
-#ifdef __F16C__
-    // Hardware f16 -> f32 is exact (subnormals included), like convert_elements, and faster.
-    if (w.dtype() == DType::kF16) {
-      const auto* h = reinterpret_cast<const uint16_t*>(src);
-      for (; done + 8 <= cols; done += 8)
-        _mm256_storeu_ps(buf + done, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + done))));
-    }
-#endif
-    convert_elements(w.dtype(), src + static_cast<size_t>(done) * es, DType::kF32, buf + done,
-                     static_cast<size_t>(cols - done));
+    // convert_elements widens f16 through F16C and bf16 by a shift (lib/core/dtype.cpp).
+    convert_elements(w.dtype(), w.bytes() + static_cast<size_t>(r * cols) * es, DType::kF32, buf,
+                     static_cast<size_t>(cols));
     return static_cast<const float*>(buf);
   });
 }
