@@ -1,0 +1,289 @@
+#include "lib/train/train_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "lib/core/error.h"
+#include "lib/model/rope.h"
+#include "lib/train/ops.h"
+
+namespace dsq::train {
+
+namespace {
+
+template <class T>
+void zero(std::vector<T>& v, int64_t n) {
+  v.assign(static_cast<size_t>(n), T(0));
+}
+
+template <class T>
+void add_rows(T* h, const T* b, int64_t rows, int64_t d) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < d; ++i) h[r * d + i] += b[i];
+}
+
+template <class T>
+void col_sums(const T* x, int64_t rows, int64_t d, T* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < d; ++i) out[i] += x[r * d + i];
+}
+
+}  // namespace
+
+template <class T>
+int TrainModel<T>::add_param(const WeightStore& ws, const std::string& name) {
+  const auto& e = ws.entry(name);
+  if (e.dtype == DType::kQInt)
+    throw UsageError("'" + e.source + "': tensor '" + name + "' is quantized (" +
+                     std::string(dtype_name(e.dtype)) +
+                     "): training needs float weights (tuning a quantized student's scales is not "
+                     "implemented yet)");
+  const Tensor t = ws.get_f32(name);
+  Param<T> p;
+  p.name = name;
+  p.shape = t.shape();
+  const float* src = t.data<float>();
+  p.w.assign(src, src + t.numel());
+  p.g.assign(p.w.size(), T(0));
+  params_.push_back(std::move(p));
+  return static_cast<int>(params_.size()) - 1;
+}
+
+template <class T>
+TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string& where) {
+  DSQ_ASSERT(ws.has_config, "TrainModel without a config");
+  const ModelConfig& c = ws.config;
+  const ArchInfo& arch = arch_of(c);
+  if (arch.attn != AttnKind::kGqa || arch.ffn != FfnKind::kDense)
+    throw UsageError(where + ": architecture '" + c.arch +
+                     "' is not trainable yet: dsq trains dense Llama-family blocks (llama, qwen2, "
+                     "qwen3); MLA and MoE blocks have no backward pass");
+  if (c.rope_dims() != c.head_dim)
+    throw UsageError(where + ": partial rotary embeddings (rope over " + std::to_string(c.rope_dims()) +
+                     " of " + std::to_string(c.head_dim) + " head dims) are not trainable yet");
+  TrainModel m;
+  m.c_ = c;
+  m.embd_ = m.add_param(ws, std::string(names::kTokenEmbd));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    Layer L;
+    const LayerDims dims = c.layer(l);
+    L.n_heads = dims.n_heads;
+    L.n_kv = dims.n_kv_heads;
+    L.d_ff = dims.d_ff;
+    auto lin = [&](std::string_view s, int* wi, int* bi) {
+      *wi = m.add_param(ws, linear_name(l, s));
+      if (bi && ws.has(bias_name(l, s))) *bi = m.add_param(ws, bias_name(l, s));
+    };
+    auto opt_norm = [&](std::string_view s) {
+      const std::string n = linear_name(l, s);
+      return ws.has(n) ? m.add_param(ws, n) : -1;
+    };
+    if (L.n_heads > 0) {
+      L.attn_norm = m.add_param(ws, linear_name(l, names::kAttnNorm));
+      lin(names::kAttnQ, &L.q, &L.bq);
+      lin(names::kAttnK, &L.k, &L.bk);
+      lin(names::kAttnV, &L.v, &L.bv);
+      L.q_norm = opt_norm(names::kAttnQNorm);
+      L.k_norm = opt_norm(names::kAttnKNorm);
+      lin(names::kAttnOutput, &L.o, &L.bo);
+    } else if (ws.has(bias_name(l, names::kAttnOutput))) {
+      L.attn_bias_only = m.add_param(ws, bias_name(l, names::kAttnOutput));
+    }
+    if (L.d_ff > 0) {
+      L.ffn_norm = m.add_param(ws, linear_name(l, names::kFfnNorm));
+      lin(names::kFfnGate, &L.gate, &L.bgate);
+      lin(names::kFfnUp, &L.up, &L.bup);
+      lin(names::kFfnDown, &L.down, &L.bdown);
+    } else if (ws.has(bias_name(l, names::kFfnDown))) {
+      L.ffn_bias_only = m.add_param(ws, bias_name(l, names::kFfnDown));
+    }
+    m.layers_.push_back(std::move(L));
+  }
+  m.out_norm_ = m.add_param(ws, std::string(names::kOutputNorm));
+  // Tied models may still carry a separate copy (GGUF does); the engine uses it when present.
+  const bool own = ws.has(std::string(names::kOutput)) || !c.tied_embeddings;
+  m.classifier_ = own ? m.add_param(ws, std::string(names::kOutput)) : m.embd_;
+  for (const auto& p : m.params_) {  // shapes against the config, before any arithmetic
+    if (const auto want = expected_shape(c, p.name); want && *want != p.shape)
+      throw ShapeError(where + ": tensor '" + p.name + "' has shape " + shape_str(p.shape) +
+                       ", the config implies " + shape_str(*want));
+  }
+  return m;
+}
+
+template <class T>
+int64_t TrainModel<T>::n_params() const {
+  int64_t n = 0;
+  for (const auto& p : params_) n += static_cast<int64_t>(p.w.size());
+  return n;
+}
+
+template <class T>
+void TrainModel<T>::zero_grad() {
+  for (auto& p : params_) std::fill(p.g.begin(), p.g.end(), T(0));
+}
+
+template <class T>
+void TrainModel<T>::forward(std::span<const int32_t> ids, int64_t B, int64_t seq, T* logits) {
+  const int64_t rows = B * seq, d = c_.d_model, hd = c_.head_dim, vocab = c_.vocab_size;
+  DSQ_ASSERT(static_cast<int64_t>(ids.size()) == rows, "forward: %zu ids for %lld x %lld",
+             ids.size(), static_cast<long long>(B), static_cast<long long>(seq));
+  for (int32_t id : ids)
+    if (id < 0 || id >= vocab)
+      throw ShapeError(strprintf("token id %d is outside the vocabulary [0, %lld)", id,
+                                 static_cast<long long>(vocab)));
+  ids_.assign(ids.begin(), ids.end());
+  B_ = B;
+  T_ = seq;
+  const model::RopeTable rt = model::make_rope_table(c_, 0, seq);
+  cos_ = rt.cos;
+  sin_ = rt.sin;
+  std::vector<T> h(static_cast<size_t>(rows * d)), tmp(static_cast<size_t>(rows * d));
+  embedding_forward(w(embd_), ids_.data(), rows, d, h.data());
+  for (auto& L : layers_) {
+    L.h_in = h;
+    if (L.n_heads > 0) {
+      const int64_t wq = L.n_heads * hd, wkv = L.n_kv * hd;
+      zero(L.xn1, rows * d);
+      zero(L.inv1, rows);
+      rmsnorm_forward(h.data(), w(L.attn_norm), rows, d, c_.rms_eps, L.xn1.data(), L.inv1.data());
+      zero(L.q0, rows * wq);
+      zero(L.k0, rows * wkv);
+      zero(L.v_, rows * wkv);
+      linear_forward(L.xn1.data(), w(L.q), w(L.bq), rows, d, wq, L.q0.data());
+      linear_forward(L.xn1.data(), w(L.k), w(L.bk), rows, d, wkv, L.k0.data());
+      linear_forward(L.xn1.data(), w(L.v), w(L.bv), rows, d, wkv, L.v_.data());
+      zero(L.qr, rows * wq);
+      zero(L.kr, rows * wkv);
+      if (L.q_norm >= 0) {
+        zero(L.qinv, rows * L.n_heads);
+        rmsnorm_forward(L.q0.data(), w(L.q_norm), rows * L.n_heads, hd, c_.rms_eps, L.qr.data(),
+                        L.qinv.data());
+      } else {
+        L.qr = L.q0;
+      }
+      if (L.k_norm >= 0) {
+        zero(L.kinv, rows * L.n_kv);
+        rmsnorm_forward(L.k0.data(), w(L.k_norm), rows * L.n_kv, hd, c_.rms_eps, L.kr.data(),
+                        L.kinv.data());
+      } else {
+        L.kr = L.k0;
+      }
+      rope_rotate(L.qr.data(), rows, T_, wq, L.n_heads, hd, cos_.data(), sin_.data(),
+                  c_.rope_interleave, false);
+      rope_rotate(L.kr.data(), rows, T_, wkv, L.n_kv, hd, cos_.data(), sin_.data(),
+                  c_.rope_interleave, false);
+      zero(L.att, rows * wq);
+      const AttnDims ad{B, T_, L.n_heads, L.n_kv, hd, 1.0 / std::sqrt(static_cast<double>(hd))};
+      attention_forward(L.qr.data(), L.kr.data(), L.v_.data(), ad, L.att.data());
+      linear_forward(L.att.data(), w(L.o), w(L.bo), rows, wq, d, tmp.data());
+      for (int64_t i = 0; i < rows * d; ++i) h[static_cast<size_t>(i)] += tmp[static_cast<size_t>(i)];
+    } else if (L.attn_bias_only >= 0) {
+      add_rows(h.data(), w(L.attn_bias_only), rows, d);
+    }
+    L.h_mid = h;
+    if (L.d_ff > 0) {
+      const int64_t ff = L.d_ff;
+      zero(L.xn2, rows * d);
+      zero(L.inv2, rows);
+      rmsnorm_forward(h.data(), w(L.ffn_norm), rows, d, c_.rms_eps, L.xn2.data(), L.inv2.data());
+      zero(L.g, rows * ff);
+      zero(L.u, rows * ff);
+      zero(L.act, rows * ff);
+      linear_forward(L.xn2.data(), w(L.gate), w(L.bgate), rows, d, ff, L.g.data());
+      linear_forward(L.xn2.data(), w(L.up), w(L.bup), rows, d, ff, L.u.data());
+      swiglu_forward(L.g.data(), L.u.data(), rows * ff, L.act.data());
+      linear_forward(L.act.data(), w(L.down), w(L.bdown), rows, ff, d, tmp.data());
+      for (int64_t i = 0; i < rows * d; ++i) h[static_cast<size_t>(i)] += tmp[static_cast<size_t>(i)];
+    } else if (L.ffn_bias_only >= 0) {
+      add_rows(h.data(), w(L.ffn_bias_only), rows, d);
+    }
+  }
+  h_final_ = std::move(h);
+  zero(xnf_, rows * d);
+  zero(invf_, rows);
+  rmsnorm_forward(h_final_.data(), w(out_norm_), rows, d, c_.rms_eps, xnf_.data(), invf_.data());
+  linear_forward(xnf_.data(), w(classifier_), static_cast<const T*>(nullptr), rows, d, vocab, logits);
+}
+
+template <class T>
+void TrainModel<T>::backward(const T* dlogits) {
+  const int64_t rows = B_ * T_, d = c_.d_model, hd = c_.head_dim, vocab = c_.vocab_size;
+  DSQ_ASSERT(rows > 0 && !h_final_.empty(), "backward before forward");
+  std::vector<T> dh(static_cast<size_t>(rows * d), T(0)), dx(static_cast<size_t>(rows * d));
+  linear_backward(xnf_.data(), w(classifier_), dlogits, rows, d, vocab, dx.data(), gr(classifier_),
+                  static_cast<T*>(nullptr));
+  rmsnorm_backward(h_final_.data(), w(out_norm_), invf_.data(), dx.data(), rows, d, dh.data(),
+                   gr(out_norm_));
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
+    Layer& L = *it;
+    if (L.d_ff > 0) {
+      const int64_t ff = L.d_ff;
+      std::vector<T> dact(static_cast<size_t>(rows * ff), T(0)), dg(dact.size(), T(0)),
+          du(dact.size(), T(0));
+      linear_backward(L.act.data(), w(L.down), dh.data(), rows, ff, d, dact.data(), gr(L.down),
+                      gr(L.bdown));
+      swiglu_backward(L.g.data(), L.u.data(), dact.data(), rows * ff, dg.data(), du.data());
+      std::fill(dx.begin(), dx.end(), T(0));
+      linear_backward(L.xn2.data(), w(L.gate), dg.data(), rows, d, ff, dx.data(), gr(L.gate),
+                      gr(L.bgate));
+      linear_backward(L.xn2.data(), w(L.up), du.data(), rows, d, ff, dx.data(), gr(L.up), gr(L.bup));
+      rmsnorm_backward(L.h_mid.data(), w(L.ffn_norm), L.inv2.data(), dx.data(), rows, d, dh.data(),
+                       gr(L.ffn_norm));
+    } else if (L.ffn_bias_only >= 0) {
+      col_sums(dh.data(), rows, d, gr(L.ffn_bias_only));
+    }
+    if (L.n_heads > 0) {
+      const int64_t wq = L.n_heads * hd, wkv = L.n_kv * hd;
+      std::vector<T> datt(static_cast<size_t>(rows * wq), T(0)), dq(datt.size(), T(0)),
+          dk(static_cast<size_t>(rows * wkv), T(0)), dv(dk.size(), T(0));
+      linear_backward(L.att.data(), w(L.o), dh.data(), rows, wq, d, datt.data(), gr(L.o), gr(L.bo));
+      const AttnDims ad{B_, T_, L.n_heads, L.n_kv, hd, 1.0 / std::sqrt(static_cast<double>(hd))};
+      attention_backward(L.qr.data(), L.kr.data(), L.v_.data(), datt.data(), ad, dq.data(),
+                         dk.data(), dv.data());
+      rope_rotate(dq.data(), rows, T_, wq, L.n_heads, hd, cos_.data(), sin_.data(),
+                  c_.rope_interleave, true);
+      rope_rotate(dk.data(), rows, T_, wkv, L.n_kv, hd, cos_.data(), sin_.data(),
+                  c_.rope_interleave, true);
+      if (L.q_norm >= 0) {
+        std::vector<T> d0(dq.size(), T(0));
+        rmsnorm_backward(L.q0.data(), w(L.q_norm), L.qinv.data(), dq.data(), rows * L.n_heads, hd,
+                         d0.data(), gr(L.q_norm));
+        dq.swap(d0);
+      }
+      if (L.k_norm >= 0) {
+        std::vector<T> d0(dk.size(), T(0));
+        rmsnorm_backward(L.k0.data(), w(L.k_norm), L.kinv.data(), dk.data(), rows * L.n_kv, hd,
+                         d0.data(), gr(L.k_norm));
+        dk.swap(d0);
+      }
+      std::fill(dx.begin(), dx.end(), T(0));
+      linear_backward(L.xn1.data(), w(L.q), dq.data(), rows, d, wq, dx.data(), gr(L.q), gr(L.bq));
+      linear_backward(L.xn1.data(), w(L.k), dk.data(), rows, d, wkv, dx.data(), gr(L.k), gr(L.bk));
+      linear_backward(L.xn1.data(), w(L.v), dv.data(), rows, d, wkv, dx.data(), gr(L.v), gr(L.bv));
+      rmsnorm_backward(L.h_in.data(), w(L.attn_norm), L.inv1.data(), dx.data(), rows, d, dh.data(),
+                       gr(L.attn_norm));
+    } else if (L.attn_bias_only >= 0) {
+      col_sums(dh.data(), rows, d, gr(L.attn_bias_only));
+    }
+  }
+  embedding_backward(ids_.data(), dh.data(), rows, d, gr(embd_));
+}
+
+template <class T>
+void TrainModel<T>::store_into(WeightStore& ws) const {
+  for (const auto& p : params_) {
+    Tensor t(DType::kF32, p.shape);
+    float* dst = t.mutable_data<float>();
+    for (size_t i = 0; i < p.w.size(); ++i) dst[i] = static_cast<float>(p.w[i]);
+    if (ws.has(p.name))
+      ws.replace(p.name, std::move(t));
+    else
+      ws.add_tensor(p.name, std::move(t));
+  }
+}
+
+template class TrainModel<float>;
+template class TrainModel<double>;
+
+}  // namespace dsq::train
