@@ -60,7 +60,13 @@ json embed_tokenizer_files(json tok, const std::vector<SourceFile>& sources) {
   };
   json files = json::object();
   if (tok.is_object()) {
-    if (auto it = tok.find("path"); it != tok.end() && it->is_string()) want(it->get<std::string>());
+    // A GGUF tokenizer's "path" is the GGUF model itself: its vocabulary travels as
+    // "gguf_metadata" (embed_gguf_vocab), the file is not a tokenizer file to embed. (Embedding it
+    // copied a whole model into the header once the .dsq was read back and written again.)
+    const auto kind = tok.find("kind");
+    const bool gguf = kind != tok.end() && kind->is_string() && *kind == "gguf";
+    if (auto it = tok.find("path"); !gguf && it != tok.end() && it->is_string())
+      want(it->get<std::string>());
     if (auto it = tok.find("files"); it != tok.end()) {
       if (it->is_array()) {
         for (const auto& p : *it)

@@ -95,6 +95,14 @@ TEST(CliConvertInspect, GgufLlama2cAndHfGiveBitIdenticalDsqTensors) {
   // Each keeps its tokenizer: GGUF's vocabulary from its metadata, the others' files embedded.
   const WeightStore gg = formats::open_model(tmp.file("gguf.dsq"));
   EXPECT_EQ(gg.metadata["tokenizer"]["gguf_metadata"]["tokenizer.ggml.tokens"].size(), 512u);
+  // Written again from the .dsq, the GGUF tokenizer stays its vocabulary: the GGUF model file it
+  // came from is not embedded as a "tokenizer file" (it once was, 1.6 MB of base64).
+  ASSERT_EQ(run_dsq(tmp, "convert " + tmp.file("gguf.dsq") + " -o " + tmp.file("again.dsq") + " --zstd 1").code, 0);
+  const WeightStore again = formats::open_model(tmp.file("again.dsq"));
+  EXPECT_FALSE(again.metadata["tokenizer"].contains("files"));
+  EXPECT_EQ(again.metadata["tokenizer"]["gguf_metadata"], gg.metadata["tokenizer"]["gguf_metadata"]);
+  EXPECT_LT(std::filesystem::file_size(tmp.file("again.dsq")),
+            std::filesystem::file_size(tmp.file("gguf.dsq")) + 4096);
   EXPECT_EQ(hf.metadata["tokenizer"]["files"]["tokenizer.model"]["bytes"], 7522);
   // Compression changes nothing in the tensor data.
   ASSERT_EQ(run_dsq(tmp, "convert " + m + "hf -o " + tmp.file("plain.dsq")).code, 0);
