@@ -71,6 +71,7 @@ extern const Command kEvalCommand;
 extern const Command kGenerateCommand;
 extern const Command kPruneCommand;
 extern const Command kSparsifyCommand;
+extern const Command kDistillCommand;
 
 // The summary convert and export print ("converted" / "exported").
 void print_convert_summary(const jobs::ConvertReport& r, const char* verb);

@@ -28,6 +28,7 @@ const dsq::tools::Command* const kCommands[] = {
     &dsq::tools::kGenerateCommand,
     &dsq::tools::kPruneCommand,
     &dsq::tools::kSparsifyCommand,
+    &dsq::tools::kDistillCommand,
 };
 
 // OpenBLAS 0.3.21 does not recognise some virtualised Xeons and falls back to its SSE3 "Prescott"

@@ -123,7 +123,8 @@ void teacher_topk(const float* logits, int64_t vocab, int64_t k, double temperat
   auto before = [&](int32_t x, int32_t y) {
     return logits[x] > logits[y] || (logits[x] == logits[y] && x < y);
   };
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+  if (k < vocab) std::nth_element(order.begin(), order.begin() + k, order.end(), before);
+  std::sort(order.begin(), order.begin() + k, before);
   double rest = 0.0;
   for (int64_t i = k; i < vocab; ++i)
     rest += std::exp((logits[order[static_cast<size_t>(i)]] - mx) / temperature);

@@ -30,15 +30,29 @@ void col_sums(const T* x, int64_t rows, int64_t d, T* out) {
 
 }  // namespace
 
+void check_trainable(const WeightStore& ws, const std::string& where) {
+  DSQ_ASSERT(ws.has_config, "check_trainable without a config");
+  const ModelConfig& c = ws.config;
+  const ArchInfo& arch = arch_of(c);
+  if (arch.attn != AttnKind::kGqa || arch.ffn != FfnKind::kDense)
+    throw UsageError(where + ": architecture '" + c.arch +
+                     "' is not trainable yet: dsq trains dense Llama-family blocks (llama, qwen2, "
+                     "qwen3); MLA and MoE blocks have no backward pass");
+  if (c.rope_dims() != c.head_dim)
+    throw UsageError(where + ": partial rotary embeddings (rope over " + std::to_string(c.rope_dims()) +
+                     " of " + std::to_string(c.head_dim) + " head dims) are not trainable yet");
+  for (const auto& name : ws.names()) {
+    const auto& e = ws.entry(name);
+    if (e.dtype == DType::kQInt)
+      throw UsageError("'" + e.source + "': tensor '" + name +
+                       "' is quantized: training needs float weights (tuning a quantized "
+                       "student's scales is not implemented yet)");
+  }
+}
+
 template <class T>
 int TrainModel<T>::add_param(const WeightStore& ws, const std::string& name) {
-  const auto& e = ws.entry(name);
-  if (e.dtype == DType::kQInt)
-    throw UsageError("'" + e.source + "': tensor '" + name + "' is quantized (" +
-                     std::string(dtype_name(e.dtype)) +
-                     "): training needs float weights (tuning a quantized student's scales is not "
-                     "implemented yet)");
-  const Tensor t = ws.get_f32(name);
+  const Tensor t = ws.get_f32(name);  // check_trainable refused quantized tensors
   Param<T> p;
   p.name = name;
   p.shape = t.shape();
@@ -53,14 +67,7 @@ template <class T>
 TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string& where) {
   DSQ_ASSERT(ws.has_config, "TrainModel without a config");
   const ModelConfig& c = ws.config;
-  const ArchInfo& arch = arch_of(c);
-  if (arch.attn != AttnKind::kGqa || arch.ffn != FfnKind::kDense)
-    throw UsageError(where + ": architecture '" + c.arch +
-                     "' is not trainable yet: dsq trains dense Llama-family blocks (llama, qwen2, "
-                     "qwen3); MLA and MoE blocks have no backward pass");
-  if (c.rope_dims() != c.head_dim)
-    throw UsageError(where + ": partial rotary embeddings (rope over " + std::to_string(c.rope_dims()) +
-                     " of " + std::to_string(c.head_dim) + " head dims) are not trainable yet");
+  check_trainable(ws, where);
   TrainModel m;
   m.c_ = c;
   m.embd_ = m.add_param(ws, std::string(names::kTokenEmbd));
@@ -124,7 +131,7 @@ void TrainModel<T>::zero_grad() {
 }
 
 template <class T>
-void TrainModel<T>::forward(std::span<const int32_t> ids, int64_t B, int64_t seq, T* logits) {
+void TrainModel<T>::forward_body(std::span<const int32_t> ids, int64_t B, int64_t seq) {
   const int64_t rows = B * seq, d = c_.d_model, hd = c_.head_dim, vocab = c_.vocab_size;
   DSQ_ASSERT(static_cast<int64_t>(ids.size()) == rows, "forward: %zu ids for %lld x %lld",
              ids.size(), static_cast<long long>(B), static_cast<long long>(seq));
@@ -203,17 +210,79 @@ void TrainModel<T>::forward(std::span<const int32_t> ids, int64_t B, int64_t seq
   zero(xnf_, rows * d);
   zero(invf_, rows);
   rmsnorm_forward(h_final_.data(), w(out_norm_), rows, d, c_.rms_eps, xnf_.data(), invf_.data());
-  linear_forward(xnf_.data(), w(classifier_), static_cast<const T*>(nullptr), rows, d, vocab, logits);
+  zero(dxnf_, rows * d);
+}
+
+template <class T>
+void TrainModel<T>::head_rows(int64_t row0, int64_t n, T* logits) const {
+  const int64_t d = c_.d_model;
+  linear_forward(xnf_.data() + row0 * d, w(classifier_), static_cast<const T*>(nullptr), n, d,
+                 c_.vocab_size, logits);
+}
+
+template <class T>
+void TrainModel<T>::head_backward_rows(int64_t row0, int64_t n, const T* dlogits) {
+  const int64_t d = c_.d_model;
+  linear_backward(xnf_.data() + row0 * d, w(classifier_), dlogits, n, d, c_.vocab_size,
+                  dxnf_.data() + row0 * d, gr(classifier_), static_cast<T*>(nullptr));
+}
+
+template <class T>
+int64_t TrainModel<T>::head_chunk() const {
+  if (head_chunk_ > 0) return head_chunk_;
+  return std::max<int64_t>(1, std::min<int64_t>(B_ * T_, (int64_t{1} << 24) / c_.vocab_size));
+}
+
+template <class T>
+void TrainModel<T>::forward(std::span<const int32_t> ids, int64_t B, int64_t seq, T* logits) {
+  forward_body(ids, B, seq);
+  head_rows(0, B * seq, logits);
+}
+
+template <class T>
+double TrainModel<T>::forward_backward(std::span<const int32_t> ids, int64_t B, int64_t seq,
+                                       const RowLoss& loss) {
+  forward_body(ids, B, seq);
+  const int64_t rows = B * seq, chunk = head_chunk();
+  std::vector<T> logits(static_cast<size_t>(std::min(chunk, rows) * c_.vocab_size)), dl(logits.size());
+  double total = 0.0;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    head_rows(r0, n, logits.data());
+    total += loss(r0, n, logits.data(), dl.data());
+    head_backward_rows(r0, n, dl.data());
+  }
+  backward_body();
+  return total;
+}
+
+template <class T>
+double TrainModel<T>::forward_loss(std::span<const int32_t> ids, int64_t B, int64_t seq,
+                                   const RowLoss& loss) {
+  forward_body(ids, B, seq);
+  const int64_t rows = B * seq, chunk = head_chunk();
+  std::vector<T> logits(static_cast<size_t>(std::min(chunk, rows) * c_.vocab_size));
+  double total = 0.0;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    head_rows(r0, n, logits.data());
+    total += loss(r0, n, logits.data(), nullptr);
+  }
+  return total;
 }
 
 template <class T>
 void TrainModel<T>::backward(const T* dlogits) {
-  const int64_t rows = B_ * T_, d = c_.d_model, hd = c_.head_dim, vocab = c_.vocab_size;
-  DSQ_ASSERT(rows > 0 && !h_final_.empty(), "backward before forward");
+  DSQ_ASSERT(B_ * T_ > 0 && !h_final_.empty(), "backward before forward");
+  head_backward_rows(0, B_ * T_, dlogits);
+  backward_body();
+}
+
+template <class T>
+void TrainModel<T>::backward_body() {
+  const int64_t rows = B_ * T_, d = c_.d_model, hd = c_.head_dim;
   std::vector<T> dh(static_cast<size_t>(rows * d), T(0)), dx(static_cast<size_t>(rows * d));
-  linear_backward(xnf_.data(), w(classifier_), dlogits, rows, d, vocab, dx.data(), gr(classifier_),
-                  static_cast<T*>(nullptr));
-  rmsnorm_backward(h_final_.data(), w(out_norm_), invf_.data(), dx.data(), rows, d, dh.data(),
+  rmsnorm_backward(h_final_.data(), w(out_norm_), invf_.data(), dxnf_.data(), rows, d, dh.data(),
                    gr(out_norm_));
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
     Layer& L = *it;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@
 #include "lib/core/weight_store.h"
 
 namespace dsq::train {
+
+// Throws UsageError (naming `where` and the tensor) unless the trainer can train ws: blocks of
+// attention kind kGqa with full rotary and FFN kind kDense, and float tensors only.
+void check_trainable(const WeightStore& ws, const std::string& where);
 
 template <class T>
 struct Param {
@@ -42,7 +47,20 @@ class TrainModel {
   // Adds the gradient of the loss whose logit gradient is dlogits [B*T, vocab] (of the last
   // forward) into every parameter's g.
   void backward(const T* dlogits);
+
+  // The loss of rows [row0, row0 + n): given their logits, returns the summed loss and, when
+  // dlogits is non-null, writes its gradient there.
+  using RowLoss = std::function<double(int64_t row0, int64_t n, const T* logits, T* dlogits)>;
+  // Forward, then the classifier in chunks of rows (so [B*T, vocab] is never held whole: a
+  // 152k vocabulary at 4k tokens would be 2.5 GB), each chunk's loss and its backward, then the
+  // backward through the blocks: adds the gradient of the summed loss into every g. Returns the
+  // summed loss.
+  double forward_backward(std::span<const int32_t> ids, int64_t B, int64_t seq, const RowLoss& loss);
+  // The summed loss without gradients (held-out evaluation).
+  double forward_loss(std::span<const int32_t> ids, int64_t B, int64_t seq, const RowLoss& loss);
   void zero_grad();
+  // Rows per classifier chunk (0: as many as keep a chunk's logits at 64 MB).
+  void set_head_chunk(int64_t rows) { head_chunk_ = rows; }
 
   // Replaces (or adds) each parameter in ws as an f32 tensor under its canonical name.
   void store_into(WeightStore& ws) const;
@@ -59,6 +77,11 @@ class TrainModel {
     std::vector<T> h_in, xn1, inv1, q0, qinv, qr, k0, kinv, kr, v_, att, h_mid, xn2, inv2, g, u, act;
   };
   int add_param(const WeightStore& ws, const std::string& name);
+  void forward_body(std::span<const int32_t> ids, int64_t B, int64_t seq);  // up to xnf_
+  void head_rows(int64_t row0, int64_t n, T* logits) const;
+  void head_backward_rows(int64_t row0, int64_t n, const T* dlogits);  // into dxnf_, classifier g
+  void backward_body();  // from dxnf_
+  int64_t head_chunk() const;
   const T* w(int i) const { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].w.data(); }
   T* gr(int i) { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].g.data(); }
 
@@ -68,8 +91,8 @@ class TrainModel {
   int embd_ = -1, out_norm_ = -1, classifier_ = -1;
   // Tape of the head and the batch.
   std::vector<int32_t> ids_;
-  int64_t B_ = 0, T_ = 0;
-  std::vector<T> h_final_, xnf_, invf_;
+  int64_t B_ = 0, T_ = 0, head_chunk_ = 0;
+  std::vector<T> h_final_, xnf_, invf_, dxnf_;
   std::vector<float> cos_, sin_;
 };
 

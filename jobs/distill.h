@@ -1,0 +1,79 @@
+// `dsq distill`: heal a compressed student against its teacher with a divergence on the teacher's
+// soft labels (lib/train). Phases, so that teacher and student are never in memory together:
+//   1. the teacher runs once over the training and held-out windows and its top-k soft labels
+//      go to OUT.partial/teacher.topk (reused by --resume);
+//   2. the student (any dense Llama/Qwen2/Qwen3 model, pruned ones included) trains with AdamW
+//      (warmup + cosine), gradient accumulation and f32 master weights; the held-out divergence
+//      is measured every --eval-every steps; OUT.partial/checkpoint.bin is written every
+//      --checkpoint-every steps, and --resume continues from it to the same bytes;
+//   3. the trained weights are written to -o (f32) with the recipe chained to the student's.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "calibration/calib_data.h"
+#include "lib/train/adamw.h"
+#include "lib/train/loss.h"
+
+namespace dsq::jobs {
+
+using train::parse_loss;
+
+struct DistillOptions {
+  std::string student_path, teacher_path, out_path;
+  calibration::CalibOptions data;  // --data files, --samples windows of --seq-len ids, --seed
+  int64_t heldout = 16;            // held-out windows (distinct from the training windows)
+  train::LossSpec loss;
+  int64_t top_k = 64;  // teacher ids kept per token; 0 = the whole vocabulary (exact loss)
+  int64_t steps = 0;   // optimizer steps; 0 = --epochs over the training windows
+  double epochs = 1.0;
+  int64_t batch = 8;   // windows per micro-batch
+  int64_t accum = 1;   // micro-batches per step
+  train::AdamWOptions adam;  // adam.warmup < 0: 5% of the steps; total is set from steps
+  int64_t eval_every = 0;        // 0: about 10 points over the run
+  int64_t checkpoint_every = 0;  // 0: at every evaluation
+  bool resume = false;
+  int zstd_level = 0;
+  std::string json_out;
+  bool progress = true;
+};
+
+struct DistillPoint {
+  int64_t step = 0, tokens = 0;
+  double minutes = 0;       // training time so far (teacher pass excluded)
+  double train_loss = 0;    // mean loss per token of the steps since the previous point
+  double heldout_kl = 0;    // forward KL(teacher || student) per held-out token, top-k buckets
+  double lr = 0;
+};
+
+struct DistillReport {
+  std::string student, teacher, out;
+  std::string loss;
+  double temperature = 1, beta = 0.5;
+  int64_t top_k = 0, vocab = 0;
+  int64_t n_params = 0;
+  int64_t train_windows = 0, heldout_windows = 0, seq_len = 0;
+  int64_t steps = 0, batch = 0, accum = 0, tokens_trained = 0;
+  int64_t resumed_at = -1;  // the step a --resume continued from (-1: fresh run)
+  bool teacher_cached = false;  // the teacher's labels were already in OUT.partial/
+  double teacher_seconds = 0, train_seconds = 0, tokens_per_second = 0;
+  double heldout_kl_before = 0, heldout_kl_after = 0;
+  std::vector<DistillPoint> curve;
+  nlohmann::json recipe;
+  uint64_t file_bytes = 0;
+  double seconds = 0;
+};
+void to_json(nlohmann::json& j, const DistillReport& r);
+std::string format_distill_report(const DistillReport& r);
+
+// Environment hook for tests: DSQ_DISTILL_KILL=N sends SIGKILL to the process right after step N
+// (1-based) finished (and its checkpoint, when one falls there, was written).
+inline constexpr const char* kDistillKillEnv = "DSQ_DISTILL_KILL";
+
+DistillReport run_distill(const DistillOptions& opts);
+
+}  // namespace dsq::jobs
