@@ -168,6 +168,7 @@ DistillReport run_distill(const DistillOptions& o) {
     io.model_inputs(student);
     io.model_inputs(teacher_ws);
     io.inputs(o.data.paths);
+    io.inputs(o.heldout_paths);
     io.output(o.out_path, "-o");
     io.output(o.json_out, "--json");
     io.check();
@@ -178,7 +179,19 @@ DistillReport run_distill(const DistillOptions& o) {
                                 "distillation needs the same tokenizer",
                                 o.teacher_path.c_str(), static_cast<long long>(teacher_ws.config.vocab_size),
                                 o.student_path.c_str(), static_cast<long long>(student.config.vocab_size)));
-  const CalibSplit data = load_calib_split(student, o.data, o.heldout);
+  CalibSplit data = load_calib_split(student, o.data, o.heldout_paths.empty() ? o.heldout : 0);
+  if (!o.heldout_paths.empty()) {
+    calibration::CalibOptions h = o.data;
+    h.paths = o.heldout_paths;
+    h.n_samples = o.heldout;
+    h.seq_len = data.fit.seq_len;
+    const std::unique_ptr<text::Tokenizer> tok = optional_tokenizer(student);
+    data.drift = calibration::load_calib_data(h, student.config.vocab_size,
+                                              static_cast<int32_t>(student.config.bos_id), tok.get());
+    if (data.drift.seq_len != data.fit.seq_len)
+      throw UsageError("the --heldout-data files are shorter than one window of --seq-len ids");
+    data.recipe["heldout"] = data.drift.recipe;
+  }
   const int64_t L = data.fit.seq_len, n_fit = data.fit.n_samples, n_held = data.drift.n_samples;
   if (n_held == 0) throw UsageError("the data file is too short for held-out windows");
   const int64_t vocab = student.config.vocab_size;

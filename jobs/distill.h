@@ -24,9 +24,16 @@ namespace dsq::jobs {
 using train::parse_loss;
 
 struct DistillOptions {
+  DistillOptions() {
+    adam.lr = 3e-4;    // bench/RESULTS.md "Distillation": 1e-3 and above set qwen2-tiny back
+    adam.warmup = -1;  // 5% of the steps
+  }
   std::string student_path, teacher_path, out_path;
   calibration::CalibOptions data;  // --data files, --samples windows of --seq-len ids, --seed
   int64_t heldout = 16;            // held-out windows (distinct from the training windows)
+  // Files the held-out windows come from instead of --data (e.g. an evaluation text, so the
+  // curve tracks it); empty: every k-th window of --data is held out.
+  std::vector<std::string> heldout_paths;
   train::LossSpec loss;
   int64_t top_k = 64;  // teacher ids kept per token; 0 = the whole vocabulary (exact loss)
   int64_t steps = 0;   // optimizer steps; 0 = --epochs over the training windows

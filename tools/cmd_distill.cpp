@@ -20,7 +20,6 @@ void add_options(CLI::App& sub) {
   auto& o = g_opts.d;
   o.data.n_samples = 256;
   o.data.seq_len = 256;
-  o.adam.warmup = -1;
   sub.add_option("student", o.student_path,
                  "The model to heal (pruned or original; HF directory, .safetensors, .gguf, "
                  "llama2.c .bin, .dsq): a dense Llama, Qwen2 or Qwen3")
@@ -57,6 +56,9 @@ void add_options(CLI::App& sub) {
                  "Further windows, never trained on, on which the divergence is measured")
       ->capture_default_str()
       ->check(at_least(1));
+  sub.add_option("--heldout-data", o.heldout_paths,
+                 "Draw the held-out windows from these files instead of --data (e.g. the text "
+                 "the model will be evaluated on)");
   sub.add_option("--seed", o.data.seed, "Seed of the window draw and of the epoch shuffles")
       ->capture_default_str();
   sub.add_option("--steps", o.steps, "Optimizer steps (0 = --epochs over the training windows)")
