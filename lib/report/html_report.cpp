@@ -105,11 +105,18 @@ std::string run_label(const nlohmann::json& j, const std::string& path) {
 void merge_report(Run& run, const nlohmann::json& j, const std::string& source) {
   const nlohmann::json* tensors = j.is_object() ? tensor_array(j) : nullptr;
   const bool eval = j.is_object() && is_eval_report(j);
-  if (!eval && !tensors)
+  const bool distill = j.is_object() && j.contains("curve") && j["curve"].is_array();
+  if (!eval && !tensors && !distill)
     throw FormatError(strprintf(
-        "'%s': not a dsq eval, check or quantize report (expected keys such as 'perplexity', "
-        "'kld_mean', 'layers' or 'tensors')",
+        "'%s': not a dsq eval, check, quantize or distill report (expected keys such as "
+        "'perplexity', 'kld_mean', 'layers', 'tensors' or 'curve')",
         source.c_str()));
+  if (distill && run.curve.empty())
+    for (const auto& p : j["curve"]) {
+      if (!p.is_object()) continue;
+      run.curve.push_back({num(p, {"step"}), num(p, {"tokens"}), num(p, {"minutes"}),
+                           num(p, {"train_loss"}), num(p, {"heldout_kl"})});
+    }
   run.sources.push_back(source);
   const nlohmann::json* r = recipe_of(j);
   if (run.method.empty()) run.method = str(j, {"method"});
@@ -408,6 +415,37 @@ std::string layer_charts(const std::vector<Run>& runs) {
   }
   rel.log_y = spans_decades(all);
   return "<div class=\"row\">" + render_xy_chart(rel) + render_xy_chart(cos) + "</div>\n";
+}
+
+// Distillation: the held-out KL against tokens trained and against minutes of training.
+std::string distill_charts(const std::vector<Run>& runs) {
+  XYChart by_tokens, by_minutes;
+  by_tokens.title = "Held-out KL vs tokens trained";
+  by_tokens.x_label = "tokens";
+  by_minutes.title = "Held-out KL vs minutes of training";
+  by_minutes.x_label = "minutes";
+  for (XYChart* c : {&by_tokens, &by_minutes}) {
+    c->y_label = "KL(teacher || student) per token";
+    c->width = 600;
+  }
+  for (const Run& r : runs) {
+    if (r.curve.empty()) continue;
+    Series a, b;
+    a.name = b.name = r.label;
+    for (const CurvePoint& p : r.curve) {
+      const std::string tip = r.label + " step " + format_number(p.step, 6) + ": held-out KL " +
+                              format_number(p.heldout_kl, 4);
+      a.x.push_back(p.tokens);
+      a.y.push_back(p.heldout_kl);
+      a.tips.push_back(tip);
+      b.x.push_back(p.minutes);
+      b.y.push_back(p.heldout_kl);
+      b.tips.push_back(tip);
+    }
+    by_tokens.series.push_back(std::move(a));
+    by_minutes.series.push_back(std::move(b));
+  }
+  return "<div class=\"row\">" + render_xy_chart(by_tokens) + render_xy_chart(by_minutes) + "</div>\n";
 }
 
 // What calibrated methods minimise: each linear's output error on the calibration inputs, next
@@ -761,6 +799,10 @@ std::string render_report_html(const std::vector<Run>& runs, const HtmlOptions& 
          "10 log10(||W||\xC2\xB2 / ||W - Q||\xC2\xB2); hover a point or cell for its "
          "tensor.</p>\n" +
          tensor_charts(runs) + tensor_tables(runs) + "</section>\n";
+  if (any([](const Run& r) { return !r.curve.empty(); }))
+    o += "<section id=\"distill\"><h2>Distillation</h2>\n<p class=\"note\">How fast the "
+         "student approaches its teacher: the forward KL per held-out token (top-k buckets).</p>\n" +
+         distill_charts(runs) + "</section>\n";
   if (any([](const Run& r) { return r.has_check; }))
     o += "<section id=\"budget\"><h2>Error budget</h2>\n" + check_section(runs) + "</section>\n";
   o += "<section id=\"sources\"><h2>Inputs</h2><ul>\n";

@@ -12,6 +12,8 @@
 //     keys at top level) and a "summary" {quantized_bits_per_weight, file_bytes}; calibrated
 //     methods add "extra" {out_rel_err, out_rel_err_rtn} per tensor. The quantized
 //     linears' bits per weight is the run's x coordinate in the trade-off charts.
+//   distill report (dsq distill --json): a "curve" array of {step, tokens, minutes, train_loss,
+//     heldout_kl}, drawn as held-out KL against tokens and against minutes of training.
 // Missing keys are tolerated: a chart or column without data is left out.
 #pragma once
 
@@ -45,6 +47,10 @@ struct LayerDrift {
   double rel_l2 = kUnset, cosine = kUnset;
 };
 
+struct CurvePoint {
+  double step = kUnset, tokens = kUnset, minutes = kUnset, train_loss = kUnset, heldout_kl = kUnset;
+};
+
 struct CheckLimit {
   std::string name, op, message;
   double budget = kUnset, measured = kUnset;
@@ -66,6 +72,7 @@ struct Run {
   std::vector<TensorStat> tensors;
   bool has_check = false, check_passed = false;
   std::vector<CheckLimit> check;
+  std::vector<CurvePoint> curve;  // a distillation run's held-out curve
 };
 
 // An input file and an optional label (from a LABEL=FILE argument); empty label = automatic.
@@ -75,7 +82,7 @@ struct RunInput {
 };
 
 // Fills `run` from one report document (merging into what it holds). Throws FormatError naming
-// `source` when the document is neither an eval/check nor a quantize report.
+// `source` when the document is none of an eval/check, quantize or distill report.
 void merge_report(Run& run, const nlohmann::json& j, const std::string& source);
 
 // The automatic label of a document: "label", else "method" (with " w<bits>g<group>" when given),

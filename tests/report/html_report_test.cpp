@@ -90,7 +90,7 @@ TEST(HtmlReport, MergesEvalAndQuantizeReports) {
     merge_report(bad, {{"hello", 1}}, "other.json");
     FAIL();
   } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("'other.json': not a dsq eval, check or quantize report"),
+    EXPECT_NE(std::string(e.what()).find("'other.json': not a dsq eval, check, quantize or distill report"),
               std::string::npos);
   }
 }
@@ -311,4 +311,28 @@ TEST(HtmlReport, CheckReportsShowTheGate) {
 }
 
 }  // namespace
+TEST(HtmlReport, DistillRunsDrawTheirHeldOutCurve) {
+  // The shape of `dsq distill --json`: a curve of held-out KL every few steps.
+  json j = {{"loss", "forward-kl"}, {"file_bytes", 909568}, {"curve", json::array()}};
+  const double kl[] = {0.58, 0.31, 0.2, 0.15};
+  for (int i = 0; i < 4; ++i)
+    j["curve"].push_back({{"step", 100 * i}, {"tokens", 204800 * i}, {"minutes", 0.4 * i},
+                          {"train_loss", i ? kl[i] + 0.01 : 0.0}, {"heldout_kl", kl[i]}});
+  report::Run r;
+  r.label = "healed";
+  merge_report(r, j, "d.json");
+  ASSERT_EQ(r.curve.size(), 4u);
+  EXPECT_EQ(r.curve[2].tokens, 409600);
+  EXPECT_EQ(r.curve[3].heldout_kl, 0.15);
+  const std::string html = render_report_html({r}, {"distill"});
+  const auto root = XmlParser::parse(html);
+  std::vector<std::string> ids;
+  for (const XmlNode* s : root->all("section")) ids.push_back(s->attr("id"));
+  EXPECT_EQ(ids, std::vector<std::string>({"summary", "distill", "sources"}));
+  // Both charts, with a tooltip per point naming its step and value.
+  EXPECT_NE(html.find("Held-out KL vs tokens trained"), std::string::npos);
+  EXPECT_NE(html.find("Held-out KL vs minutes of training"), std::string::npos);
+  EXPECT_NE(html.find("healed step 300: held-out KL 0.15"), std::string::npos);
+}
+
 }  // namespace dsq::report

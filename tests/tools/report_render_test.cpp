@@ -104,7 +104,7 @@ TEST(ReportRender, WritesAWellFormedPageAtomically) {
   report::write_file_atomic(tmp.file("other.json"), "{\"hello\": 1}");
   CliRun r = run_dsq(tmp, shell_args({"report", tmp.file("other.json"), "-o", out}));
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("not a dsq eval, check or quantize report"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not a dsq eval, check, quantize or distill report"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
   r = run_dsq(tmp, shell_args({"report", "=x.json", "-o", out}));
   EXPECT_EQ(r.code, 2);
