@@ -44,6 +44,8 @@ void to_json(json& j, const DistillReport& r) {
        {"top_k", r.top_k},
        {"vocab", r.vocab},
        {"params", r.n_params},
+       {"trainable_params", r.n_trainable},
+       {"trains", r.trains},
        {"train_windows", r.train_windows},
        {"heldout_windows", r.heldout_windows},
        {"seq_len", r.seq_len},
@@ -76,7 +78,10 @@ std::string format_distill_report(const DistillReport& r) {
   s += strprintf("held-out KL    %.6f -> %.6f (%.1f%% recovered; %s, top-%lld of %lld, T=%g)\n",
                  r.heldout_kl_before, r.heldout_kl_after, rec, r.loss.c_str(),
                  static_cast<long long>(r.top_k), static_cast<long long>(r.vocab), r.temperature);
-  s += strprintf("trained        %lld steps x %lld windows x %lld ids = %lld tokens, %.0f tokens/s "
+  s += strprintf("trained        %s (%lld of %lld parameters)\n", r.trains == "scales"
+                 ? "group scales, norms and biases (codes frozen)" : "every weight",
+                 static_cast<long long>(r.n_trainable), static_cast<long long>(r.n_params));
+  s += strprintf("               %lld steps x %lld windows x %lld ids = %lld tokens, %.0f tokens/s "
                  "(teacher pass %.1f s%s)\n",
                  static_cast<long long>(r.steps), static_cast<long long>(r.batch * r.accum),
                  static_cast<long long>(r.seq_len), static_cast<long long>(r.tokens_trained),
@@ -303,6 +308,8 @@ DistillReport run_distill(const DistillOptions& o) {
   // Phase 2: the student.
   train::TrainModel<float> m = train::TrainModel<float>::from_store(student, "'" + o.student_path + "'");
   r.n_params = m.n_params();
+  r.n_trainable = m.n_trainable();
+  r.trains = m.scale_tuning() ? "scales" : "weights";
   train::AdamW opt(adam, m.params());
   const train::LossSpec heldout_spec{train::LossKind::kForwardKl, o.loss.temperature, 0.5};
   // Loss over rows of a batch whose window i starts at cache row row_of[i] * L.

@@ -2,7 +2,8 @@
 // soft labels (lib/train). Phases, so that teacher and student are never in memory together:
 //   1. the teacher runs once over the training and held-out windows and its top-k soft labels
 //      go to OUT.partial/teacher.topk (reused by --resume);
-//   2. the student (any dense Llama/Qwen2/Qwen3 model, pruned ones included) trains with AdamW
+//   2. the student (any dense Llama/Qwen2/Qwen3 model, pruned ones included; a quantized one by its
+//      group scales, norms and biases, with its codes frozen) trains with AdamW
 //      (warmup + cosine), gradient accumulation and f32 master weights; the held-out divergence
 //      is measured every --eval-every steps; OUT.partial/checkpoint.bin is written every
 //      --checkpoint-every steps, and --resume continues from it to the same bytes;
@@ -62,7 +63,10 @@ struct DistillReport {
   std::string loss;
   double temperature = 1, beta = 0.5;
   int64_t top_k = 0, vocab = 0;
-  int64_t n_params = 0;
+  int64_t n_params = 0, n_trainable = 0;
+  // "weights" (every float tensor trains) or "scales" (a quantized student: the group scales of
+  // its quantized tensors with their codes frozen, plus norms and biases)
+  std::string trains;
   int64_t train_windows = 0, heldout_windows = 0, seq_len = 0;
   int64_t steps = 0, batch = 0, accum = 0, tokens_trained = 0;
   int64_t resumed_at = -1;  // the step a --resume continued from (-1: fresh run)

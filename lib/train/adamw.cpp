@@ -34,7 +34,8 @@ double AdamW::step(std::vector<Param<float>>& params) {
   DSQ_ASSERT(params.size() == m_.size(), "AdamW: parameter count changed");
   double ss = 0.0;  // in parameter order: the same sum for any thread count
   for (const auto& p : params)
-    for (float g : p.g) ss += static_cast<double>(g) * g;
+    if (p.trainable)
+      for (float g : p.g) ss += static_cast<double>(g) * g;
   const double norm = std::sqrt(ss);
   const double clip = o_.clip > 0.0 && norm > o_.clip ? o_.clip / norm : 1.0;
   const double lr = lr_at(o_, t_);
@@ -46,7 +47,8 @@ double AdamW::step(std::vector<Param<float>>& params) {
   const float eps = static_cast<float>(o_.eps), cf = static_cast<float>(clip);
   for (size_t i = 0; i < params.size(); ++i) {
     auto& p = params[i];
-    const float decay = p.shape.size() >= 2 ? static_cast<float>(lr * o_.weight_decay) : 0.0f;
+    if (!p.trainable) continue;
+    const float decay = p.decay ? static_cast<float>(lr * o_.weight_decay) : 0.0f;
     float* w = p.w.data();
     const float* g = p.g.data();
     float* m = m_[i].data();

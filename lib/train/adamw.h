@@ -20,7 +20,7 @@ struct AdamWOptions {
   int64_t warmup = 0;         // steps of linear warmup from 0
   int64_t total = 1;          // steps of the whole schedule
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double weight_decay = 0.0;  // applied to matrices only (not to norms, biases)
+  double weight_decay = 0.0;  // applied to float matrices only (Param::decay)
   double clip = 1.0;          // global gradient-norm clip (0 = none)
 };
 
@@ -31,8 +31,8 @@ double lr_at(const AdamWOptions& o, int64_t step);
 class AdamW {
  public:
   AdamW(const AdamWOptions& o, const std::vector<Param<float>>& params);
-  // One update with the gradients in params (then left as they are). Returns the gradient norm
-  // before clipping.
+  // One update of the trainable parameters with their gradients (left as they are). Returns
+  // the gradient norm before clipping.
   double step(std::vector<Param<float>>& params);
   int64_t steps_done() const { return t_; }
   const AdamWOptions& options() const { return o_; }

@@ -73,7 +73,7 @@ void linear_backward(const T* x, const T* w, const T* dy, int64_t rows, int64_t 
                      T* dx, T* dw, T* db) {
   if (rows == 0 || n_out == 0) return;
   if (dx) gemm<T>(false, false, rows, n_in, n_out, T(1), dy, n_out, w, n_in, T(1), dx, n_in);
-  gemm<T>(true, false, n_out, n_in, rows, T(1), dy, n_out, x, n_in, T(1), dw, n_in);
+  if (dw) gemm<T>(true, false, n_out, n_in, rows, T(1), dy, n_out, x, n_in, T(1), dw, n_in);
   if (!db) return;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < n_out; ++j) db[j] += dy[r * n_out + j];
@@ -227,6 +227,7 @@ void embedding_forward(const T* table, const int32_t* ids, int64_t n, int64_t d,
 
 template <class T>
 void embedding_backward(const int32_t* ids, const T* dout, int64_t n, int64_t d, T* dtable) {
+  if (!dtable) return;
   for (int64_t i = 0; i < n; ++i) {
     T* row = dtable + static_cast<int64_t>(ids[i]) * d;
     for (int64_t j = 0; j < d; ++j) row[j] += dout[i * d + j];

@@ -24,7 +24,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
 template <class T>
 void linear_forward(const T* x, const T* w, const T* b, int64_t rows, int64_t n_in, int64_t n_out,
                     T* y);
-// dx += dy W (dx may be null), dw += dy^T x, db += column sums of dy (db may be null).
+// dx += dy W, dw += dy^T x, db += column sums of dy (each may be null: not computed).
 template <class T>
 void linear_backward(const T* x, const T* w, const T* dy, int64_t rows, int64_t n_in, int64_t n_out,
                      T* dx, T* dw, T* db);
@@ -66,7 +66,7 @@ template <class T>
 void swiglu_backward(const T* g, const T* u, const T* da, int64_t n, T* dg, T* du);
 
 // Embedding rows: out[n, d] = table[ids]; backward adds dout's rows into dtable[ids] (in token
-// order, so repeated ids sum deterministically).
+// order, so repeated ids sum deterministically); dtable may be null (a frozen table).
 template <class T>
 void embedding_forward(const T* table, const int32_t* ids, int64_t n, int64_t d, T* out);
 template <class T>

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "lib/core/error.h"
+#include "lib/core/quant_view.h"
 #include "lib/model/rope.h"
 #include "lib/train/ops.h"
 
@@ -43,24 +45,97 @@ void check_trainable(const WeightStore& ws, const std::string& where) {
                      " of " + std::to_string(c.head_dim) + " head dims) are not trainable yet");
   for (const auto& name : ws.names()) {
     const auto& e = ws.entry(name);
-    if (e.dtype == DType::kQInt)
-      throw UsageError("'" + e.source + "': tensor '" + name +
-                       "' is quantized: training needs float weights (tuning a quantized "
-                       "student's scales is not implemented yet)");
+    if (e.dtype == DType::kQInt && e.quant.info().layout != SchemeLayout::kGroupedInt)
+      throw UsageError("'" + e.source + "': tensor '" + name + "' is stored in " +
+                       scheme_name(e.quant) +
+                       ": only float and grouped-integer tensors are trainable (convert it with "
+                       "--dtype bf16 first)");
   }
 }
 
 template <class T>
 int TrainModel<T>::add_param(const WeightStore& ws, const std::string& name) {
-  const Tensor t = ws.get_f32(name);  // check_trainable refused quantized tensors
+  const auto& e = ws.entry(name);
+  if (e.dtype == DType::kQInt) {  // grouped-integer (check_trainable): trained by its scales
+    QuantTensor q;
+    q.source = ws.get(name);
+    const GroupedIntView v(q.source);
+    q.rows = q.source.dim(0);
+    q.cols = q.source.dim(1);
+    q.group = v.L.group;
+    q.n_groups = v.L.n_groups;
+    q.offsets.resize(static_cast<size_t>(q.rows * q.cols));
+    Param<T> s;
+    s.name = name + ".scales";
+    s.shape = {q.rows, q.n_groups};
+    s.w.resize(static_cast<size_t>(q.rows * q.n_groups));
+    for (int64_t r = 0; r < q.rows; ++r) {
+      for (int64_t g = 0; g < q.n_groups; ++g)
+        s.w[static_cast<size_t>(r * q.n_groups + g)] = static_cast<T>(f16_to_f32(v.scale_bits(r, g)));
+      for (int64_t c = 0; c < q.cols; ++c)
+        q.offsets[static_cast<size_t>(r * q.cols + c)] =
+            static_cast<T>(static_cast<int64_t>(v.code(r, c)) - static_cast<int64_t>(v.zero(r, c / q.group)));
+    }
+    s.g.assign(s.w.size(), T(0));
+    Param<T> w;
+    w.name = name;
+    w.shape = q.source.shape();
+    w.w.assign(q.offsets.size(), T(0));
+    w.g.assign(q.offsets.size(), T(0));
+    w.trainable = false;  // derived from the scales
+    params_.push_back(std::move(w));
+    q.weight = static_cast<int>(params_.size()) - 1;
+    params_.push_back(std::move(s));
+    q.scales = static_cast<int>(params_.size()) - 1;
+    quant_.push_back(std::move(q));
+    sync_quant_weights();
+    return quant_.back().weight;
+  }
+  const Tensor t = ws.get_f32(name);
   Param<T> p;
   p.name = name;
   p.shape = t.shape();
+  p.decay = p.shape.size() >= 2;
   const float* src = t.data<float>();
   p.w.assign(src, src + t.numel());
   p.g.assign(p.w.size(), T(0));
   params_.push_back(std::move(p));
   return static_cast<int>(params_.size()) - 1;
+}
+
+template <class T>
+void TrainModel<T>::sync_quant_weights() {
+  for (const QuantTensor& q : quant_) {
+    const T* s = params_[static_cast<size_t>(q.scales)].w.data();
+    T* w = params_[static_cast<size_t>(q.weight)].w.data();
+#pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
+    for (int64_t r = 0; r < q.rows; ++r)
+      for (int64_t c = 0; c < q.cols; ++c) {
+        // The scale the file will store: f16.
+        const T raw = s[r * q.n_groups + c / q.group];
+        const T sc = round_scales_ ? static_cast<T>(f16_to_f32(f32_to_f16(static_cast<float>(raw)))) : raw;
+        w[r * q.cols + c] = sc * q.offsets[static_cast<size_t>(r * q.cols + c)];
+      }
+  }
+}
+
+template <class T>
+void TrainModel<T>::reduce_quant_grads() {
+  for (const QuantTensor& q : quant_) {
+    T* gs = params_[static_cast<size_t>(q.scales)].g.data();
+    T* gw = params_[static_cast<size_t>(q.weight)].g.data();
+#pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
+    for (int64_t r = 0; r < q.rows; ++r)
+      for (int64_t g = 0; g < q.n_groups; ++g) {
+        double acc = 0.0;
+        for (int64_t c = g * q.group; c < std::min(q.cols, (g + 1) * q.group); ++c) {
+          acc += static_cast<double>(gw[r * q.cols + c]) *
+                 static_cast<double>(q.offsets[static_cast<size_t>(r * q.cols + c)]);
+          gw[r * q.cols + c] = T(0);
+        }
+        gs[r * q.n_groups + g] += static_cast<T>(acc);
+      }
+  }
 }
 
 template <class T>
@@ -110,7 +185,11 @@ TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string
   // Tied models may still carry a separate copy (GGUF does); the engine uses it when present.
   const bool own = ws.has(std::string(names::kOutput)) || !c.tied_embeddings;
   m.classifier_ = own ? m.add_param(ws, std::string(names::kOutput)) : m.embd_;
+  if (!m.quant_.empty())  // scale tuning: float matrices stay as they are
+    for (auto& p : m.params_)
+      if (p.decay) p.trainable = p.grad = false;
   for (const auto& p : m.params_) {  // shapes against the config, before any arithmetic
+    if (p.name.ends_with(".scales")) continue;
     if (const auto want = expected_shape(c, p.name); want && *want != p.shape)
       throw ShapeError(where + ": tensor '" + p.name + "' has shape " + shape_str(p.shape) +
                        ", the config implies " + shape_str(*want));
@@ -120,8 +199,17 @@ TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string
 
 template <class T>
 int64_t TrainModel<T>::n_params() const {
+  int64_t n = 0;  // the model's weights (a quantized tensor's scales are not extra weights)
+  for (const auto& p : params_)
+    if (!p.name.ends_with(".scales")) n += static_cast<int64_t>(p.w.size());
+  return n;
+}
+
+template <class T>
+int64_t TrainModel<T>::n_trainable() const {
   int64_t n = 0;
-  for (const auto& p : params_) n += static_cast<int64_t>(p.w.size());
+  for (const auto& p : params_)
+    if (p.trainable) n += static_cast<int64_t>(p.w.size());
   return n;
 }
 
@@ -140,6 +228,7 @@ void TrainModel<T>::forward_body(std::span<const int32_t> ids, int64_t B, int64_
       throw ShapeError(strprintf("token id %d is outside the vocabulary [0, %lld)", id,
                                  static_cast<long long>(vocab)));
   ids_.assign(ids.begin(), ids.end());
+  sync_quant_weights();  // the scales may have changed since the last forward
   B_ = B;
   T_ = seq;
   const model::RopeTable rt = model::make_rope_table(c_, 0, seq);
@@ -337,11 +426,22 @@ void TrainModel<T>::backward_body() {
     }
   }
   embedding_backward(ids_.data(), dh.data(), rows, d, gr(embd_));
+  reduce_quant_grads();
 }
 
 template <class T>
 void TrainModel<T>::store_into(WeightStore& ws) const {
+  for (const QuantTensor& q : quant_) {
+    Tensor t(DType::kQInt, q.source.shape(), &q.source.quant());
+    std::memcpy(t.mutable_bytes(), q.source.bytes(), q.source.nbytes());
+    const GroupedIntView v(t);
+    uint16_t* sc = reinterpret_cast<uint16_t*>(t.mutable_bytes() + v.L.scales_offset);
+    const auto& s = params_[static_cast<size_t>(q.scales)].w;
+    for (size_t i = 0; i < s.size(); ++i) sc[i] = f32_to_f16(static_cast<float>(s[i]));
+    ws.replace(params_[static_cast<size_t>(q.weight)].name, std::move(t));
+  }
   for (const auto& p : params_) {
+    if (!p.trainable || p.name.ends_with(".scales")) continue;  // frozen, or written above
     Tensor t(DType::kF32, p.shape);
     float* dst = t.mutable_data<float>();
     for (size_t i = 0; i < p.w.size(); ++i) dst[i] = static_cast<float>(p.w[i]);

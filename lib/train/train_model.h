@@ -6,6 +6,12 @@
 //
 // T is float for training (the parameters are the f32 master weights) and double for the
 // whole-model gradient check in tests. Deterministic for any thread count.
+//
+// A student with quantized (grouped-integer) tensors is trained by its scales: each such tensor's
+// codes and zero points stay frozen, its weight is W = s * (code - zero) with s the f32 master
+// scale rounded to f16 (what the file stores; the gradient passes straight through the rounding),
+// and the trainable parameters are those scales plus the norms and biases; float matrices stay
+// as they are. The result is again an exact quantized model with the same codes.
 #pragma once
 
 #include <cstdint>
@@ -20,14 +26,18 @@
 namespace dsq::train {
 
 // Throws UsageError (naming `where` and the tensor) unless the trainer can train ws: blocks of
-// attention kind kGqa with full rotary and FFN kind kDense, and float tensors only.
+// attention kind kGqa with full rotary and FFN kind kDense; tensors in float or in a
+// grouped-integer scheme (other quantized layouts, e.g. FP8 blocks, are refused).
 void check_trainable(const WeightStore& ws, const std::string& where);
 
 template <class T>
 struct Param {
-  std::string name;  // canonical tensor name
+  std::string name;  // canonical tensor name ("<weight>.scales" for a quantized weight's scales)
   Shape shape;
   std::vector<T> w, g;
+  bool trainable = true;  // the optimizer updates it
+  bool grad = true;       // its gradient is computed (a quantized weight's feeds its scales)
+  bool decay = false;     // weight decay applies (float matrices)
 };
 
 template <class T>
@@ -41,6 +51,8 @@ class TrainModel {
   std::vector<Param<T>>& params() { return params_; }
   const std::vector<Param<T>>& params() const { return params_; }
   int64_t n_params() const;
+  int64_t n_trainable() const;
+  bool scale_tuning() const { return !quant_.empty(); }
 
   // Logits [B*T, vocab] of B sequences of T ids (each from position 0); keeps the tape.
   void forward(std::span<const int32_t> ids, int64_t B, int64_t seq, T* logits);
@@ -59,10 +71,15 @@ class TrainModel {
   // The summed loss without gradients (held-out evaluation).
   double forward_loss(std::span<const int32_t> ids, int64_t B, int64_t seq, const RowLoss& loss);
   void zero_grad();
+  // Whether quantized weights use the f16-rounded scales (default; off only for the f64
+  // gradient check, where rounding would hide a finite difference).
+  void set_round_scales(bool on) { round_scales_ = on; }
   // Rows per classifier chunk (0: as many as keep a chunk's logits at 64 MB).
   void set_head_chunk(int64_t rows) { head_chunk_ = rows; }
 
-  // Replaces (or adds) each parameter in ws as an f32 tensor under its canonical name.
+  // Writes the trained tensors into ws: float parameters as f32 under their canonical names, a
+  // quantized tensor as its source with the new f16 scales (codes and zeros byte-identical).
+  // Frozen float tensors are left as they are.
   void store_into(WeightStore& ws) const;
 
  private:
@@ -77,21 +94,35 @@ class TrainModel {
     std::vector<T> h_in, xn1, inv1, q0, qinv, qr, k0, kinv, kr, v_, att, h_mid, xn2, inv2, g, u, act;
   };
   int add_param(const WeightStore& ws, const std::string& name);
+  // A quantized tensor's derived weight: W from the current scales (before every forward), and
+  // the weight's gradient reduced onto the scales (after every backward).
+  struct QuantTensor {
+    int weight = -1, scales = -1;
+    Tensor source;             // the kQInt tensor (codes, zeros, layout)
+    std::vector<T> offsets;    // code - zero, [rows, cols]
+    int64_t rows = 0, cols = 0, group = 0, n_groups = 0;
+  };
+  void sync_quant_weights();
+  void reduce_quant_grads();
   void forward_body(std::span<const int32_t> ids, int64_t B, int64_t seq);  // up to xnf_
   void head_rows(int64_t row0, int64_t n, T* logits) const;
   void head_backward_rows(int64_t row0, int64_t n, const T* dlogits);  // into dxnf_, classifier g
   void backward_body();  // from dxnf_
   int64_t head_chunk() const;
   const T* w(int i) const { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].w.data(); }
-  T* gr(int i) { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].g.data(); }
+  T* gr(int i) {
+    return i < 0 || !params_[static_cast<size_t>(i)].grad ? nullptr : params_[static_cast<size_t>(i)].g.data();
+  }
 
   ModelConfig c_;
   std::vector<Param<T>> params_;
   std::vector<Layer> layers_;
+  std::vector<QuantTensor> quant_;
   int embd_ = -1, out_norm_ = -1, classifier_ = -1;
   // Tape of the head and the batch.
   std::vector<int32_t> ids_;
   int64_t B_ = 0, T_ = 0, head_chunk_ = 0;
+  bool round_scales_ = true;
   std::vector<T> h_final_, xnf_, invf_, dxnf_;
   std::vector<float> cos_, sin_;
 };

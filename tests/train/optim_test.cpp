@@ -31,6 +31,7 @@ TEST(AdamW, WarmupThenCosineToTheFloor) {
 std::vector<Param<float>> two_params() {
   std::vector<Param<float>> p(2);
   p[0] = {"blk.0.attn_q.weight", {2, 3}, {1, -2, 3, -4, 5, -6}, {0.5f, 0.1f, -0.2f, 0.3f, 0, -1}};
+  p[0].decay = true;
   p[1] = {"blk.0.attn_norm.weight", {3}, {1, 1, 1}, {0.1f, -0.1f, 0.2f}};
   return p;
 }

@@ -8,8 +8,12 @@
 #include <vector>
 
 #include "lib/core/parallel.h"
+#include "lib/core/quant_scheme.h"
+#include "lib/core/quant_view.h"
 #include "lib/core/synthetic.h"
 #include "lib/model/model.h"
+#include "lib/quant/rtn.h"
+#include "lib/train/adamw.h"
 #include "lib/train/loss.h"
 #include "lib/train/train_model.h"
 
@@ -77,10 +81,11 @@ double model_loss(TrainModel<T>& m, const std::vector<int32_t>& ids, int64_t B, 
   return (backward ? m.forward_backward(ids, B, seq, loss) : m.forward_loss(ids, B, seq, loss)) / rows;
 }
 
-void check_model_gradient(ModelConfig c, int64_t head_chunk = 0) {
-  const WeightStore ws = make_synthetic_model(c, 7);
+void check_store_gradient(const WeightStore& ws, int64_t head_chunk = 0) {
+  const ModelConfig& c = ws.config;
   auto m = TrainModel<double>::from_store(ws, "synthetic");
   m.set_head_chunk(head_chunk);
+  m.set_round_scales(false);
   const int64_t B = 2, seq = 5;
   const auto ids = some_ids(B * seq, c.vocab_size, 3);
   const Targets tg = make_targets(B * seq, c.vocab_size, 1.5);
@@ -90,6 +95,7 @@ void check_model_gradient(ModelConfig c, int64_t head_chunk = 0) {
   std::mt19937_64 rng(5);
   int checked = 0;
   for (auto& p : m.params()) {
+    if (!p.trainable) continue;
     // A few entries of every parameter tensor.
     for (int s = 0; s < 4; ++s) {
       const size_t i = static_cast<size_t>(rng() % p.w.size());
@@ -105,7 +111,22 @@ void check_model_gradient(ModelConfig c, int64_t head_chunk = 0) {
       ++checked;
     }
   }
-  EXPECT_GT(checked, 40);
+  EXPECT_GT(checked, 20);
+}
+
+void check_model_gradient(const ModelConfig& c, int64_t head_chunk = 0) {
+  check_store_gradient(make_synthetic_model(c, 7), head_chunk);
+}
+
+// Two tensors of a synthetic Qwen2 quantized (int4 asymmetric, group 32: attn_q's 8 columns are
+// one short group, ffn_down's 40 columns a full group and a ragged one of 8).
+WeightStore quantized_store() {
+  SyntheticShape s = small_shape();
+  s.d_ff = 40;
+  WeightStore ws = make_synthetic_model(synthetic_config("qwen2", s), 7);
+  for (const char* name : {"blk.0.attn_q.weight", "blk.1.ffn_down.weight"})
+    ws.replace(name, quant::quantize_tensor_rtn(ws.get_f32(name), make_quant_desc(4, 32, false)));
+  return ws;
 }
 
 TEST(TrainModel, WholeModelGradientMatchesFiniteDifferences) {
@@ -120,6 +141,63 @@ TEST(TrainModel, PrunedLayerAndTiedEmbeddings) {
   c.tied_embeddings = true;
   c.layers = {LayerDims{2, 1, 6}, LayerDims{4, 2, 3}};  // per-layer widths, as dsq prune writes
   check_model_gradient(c, 3);  // the classifier in chunks of 3 rows (10 rows: 3+3+3+1)
+}
+
+TEST(TrainModel, QuantizedStudentTrainsItsScalesNormsAndBiases) {
+  const WeightStore ws = quantized_store();
+  {
+    auto m = TrainModel<double>::from_store(ws, "synthetic");
+    ASSERT_TRUE(m.scale_tuning());
+    int scales = 0;
+    for (const auto& p : m.params()) {
+      const bool quant_weight = p.name == "blk.0.attn_q.weight" || p.name == "blk.1.ffn_down.weight";
+      if (p.name.ends_with(".scales")) {
+        ++scales;
+        EXPECT_TRUE(p.trainable);
+      } else if (p.shape.size() == 2 || quant_weight) {
+        EXPECT_FALSE(p.trainable) << p.name;  // float matrices and the codes stay
+      } else {
+        EXPECT_TRUE(p.trainable) << p.name;   // norms and biases
+      }
+    }
+    EXPECT_EQ(scales, 2);
+  }
+  check_store_gradient(ws);  // the scales' gradients (through W = s (code - zero))
+}
+
+TEST(TrainModel, ScaleTuningKeepsCodesAndZerosExactly) {
+  WeightStore ws = quantized_store();
+  auto m = TrainModel<float>::from_store(ws, "synthetic");
+  const Tensor before = ws.get("blk.1.ffn_down.weight").clone();
+  const auto ids = some_ids(2 * 5, ws.config.vocab_size, 3);
+  const Targets tg = make_targets(10, ws.config.vocab_size, 1.0);
+  AdamWOptions o;
+  o.lr = 0.05;
+  AdamW opt(o, m.params());
+  for (int i = 0; i < 3; ++i) {
+    m.zero_grad();
+    model_loss(m, ids, 2, 5, tg, LossSpec{}, true);
+    opt.step(m.params());
+  }
+  m.store_into(ws);
+  const Tensor after = ws.get("blk.1.ffn_down.weight");
+  ASSERT_EQ(after.dtype(), DType::kQInt);
+  const GroupedIntView a(before), b(after);
+  int changed = 0;
+  for (int64_t r = 0; r < after.dim(0); ++r) {
+    for (int64_t c = 0; c < after.dim(1); ++c) EXPECT_EQ(a.code(r, c), b.code(r, c));
+    for (int64_t g = 0; g < a.L.n_groups; ++g) {
+      EXPECT_EQ(a.zero(r, g), b.zero(r, g));
+      changed += a.scale_bits(r, g) != b.scale_bits(r, g);
+    }
+  }
+  EXPECT_GT(changed, 0);
+  // The engine reads the tuned model, and its logits are the trainer's.
+  const model::Model em = model::Model::load(ws);
+  std::vector<float> tl(static_cast<size_t>(10 * ws.config.vocab_size));
+  m.forward(ids, 2, 5, tl.data());
+  const std::vector<float> el = em.forward(ids, 2, 5);
+  for (size_t i = 0; i < tl.size(); ++i) EXPECT_NEAR(tl[i], el[i], 1e-4);
 }
 
 TEST(TrainModel, LogitsEqualTheInferenceEngine) {
