@@ -22,6 +22,16 @@ namespace dsq::text {
 const char kGpt2SplitPattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+std::array<char32_t, 256> bytes_to_unicode() {
+  std::array<char32_t, 256> map{};
+  char32_t next = 0x100;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    map[b] = printable ? static_cast<char32_t>(b) : next++;
+  }
+  return map;
+}
+
 namespace {
 
 constexpr char kLlama3Pattern[] =
@@ -54,18 +64,6 @@ constexpr char kDeepseekLetters[] =
 constexpr char kDeepseekPunct[] =
     "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+";
 constexpr char kDeepseekCjk[] = "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
-
-// GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
-// U+0100.. in byte order.
-std::array<char32_t, 256> bytes_to_unicode() {
-  std::array<char32_t, 256> map{};
-  char32_t next = 0x100;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-    map[b] = printable ? static_cast<char32_t>(b) : next++;
-  }
-  return map;
-}
 
 struct StringHash {
   using is_transparent = void;

@@ -3,6 +3,7 @@
 // level with <0xNN> byte fallback (Llama-2 style tokenizer.json).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -55,6 +56,9 @@ struct BpeModel {
 std::vector<BpeSplit> bpe_splits_for_pre(const std::string& pre, const std::string& source);
 // GPT-2's pattern, used by a ByteLevel pre-tokenizer with use_regex.
 extern const char kGpt2SplitPattern[];
+// GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
+// U+0100.. in byte order (the byte-level alphabet).
+std::array<char32_t, 256> bytes_to_unicode();
 
 // Validates the model (FormatError naming model.source for merges of unknown tokens, duplicate
 // tokens) and builds the tokenizer.
