@@ -1,19 +1,13 @@
 #include "jobs/distill.h"
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <numeric>
 
 #include "formats/format_table.h"
 #include "jobs/compress_common.h"
 #include "jobs/job_util.h"
+#include "jobs/train_common.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/progress.h"
@@ -24,7 +18,6 @@
 namespace dsq::jobs {
 
 using json = nlohmann::json;
-namespace fs = std::filesystem;
 
 void to_json(json& j, const DistillReport& r) {
   json curve = json::array();
@@ -33,7 +26,7 @@ void to_json(json& j, const DistillReport& r) {
                      {"tokens", p.tokens},
                      {"minutes", p.minutes},
                      {"train_loss", p.train_loss},
-                     {"heldout_kl", p.heldout_kl},
+                     {"heldout_kl", p.heldout},
                      {"lr", p.lr}});
   j = {{"student", r.student},
        {"teacher", r.teacher},
@@ -71,7 +64,7 @@ std::string format_distill_report(const DistillReport& r) {
                             "train_loss", "heldout_kl", "lr");
   for (const auto& p : r.curve)
     s += strprintf("%8lld %10lld %8.2f %12.6f %12.6f %10.3g\n", static_cast<long long>(p.step),
-                   static_cast<long long>(p.tokens), p.minutes, p.train_loss, p.heldout_kl, p.lr);
+                   static_cast<long long>(p.tokens), p.minutes, p.train_loss, p.heldout, p.lr);
   const double rec = r.heldout_kl_before > 0
                          ? 100.0 * (r.heldout_kl_before - r.heldout_kl_after) / r.heldout_kl_before
                          : 0.0;
@@ -90,23 +83,6 @@ std::string format_distill_report(const DistillReport& r) {
 }
 
 namespace {
-
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// The training windows in the order of epoch e: a seeded Fisher-Yates shuffle.
-std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
-  std::vector<int64_t> p(static_cast<size_t>(n));
-  std::iota(p.begin(), p.end(), 0);
-  uint64_t s = seed * 0x2545F4914F6CDD1Dull + static_cast<uint64_t>(epoch) + 1;
-  for (int64_t i = n - 1; i > 0; --i)
-    std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(splitmix64(s) % static_cast<uint64_t>(i + 1))]);
-  return p;
-}
 
 void validate(const DistillOptions& o) {
   if (o.student_path.empty()) throw UsageError("a student model is required");
@@ -128,34 +104,6 @@ void validate(const DistillOptions& o) {
   if (!(o.adam.clip >= 0.0)) throw UsageError("--clip must not be negative");
   if (o.eval_every < 0 || o.checkpoint_every < 0)
     throw UsageError("--eval-every and --checkpoint-every must not be negative");
-}
-
-void write_state(const std::string& path, const json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(1) << "\n";
-    f.flush();
-    if (!f) throw IoError("'" + tmp + "': cannot write (disk full?)");
-  }
-  fs::rename(tmp, path);
-}
-
-// Removes a work directory this run created when the run fails before its first checkpoint:
-// nothing in it is worth resuming then, and a corrected rerun must not be told to --resume.
-struct FreshWorkDir {
-  std::string dir;
-  bool armed = false;
-  ~FreshWorkDir() {
-    if (!armed) return;
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-
-void maybe_kill(int64_t step) {
-  if (const char* env = std::getenv(kDistillKillEnv); env && std::to_string(step) == env)
-    ::kill(::getpid(), SIGKILL);
 }
 
 }  // namespace
@@ -232,26 +180,9 @@ DistillReport run_distill(const DistillOptions& o) {
   const json state_key = recipe;
 
   // Work directory: state.json, teacher.topk, checkpoint.bin.
-  const std::string state_path = work + "/state.json", cache_path = work + "/teacher.topk",
-                    ckpt_path = work + "/checkpoint.bin";
-  if (fs::exists(work) && !o.resume)
-    throw UsageError("'" + work + "' exists (an interrupted run?): pass --resume to continue it, "
-                     "or delete it to start over");
-  if (o.resume && fs::exists(state_path)) {
-    std::ifstream f(state_path);
-    const json s = json::parse(f, nullptr, false);
-    if (s.is_discarded() || !s.is_object() || s.value("recipe", json()) != state_key)
-      throw ConfigError("'" + work + "' was started with other options or inputs: rerun the "
-                        "original command, or delete it to start over");
-  }
+  const std::string cache_path = work + "/teacher.topk", ckpt_path = work + "/checkpoint.bin";
   FreshWorkDir fresh{work};
-  if (!fs::exists(state_path)) {
-    std::error_code ec;
-    fs::create_directories(work, ec);
-    if (ec) throw IoError("'" + work + "': cannot create: " + ec.message());
-    fresh.armed = true;
-    write_state(state_path, json{{"recipe", state_key}});
-  }
+  fresh.armed = open_work_dir(work, state_key, o.resume);
 
   DistillReport r;
   r.student = o.student_path;
@@ -310,122 +241,49 @@ DistillReport run_distill(const DistillOptions& o) {
   r.n_params = m.n_params();
   r.n_trainable = m.n_trainable();
   r.trains = m.scale_tuning() ? "scales" : "weights";
-  train::AdamW opt(adam, m.params());
   const train::LossSpec heldout_spec{train::LossKind::kForwardKl, o.loss.temperature, 0.5};
-  // Loss over rows of a batch whose window i starts at cache row row_of[i] * L.
-  auto row_loss = [&](const std::vector<int64_t>& first_row, const train::LossSpec& spec,
-                      double scale) {
-    return [&, spec, scale](int64_t row0, int64_t n, const float* logits, float* dl) {
+  // The loss of a batch: window i of the batch reads the teacher rows of its cache window.
+  const WindowLoss loss = [&](const std::vector<int64_t>& wins, bool heldout, double scale) {
+    std::vector<int64_t> first(wins.size());
+    for (size_t j = 0; j < wins.size(); ++j) first[j] = ((heldout ? n_fit : 0) + wins[j]) * L;
+    const train::LossSpec spec = heldout ? heldout_spec : o.loss;
+    return [&, first, spec, scale](int64_t row0, int64_t n, const float* logits, float* dl) {
       std::vector<double> per(static_cast<size_t>(n));
 #pragma omp parallel for schedule(dynamic, 8)
       for (int64_t i = 0; i < n; ++i) {
         const int64_t r0 = row0 + i;
-        const train::TeacherRow t = cache->row(first_row[static_cast<size_t>(r0 / L)] + r0 % L);
+        const train::TeacherRow t = cache->row(first[static_cast<size_t>(r0 / L)] + r0 % L);
         per[static_cast<size_t>(i)] = train::distill_row<float>(
             logits + i * vocab, vocab, t, spec, dl ? dl + i * vocab : nullptr, scale);
       }
-      double s = 0.0;
-      for (double x : per) s += x;
-      return s;
+      double sum = 0.0;
+      for (double x : per) sum += x;
+      return sum;
     };
   };
-  auto heldout_kl = [&]() {
-    double total = 0.0;
-    for (int64_t i = 0; i < n_held; i += o.batch) {
-      const int64_t nb = std::min(o.batch, n_held - i);
-      std::vector<int64_t> first(static_cast<size_t>(nb));
-      for (int64_t j = 0; j < nb; ++j) first[static_cast<size_t>(j)] = (n_fit + i + j) * L;
-      total += m.forward_loss(std::span<const int32_t>(data.drift.tokens.data() + i * L,
-                                                       static_cast<size_t>(nb * L)),
-                              nb, L, row_loss(first, heldout_spec, 1.0));
-    }
-    return total / static_cast<double>(n_held * L);
-  };
-
-  int64_t done = 0;
-  double train_seconds = 0.0;
-  double loss_since = 0.0;  // summed mean step losses since the last curve point
-  int64_t steps_since = 0;
-  if (o.resume && fs::exists(ckpt_path)) {
-    const json extra = opt.load(ckpt_path, m.params());
-    done = opt.steps_done();
-    train_seconds = extra.value("train_seconds", 0.0);
-    loss_since = extra.value("loss_since", 0.0);
-    steps_since = extra.value("steps_since", int64_t{0});
-    r.heldout_kl_before = extra.value("heldout_kl_before", 0.0);
-    for (const auto& p : extra.value("curve", json::array()))
-      r.curve.push_back({p.at("step").get<int64_t>(), p.at("tokens").get<int64_t>(),
-                         p.at("minutes").get<double>(), p.at("train_loss").get<double>(),
-                         p.at("heldout_kl").get<double>(), p.at("lr").get<double>()});
-    r.resumed_at = done;
-    log_info(strprintf("resuming '%s' at step %lld of %lld", work.c_str(),
-                       static_cast<long long>(done), static_cast<long long>(steps)));
-  } else {
-    r.heldout_kl_before = heldout_kl();
-    r.curve.push_back({0, 0, 0.0, 0.0, r.heldout_kl_before, 0.0});
-  }
-  const int64_t tokens_per_step = o.batch * o.accum * L;
-  const double scale = 1.0 / static_cast<double>(tokens_per_step);
-  int64_t cached_epoch = -1;
-  std::vector<int64_t> order;
-  std::vector<int32_t> tokens(static_cast<size_t>(o.batch * L));
-  Progress bar("distill", o.progress ? steps : 0, "step");
-  bar.set(done);
-  auto ts = std::chrono::steady_clock::now();
-  for (int64_t s = done; s < steps; ++s) {
-    double step_loss = 0.0;
-    for (int64_t a = 0; a < o.accum; ++a) {
-      std::vector<int64_t> first(static_cast<size_t>(o.batch));
-      for (int64_t j = 0; j < o.batch; ++j) {
-        const int64_t u = (s * o.accum + a) * o.batch + j;  // position in the endless window stream
-        if (u / n_fit != cached_epoch) {
-          cached_epoch = u / n_fit;
-          order = epoch_order(n_fit, o.data.seed, cached_epoch);
-        }
-        const int64_t win = order[static_cast<size_t>(u % n_fit)];
-        first[static_cast<size_t>(j)] = win * L;
-        std::copy_n(data.fit.tokens.data() + win * L, L, tokens.data() + j * L);
-      }
-      step_loss += m.forward_backward(tokens, o.batch, L, row_loss(first, o.loss, scale));
-    }
-    const double lr = train::lr_at(adam, s);
-    opt.step(m.params());
-    m.zero_grad();
-    loss_since += step_loss * scale;  // mean per token of this step
-    ++steps_since;
-    const int64_t n = s + 1;
-    bar.set(n);
-    if (n % eval_every == 0 || n == steps) {
-      train_seconds += seconds_since(ts);
-      const double kl = heldout_kl();
-      ts = std::chrono::steady_clock::now();
-      r.curve.push_back({n, n * tokens_per_step, train_seconds / 60.0, loss_since / steps_since, kl, lr});
-      log_info(strprintf("step %lld/%lld  %lld tokens  loss %.5f  held-out KL %.5f  lr %.3g",
-                         static_cast<long long>(n), static_cast<long long>(steps),
-                         static_cast<long long>(n * tokens_per_step), loss_since / steps_since, kl, lr));
-      loss_since = 0.0;
-      steps_since = 0;
-    }
-    if (n % ckpt_every == 0 && n < steps) {
-      const double secs = train_seconds + seconds_since(ts);
-      json curve = json::array();
-      for (const auto& p : r.curve)
-        curve.push_back({{"step", p.step}, {"tokens", p.tokens}, {"minutes", p.minutes},
-                         {"train_loss", p.train_loss}, {"heldout_kl", p.heldout_kl}, {"lr", p.lr}});
-      opt.save(ckpt_path, m.params(),
-               {{"train_seconds", secs}, {"heldout_kl_before", r.heldout_kl_before}, {"curve", curve},
-                {"loss_since", loss_since}, {"steps_since", steps_since}});
-      fresh.armed = false;  // from now on the directory is worth resuming
-    }
-    maybe_kill(n);
-  }
-  bar.finish();
-  train_seconds += seconds_since(ts);
-  r.train_seconds = train_seconds;
-  r.tokens_trained = steps * tokens_per_step;
-  const int64_t trained_here = (steps - std::max<int64_t>(0, r.resumed_at)) * tokens_per_step;
-  r.tokens_per_second = train_seconds > 0 ? static_cast<double>(trained_here) / train_seconds : 0.0;
-  r.heldout_kl_after = r.curve.back().heldout_kl;
+  TrainLoopOptions lo;
+  lo.label = "distill";
+  lo.heldout_name = "held-out KL";
+  lo.steps = steps;
+  lo.batch = o.batch;
+  lo.accum = o.accum;
+  lo.eval_every = eval_every;
+  lo.checkpoint_every = ckpt_every;
+  lo.seed = o.data.seed;
+  lo.adam = adam;
+  lo.checkpoint_path = ckpt_path;
+  lo.resume = o.resume;
+  lo.progress = o.progress;
+  lo.kill_env = kDistillKillEnv;
+  const TrainLoopResult t = run_train_loop(m, data.fit, data.drift, L, loss, lo,
+                                           [&] { fresh.armed = false; });
+  r.curve = t.curve;
+  r.resumed_at = t.resumed_at;
+  r.train_seconds = t.train_seconds;
+  r.tokens_trained = t.tokens_trained;
+  r.tokens_per_second = t.tokens_per_second;
+  r.heldout_kl_before = t.heldout_before;
+  r.heldout_kl_after = t.heldout_after;
 
   // Phase 3: the output.
   m.store_into(student);

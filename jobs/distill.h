@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "calibration/calib_data.h"
+#include "jobs/train_common.h"
 #include "lib/train/adamw.h"
 #include "lib/train/loss.h"
 
@@ -50,14 +51,6 @@ struct DistillOptions {
   bool progress = true;
 };
 
-struct DistillPoint {
-  int64_t step = 0, tokens = 0;
-  double minutes = 0;       // training time so far (teacher pass excluded)
-  double train_loss = 0;    // mean loss per token of the steps since the previous point
-  double heldout_kl = 0;    // forward KL(teacher || student) per held-out token, top-k buckets
-  double lr = 0;
-};
-
 struct DistillReport {
   std::string student, teacher, out;
   std::string loss;
@@ -73,7 +66,7 @@ struct DistillReport {
   bool teacher_cached = false;  // the teacher's labels were already in OUT.partial/
   double teacher_seconds = 0, train_seconds = 0, tokens_per_second = 0;
   double heldout_kl_before = 0, heldout_kl_after = 0;
-  std::vector<DistillPoint> curve;
+  std::vector<TrainPoint> curve;  // heldout: forward KL per held-out token (top-k buckets)
   nlohmann::json recipe;
   uint64_t file_bytes = 0;
   double seconds = 0;
