@@ -120,7 +120,7 @@ std::vector<int64_t> draw_slots(int64_t n_slots, int64_t n, uint64_t seed) {
 CalibData load_calib_data(const CalibOptions& o, int64_t vocab, int32_t bos_id,
                           const text::Tokenizer* tok) {
   if (o.paths.empty()) throw UsageError("missing calibration data (--calib FILE)");
-  if (o.n_samples <= 0) throw UsageError("--calib-samples must be positive");
+  if (o.n_samples <= 0 && !o.all_windows) throw UsageError("--calib-samples must be positive");
   if (o.seq_len <= 1) throw UsageError("--calib-len must be at least 2");
   const bool bos = o.bos && bos_id >= 0;
   std::vector<std::vector<int32_t>> streams;
@@ -150,7 +150,9 @@ CalibData load_calib_data(const CalibOptions& o, int64_t vocab, int32_t bos_id,
     first_slot.push_back(n_slots);
     n_slots += static_cast<int64_t>(s.size()) / span;
   }
-  if (n_slots < n) {
+  if (o.all_windows) {
+    n = n_slots;
+  } else if (n_slots < n) {
     n = n_slots;
     log_warn(strprintf("%s: %lld tokens hold only %lld windows of %lld: using %lld calibration "
                        "samples instead of %lld",

@@ -34,6 +34,7 @@ namespace dsq::calibration {
 struct CalibOptions {
   std::vector<std::string> paths;  // .u32, .txt or .jsonl files (empty: no calibration)
   int64_t n_samples = 128;  // windows
+  bool all_windows = false;  // every slot of the stream instead (n_samples ignored; dsq train)
   int64_t seq_len = 512;    // tokens per window (BOS included)
   uint64_t seed = 0;
   bool bos = true;          // start each window with BOS (ignored when the model has none)

@@ -13,7 +13,7 @@ namespace dsq::jobs {
 
 CalibSplit load_calib_split(const WeightStore& ws, const calibration::CalibOptions& o,
                             int64_t drift_samples) {
-  if (o.n_samples <= 0 || drift_samples < 0)
+  if ((o.n_samples <= 0 && !o.all_windows) || drift_samples < 0)
     throw UsageError("--calib-samples must be positive and --drift-samples not negative");
   const std::unique_ptr<text::Tokenizer> tok = optional_tokenizer(ws);
   if (o.seq_len > ws.config.max_ctx)
@@ -29,7 +29,9 @@ CalibSplit load_calib_split(const WeightStore& ws, const calibration::CalibOptio
   s.recipe["drift_samples"] = drift_samples;
   // Every k-th window is held out; when the file was short, both sets shrink in proportion.
   const int64_t n = d.n_samples;
-  const int64_t held = drift_samples == 0 ? 0 : std::max<int64_t>(1, n * drift_samples / all.n_samples);
+  const int64_t held = drift_samples == 0 ? 0
+                       : o.all_windows  ? std::min(drift_samples, n / 2)
+                                        : std::max<int64_t>(1, n * drift_samples / all.n_samples);
   const int64_t k = held ? std::max<int64_t>(2, n / held) : n + 1;
   for (auto* part : {&s.fit, &s.drift}) part->seq_len = d.seq_len, part->recipe = d.recipe;
   for (int64_t i = 0; i < n; ++i) {

@@ -72,6 +72,7 @@ extern const Command kGenerateCommand;
 extern const Command kPruneCommand;
 extern const Command kSparsifyCommand;
 extern const Command kDistillCommand;
+extern const Command kTrainCommand;
 
 // The summary convert and export print ("converted" / "exported").
 void print_convert_summary(const jobs::ConvertReport& r, const char* verb);

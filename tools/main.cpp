@@ -29,6 +29,7 @@ const dsq::tools::Command* const kCommands[] = {
     &dsq::tools::kPruneCommand,
     &dsq::tools::kSparsifyCommand,
     &dsq::tools::kDistillCommand,
+    &dsq::tools::kTrainCommand,
 };
 
 // OpenBLAS 0.3.21 does not recognise some virtualised Xeons and falls back to its SSE3 "Prescott"

@@ -34,15 +34,7 @@ void col_sums(const T* x, int64_t rows, int64_t d, T* out) {
 
 void check_trainable(const WeightStore& ws, const std::string& where) {
   DSQ_ASSERT(ws.has_config, "check_trainable without a config");
-  const ModelConfig& c = ws.config;
-  const ArchInfo& arch = arch_of(c);
-  if (arch.attn != AttnKind::kGqa || arch.ffn != FfnKind::kDense)
-    throw UsageError(where + ": architecture '" + c.arch +
-                     "' is not trainable yet: dsq trains dense Llama-family blocks (llama, qwen2, "
-                     "qwen3); MLA and MoE blocks have no backward pass");
-  if (c.rope_dims() != c.head_dim)
-    throw UsageError(where + ": partial rotary embeddings (rope over " + std::to_string(c.rope_dims()) +
-                     " of " + std::to_string(c.head_dim) + " head dims) are not trainable yet");
+  check_trainable(ws.config, where);
   for (const auto& name : ws.names()) {
     const auto& e = ws.entry(name);
     if (e.dtype == DType::kQInt && e.quant.info().layout != SchemeLayout::kGroupedInt)
@@ -51,6 +43,17 @@ void check_trainable(const WeightStore& ws, const std::string& where) {
                        ": only float and grouped-integer tensors are trainable (convert it with "
                        "--dtype bf16 first)");
   }
+}
+
+void check_trainable(const ModelConfig& c, const std::string& where) {
+  const ArchInfo& arch = arch_of(c);
+  if (arch.attn != AttnKind::kGqa || arch.ffn != FfnKind::kDense)
+    throw UsageError(where + ": architecture '" + c.arch +
+                     "' is not trainable yet: dsq trains dense Llama-family blocks (llama, qwen2, "
+                     "qwen3); MLA and MoE blocks have no backward pass");
+  if (c.rope_dims() != c.head_dim)
+    throw UsageError(where + ": partial rotary embeddings (rope over " + std::to_string(c.rope_dims()) +
+                     " of " + std::to_string(c.head_dim) + " head dims) are not trainable yet");
 }
 
 template <class T>

@@ -29,6 +29,8 @@ namespace dsq::train {
 // attention kind kGqa with full rotary and FFN kind kDense; tensors in float or in a
 // grouped-integer scheme (other quantized layouts, e.g. FP8 blocks, are refused).
 void check_trainable(const WeightStore& ws, const std::string& where);
+// The architecture part alone (the config's row and rotary layout).
+void check_trainable(const ModelConfig& c, const std::string& where);
 
 template <class T>
 struct Param {
