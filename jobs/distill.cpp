@@ -20,14 +20,6 @@ namespace dsq::jobs {
 using json = nlohmann::json;
 
 void to_json(json& j, const DistillReport& r) {
-  json curve = json::array();
-  for (const auto& p : r.curve)
-    curve.push_back({{"step", p.step},
-                     {"tokens", p.tokens},
-                     {"minutes", p.minutes},
-                     {"train_loss", p.train_loss},
-                     {"heldout_kl", p.heldout},
-                     {"lr", p.lr}});
   j = {{"student", r.student},
        {"teacher", r.teacher},
        {"out", r.out},
@@ -39,46 +31,31 @@ void to_json(json& j, const DistillReport& r) {
        {"params", r.n_params},
        {"trainable_params", r.n_trainable},
        {"trains", r.trains},
-       {"train_windows", r.train_windows},
-       {"heldout_windows", r.heldout_windows},
-       {"seq_len", r.seq_len},
-       {"steps", r.steps},
-       {"batch", r.batch},
-       {"accum", r.accum},
-       {"tokens_trained", r.tokens_trained},
-       {"resumed_at", r.resumed_at < 0 ? json(nullptr) : json(r.resumed_at)},
        {"teacher_cached", r.teacher_cached},
        {"teacher_seconds", r.teacher_seconds},
-       {"train_seconds", r.train_seconds},
-       {"tokens_per_second", r.tokens_per_second},
-       {"heldout_kl_before", r.heldout_kl_before},
-       {"heldout_kl_after", r.heldout_kl_after},
-       {"curve", curve},
        {"recipe", r.recipe},
        {"file_bytes", r.file_bytes},
        {"seconds", r.seconds}};
+  add_run_json(j, r.run, "heldout_kl", "heldout_kl_before", "heldout_kl_after",
+               [](double x) { return x; });
 }
 
 std::string format_distill_report(const DistillReport& r) {
-  std::string s = strprintf("%8s %10s %8s %12s %12s %10s\n", "step", "tokens", "minutes",
-                            "train_loss", "heldout_kl", "lr");
-  for (const auto& p : r.curve)
-    s += strprintf("%8lld %10lld %8.2f %12.6f %12.6f %10.3g\n", static_cast<long long>(p.step),
-                   static_cast<long long>(p.tokens), p.minutes, p.train_loss, p.heldout, p.lr);
-  const double rec = r.heldout_kl_before > 0
-                         ? 100.0 * (r.heldout_kl_before - r.heldout_kl_after) / r.heldout_kl_before
-                         : 0.0;
+  const TrainLoopResult& t = r.run.loop;
+  std::string s = format_curve(t.curve, "heldout_kl", [](double x) { return x; });
+  const double rec =
+      t.heldout_before > 0 ? 100.0 * (t.heldout_before - t.heldout_after) / t.heldout_before : 0.0;
   s += strprintf("held-out KL    %.6f -> %.6f (%.1f%% recovered; %s, top-%lld of %lld, T=%g)\n",
-                 r.heldout_kl_before, r.heldout_kl_after, rec, r.loss.c_str(),
+                 t.heldout_before, t.heldout_after, rec, r.loss.c_str(),
                  static_cast<long long>(r.top_k), static_cast<long long>(r.vocab), r.temperature);
   s += strprintf("trained        %s (%lld of %lld parameters)\n", r.trains == "scales"
                  ? "group scales, norms and biases (codes frozen)" : "every weight",
                  static_cast<long long>(r.n_trainable), static_cast<long long>(r.n_params));
   s += strprintf("               %lld steps x %lld windows x %lld ids = %lld tokens, %.0f tokens/s "
                  "(teacher pass %.1f s%s)\n",
-                 static_cast<long long>(r.steps), static_cast<long long>(r.batch * r.accum),
-                 static_cast<long long>(r.seq_len), static_cast<long long>(r.tokens_trained),
-                 r.tokens_per_second, r.teacher_seconds, r.teacher_cached ? ", cached" : "");
+                 static_cast<long long>(r.run.steps), static_cast<long long>(r.run.batch * r.run.accum),
+                 static_cast<long long>(r.run.seq_len), static_cast<long long>(t.tokens_trained),
+                 t.tokens_per_second, r.teacher_seconds, r.teacher_cached ? ", cached" : "");
   return s;
 }
 
@@ -193,12 +170,12 @@ DistillReport run_distill(const DistillOptions& o) {
   r.beta = o.loss.beta;
   r.top_k = k;
   r.vocab = vocab;
-  r.train_windows = n_fit;
-  r.heldout_windows = n_held;
-  r.seq_len = L;
-  r.steps = steps;
-  r.batch = o.batch;
-  r.accum = o.accum;
+  r.run.train_windows = n_fit;
+  r.run.heldout_windows = n_held;
+  r.run.seq_len = L;
+  r.run.steps = steps;
+  r.run.batch = o.batch;
+  r.run.accum = o.accum;
   r.recipe = recipe;
 
   // Phase 1: the teacher's soft labels (training windows, then held-out windows).
@@ -248,17 +225,12 @@ DistillReport run_distill(const DistillOptions& o) {
     for (size_t j = 0; j < wins.size(); ++j) first[j] = ((heldout ? n_fit : 0) + wins[j]) * L;
     const train::LossSpec spec = heldout ? heldout_spec : o.loss;
     return [&, first, spec, scale](int64_t row0, int64_t n, const float* logits, float* dl) {
-      std::vector<double> per(static_cast<size_t>(n));
-#pragma omp parallel for schedule(dynamic, 8)
-      for (int64_t i = 0; i < n; ++i) {
+      return sum_rows(n, [&](int64_t i) {
         const int64_t r0 = row0 + i;
         const train::TeacherRow t = cache->row(first[static_cast<size_t>(r0 / L)] + r0 % L);
-        per[static_cast<size_t>(i)] = train::distill_row<float>(
-            logits + i * vocab, vocab, t, spec, dl ? dl + i * vocab : nullptr, scale);
-      }
-      double sum = 0.0;
-      for (double x : per) sum += x;
-      return sum;
+        return train::distill_row<float>(logits + i * vocab, vocab, t, spec,
+                                         dl ? dl + i * vocab : nullptr, scale);
+      });
     };
   };
   TrainLoopOptions lo;
@@ -275,15 +247,7 @@ DistillReport run_distill(const DistillOptions& o) {
   lo.resume = o.resume;
   lo.progress = o.progress;
   lo.kill_env = kDistillKillEnv;
-  const TrainLoopResult t = run_train_loop(m, data.fit, data.drift, L, loss, lo,
-                                           [&] { fresh.armed = false; });
-  r.curve = t.curve;
-  r.resumed_at = t.resumed_at;
-  r.train_seconds = t.train_seconds;
-  r.tokens_trained = t.tokens_trained;
-  r.tokens_per_second = t.tokens_per_second;
-  r.heldout_kl_before = t.heldout_before;
-  r.heldout_kl_after = t.heldout_after;
+  r.run.loop = run_train_loop(m, data.fit, data.drift, L, loss, lo, [&] { fresh.armed = false; });
 
   // Phase 3: the output.
   m.store_into(student);

@@ -60,13 +60,9 @@ struct DistillReport {
   // "weights" (every float tensor trains) or "scales" (a quantized student: the group scales of
   // its quantized tensors with their codes frozen, plus norms and biases)
   std::string trains;
-  int64_t train_windows = 0, heldout_windows = 0, seq_len = 0;
-  int64_t steps = 0, batch = 0, accum = 0, tokens_trained = 0;
-  int64_t resumed_at = -1;  // the step a --resume continued from (-1: fresh run)
   bool teacher_cached = false;  // the teacher's labels were already in OUT.partial/
-  double teacher_seconds = 0, train_seconds = 0, tokens_per_second = 0;
-  double heldout_kl_before = 0, heldout_kl_after = 0;
-  std::vector<TrainPoint> curve;  // heldout: forward KL per held-out token (top-k buckets)
+  double teacher_seconds = 0;
+  TrainRun run;  // run.loop.curve[].heldout: forward KL per held-out token (top-k buckets)
   nlohmann::json recipe;
   uint64_t file_bytes = 0;
   double seconds = 0;

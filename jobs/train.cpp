@@ -24,15 +24,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 void to_json(json& j, const TrainReport& r) {
-  json curve = json::array();
-  for (const auto& p : r.curve)
-    curve.push_back({{"step", p.step},
-                     {"tokens", p.tokens},
-                     {"minutes", p.minutes},
-                     {"train_loss", p.train_loss},
-                     {"heldout_nll", p.heldout},
-                     {"heldout_ppl", std::exp(p.heldout)},
-                     {"lr", p.lr}});
   j = {{"out", r.out},
        {"arch", r.arch},
        {"tokenizer", r.tokenizer},
@@ -42,45 +33,31 @@ void to_json(json& j, const TrainReport& r) {
        {"n_layers", r.n_layers},
        {"d_ff", r.d_ff},
        {"bpe_merges", r.bpe_merges < 0 ? json(nullptr) : json(r.bpe_merges)},
-       {"train_windows", r.train_windows},
-       {"heldout_windows", r.heldout_windows},
-       {"seq_len", r.seq_len},
        {"stream_tokens", r.stream_tokens},
-       {"steps", r.steps},
-       {"batch", r.batch},
-       {"accum", r.accum},
-       {"tokens_trained", r.tokens_trained},
-       {"resumed_at", r.resumed_at < 0 ? json(nullptr) : json(r.resumed_at)},
        {"tokenizer_seconds", r.tokenizer_seconds},
-       {"train_seconds", r.train_seconds},
-       {"tokens_per_second", r.tokens_per_second},
-       {"heldout_ppl_before", r.heldout_ppl_before},
-       {"heldout_ppl_after", r.heldout_ppl_after},
-       {"curve", curve},
        {"recipe", r.recipe},
        {"file_bytes", r.file_bytes},
        {"seconds", r.seconds}};
+  add_run_json(j, r.run, "heldout_ppl", "heldout_ppl_before", "heldout_ppl_after",
+               [](double nll) { return std::exp(nll); });
 }
 
 std::string format_train_report(const TrainReport& r) {
-  std::string s = strprintf("%8s %10s %8s %12s %12s %10s\n", "step", "tokens", "minutes",
-                            "train_loss", "heldout_ppl", "lr");
-  for (const auto& p : r.curve)
-    s += strprintf("%8lld %10lld %8.2f %12.5f %12.4f %10.3g\n", static_cast<long long>(p.step),
-                   static_cast<long long>(p.tokens), p.minutes, p.train_loss, std::exp(p.heldout), p.lr);
+  const TrainLoopResult& t = r.run.loop;
+  std::string s = format_curve(t.curve, "heldout_ppl", [](double nll) { return std::exp(nll); });
   s += strprintf("model          %s, %lld layers, d_model %lld, d_ff %lld, vocab %lld: %lld parameters\n",
                  r.arch.c_str(), static_cast<long long>(r.n_layers), static_cast<long long>(r.d_model),
                  static_cast<long long>(r.d_ff), static_cast<long long>(r.vocab),
                  static_cast<long long>(r.n_params));
   s += strprintf("tokenizer      %s (%.1f s)\n", r.tokenizer.c_str(), r.tokenizer_seconds);
-  s += strprintf("held-out PPL   %.3f -> %.3f on %lld windows of %lld ids\n", r.heldout_ppl_before,
-                 r.heldout_ppl_after, static_cast<long long>(r.heldout_windows),
-                 static_cast<long long>(r.seq_len));
+  s += strprintf("held-out PPL   %.3f -> %.3f on %lld windows of %lld ids\n", std::exp(t.heldout_before),
+                 std::exp(t.heldout_after), static_cast<long long>(r.run.heldout_windows),
+                 static_cast<long long>(r.run.seq_len));
   s += strprintf("trained        %lld steps x %lld windows = %lld tokens (%lld windows of %lld in "
                  "the text), %.0f tokens/s, %.1f min\n",
-                 static_cast<long long>(r.steps), static_cast<long long>(r.batch * r.accum),
-                 static_cast<long long>(r.tokens_trained), static_cast<long long>(r.train_windows),
-                 static_cast<long long>(r.seq_len), r.tokens_per_second, r.train_seconds / 60.0);
+                 static_cast<long long>(r.run.steps), static_cast<long long>(r.run.batch * r.run.accum),
+                 static_cast<long long>(t.tokens_trained), static_cast<long long>(r.run.train_windows),
+                 static_cast<long long>(r.run.seq_len), t.tokens_per_second, t.train_seconds / 60.0);
   return s;
 }
 
@@ -273,9 +250,9 @@ TrainReport run_train(const TrainOptions& o) {
   const CalibSplit data = load_calib_split(ws, co, o.heldout);
   const int64_t L = data.fit.seq_len, n_fit = data.fit.n_samples;
   if (data.drift.n_samples == 0) throw UsageError("the text is too short for held-out windows");
-  r.train_windows = n_fit;
-  r.heldout_windows = data.drift.n_samples;
-  r.seq_len = L;
+  r.run.train_windows = n_fit;
+  r.run.heldout_windows = data.drift.n_samples;
+  r.run.seq_len = L;
   r.stream_tokens = data.recipe.value("stream_tokens", int64_t{0});
   const int64_t steps = o.steps > 0 ? o.steps
                                     : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(
@@ -292,24 +269,18 @@ TrainReport run_train(const TrainOptions& o) {
   const WindowLoss loss = [&](const std::vector<int64_t>& wins, bool heldout, double scale) {
     const std::vector<int32_t>& toks = heldout ? data.drift.tokens : data.fit.tokens;
     return [&, wins, scale](int64_t row0, int64_t n, const float* logits, float* dl) {
-      std::vector<double> per(static_cast<size_t>(n), 0.0);
-      const train::LossSpec ce;
-      const float zero = 0.0f;
-#pragma omp parallel for schedule(dynamic, 8)
-      for (int64_t i = 0; i < n; ++i) {
+      return sum_rows(n, [&](int64_t i) {
         const int64_t r0 = row0 + i, t = r0 % L;
         float* d = dl ? dl + i * vocab : nullptr;
         if (t == L - 1) {  // no next id
           if (d) std::fill(d, d + vocab, 0.0f);
-          continue;
+          return 0.0;
         }
         const int32_t target = toks[static_cast<size_t>(wins[static_cast<size_t>(r0 / L)] * L + t + 1)];
+        const float zero = 0.0f;
         const train::TeacherRow row{&target, &zero, 1, 0.0};
-        per[static_cast<size_t>(i)] = train::distill_row<float>(logits + i * vocab, vocab, row, ce, d, scale);
-      }
-      double sum = 0.0;
-      for (double x : per) sum += x;
-      return sum;
+        return train::distill_row<float>(logits + i * vocab, vocab, row, train::LossSpec{}, d, scale);
+      });
     };
   };
   TrainLoopOptions lo;
@@ -326,18 +297,10 @@ TrainReport run_train(const TrainOptions& o) {
   lo.resume = o.resume;
   lo.progress = o.progress;
   lo.kill_env = kTrainKillEnv;
-  const TrainLoopResult t = run_train_loop(m, data.fit, data.drift, L - 1, loss, lo,
-                                           [&] { fresh.armed = false; });
-  r.curve = t.curve;
-  r.steps = steps;
-  r.batch = o.batch;
-  r.accum = o.accum;
-  r.tokens_trained = t.tokens_trained;
-  r.resumed_at = t.resumed_at;
-  r.train_seconds = t.train_seconds;
-  r.tokens_per_second = t.tokens_per_second;
-  r.heldout_ppl_before = std::exp(t.heldout_before);
-  r.heldout_ppl_after = std::exp(t.heldout_after);
+  r.run.steps = steps;
+  r.run.batch = o.batch;
+  r.run.accum = o.accum;
+  r.run.loop = run_train_loop(m, data.fit, data.drift, L - 1, loss, lo, [&] { fresh.armed = false; });
 
   // 4. The output.
   m.store_into(ws);

@@ -52,11 +52,9 @@ struct TrainReport {
   std::string out, arch, tokenizer;
   int64_t vocab = 0, n_params = 0, d_model = 0, n_layers = 0, d_ff = 0;
   int64_t bpe_merges = -1;  // -1 with --tokenizer-from
-  int64_t train_windows = 0, heldout_windows = 0, seq_len = 0, stream_tokens = 0;
-  int64_t steps = 0, batch = 0, accum = 0, tokens_trained = 0, resumed_at = -1;
-  double tokenizer_seconds = 0, train_seconds = 0, tokens_per_second = 0;
-  double heldout_ppl_before = 0, heldout_ppl_after = 0;
-  std::vector<TrainPoint> curve;  // heldout: mean NLL per held-out token (nats)
+  int64_t stream_tokens = 0;
+  double tokenizer_seconds = 0;
+  TrainRun run;  // run.loop.curve[].heldout: mean NLL per held-out token (nats)
   nlohmann::json recipe;
   uint64_t file_bytes = 0;
   double seconds = 0;

@@ -60,6 +60,47 @@ json curve_json(const std::vector<TrainPoint>& curve) {
 
 }  // namespace
 
+double sum_rows(int64_t n, const std::function<double(int64_t)>& f) {
+  std::vector<double> per(static_cast<size_t>(n));
+#pragma omp parallel for schedule(dynamic, 8)
+  for (int64_t i = 0; i < n; ++i) per[static_cast<size_t>(i)] = f(i);
+  double sum = 0.0;
+  for (double x : per) sum += x;
+  return sum;
+}
+
+void add_run_json(json& j, const TrainRun& r, const std::string& point_key,
+                  const std::string& before_key, const std::string& after_key,
+                  double (*value)(double)) {
+  json curve = json::array();
+  for (const auto& p : r.loop.curve)
+    curve.push_back({{"step", p.step}, {"tokens", p.tokens}, {"minutes", p.minutes},
+                     {"train_loss", p.train_loss}, {point_key, value(p.heldout)}, {"lr", p.lr}});
+  j["train_windows"] = r.train_windows;
+  j["heldout_windows"] = r.heldout_windows;
+  j["seq_len"] = r.seq_len;
+  j["steps"] = r.steps;
+  j["batch"] = r.batch;
+  j["accum"] = r.accum;
+  j["tokens_trained"] = r.loop.tokens_trained;
+  j["resumed_at"] = r.loop.resumed_at < 0 ? json(nullptr) : json(r.loop.resumed_at);
+  j["train_seconds"] = r.loop.train_seconds;
+  j["tokens_per_second"] = r.loop.tokens_per_second;
+  j[before_key] = value(r.loop.heldout_before);
+  j[after_key] = value(r.loop.heldout_after);
+  j["curve"] = std::move(curve);
+}
+
+std::string format_curve(const std::vector<TrainPoint>& curve, const std::string& title,
+                         double (*value)(double)) {
+  std::string s = strprintf("%8s %10s %8s %12s %12s %10s\n", "step", "tokens", "minutes",
+                            "train_loss", title.c_str(), "lr");
+  for (const auto& p : curve)
+    s += strprintf("%8lld %10lld %8.2f %12.6f %12.6f %10.3g\n", static_cast<long long>(p.step),
+                   static_cast<long long>(p.tokens), p.minutes, p.train_loss, value(p.heldout), p.lr);
+  return s;
+}
+
 FreshWorkDir::~FreshWorkDir() {
   if (!armed) return;
   std::error_code ec;

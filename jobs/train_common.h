@@ -50,6 +50,27 @@ struct TrainLoopResult {
   int64_t tokens_trained = 0;
 };
 
+// The sum of f(i) over i < n: terms computed in parallel, added in index order (the same sum for
+// any thread count). What a WindowLoss's rows need.
+double sum_rows(int64_t n, const std::function<double(int64_t)>& f);
+
+// What both jobs report about a run: its windows and batch shape, and the loop's result.
+struct TrainRun {
+  int64_t train_windows = 0, heldout_windows = 0, seq_len = 0;
+  int64_t steps = 0, batch = 0, accum = 0;
+  TrainLoopResult loop;
+};
+// Adds the run's fields to a report: the shape, tokens_trained, resumed_at (null when fresh),
+// train_seconds, tokens_per_second, the held-out value before and after under before_key /
+// after_key, and "curve": [{step, tokens, minutes, train_loss, <point_key>, lr}]. Held-out
+// values go through `value` (the identity for a KL, exp for an NLL's perplexity).
+void add_run_json(nlohmann::json& j, const TrainRun& r, const std::string& point_key,
+                  const std::string& before_key, const std::string& after_key,
+                  double (*value)(double));
+// The curve as a table with the held-out column titled `title` (values through `value`).
+std::string format_curve(const std::vector<TrainPoint>& curve, const std::string& title,
+                         double (*value)(double));
+
 // Trains m for o.steps steps of o.accum micro-batches of o.batch windows of `fit` (shuffled per
 // epoch), each window scoring `scored_per_window` rows; the held-out loss over `held` at every
 // curve point. Writes a checkpoint every o.checkpoint_every steps (except after the last) and
