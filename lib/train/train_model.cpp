@@ -91,8 +91,7 @@ int TrainModel<T>::add_param(const WeightStore& ws, const std::string& name) {
     params_.push_back(std::move(s));
     q.scales = static_cast<int>(params_.size()) - 1;
     quant_.push_back(std::move(q));
-    sync_quant_weights();
-    return quant_.back().weight;
+    return quant_.back().weight;  // its values: sync_quant_weights (from_store, every forward)
   }
   const Tensor t = ws.get_f32(name);
   Param<T> p;
@@ -188,6 +187,7 @@ TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string
   // Tied models may still carry a separate copy (GGUF does); the engine uses it when present.
   const bool own = ws.has(std::string(names::kOutput)) || !c.tied_embeddings;
   m.classifier_ = own ? m.add_param(ws, std::string(names::kOutput)) : m.embd_;
+  m.sync_quant_weights();
   if (!m.quant_.empty())  // scale tuning: float matrices stay as they are
     for (auto& p : m.params_)
       if (p.decay) p.trainable = p.grad = false;
