@@ -16,7 +16,11 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DDSQ_SANITIZE=address,undefined -DDSQ_BUILD_TESTS=OFF -DDSQ_BUILD_BENCH=OFF \
     > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 fi
-cmake --build "$build" -j"$(nproc)" > "$build.build.log" 2>&1 || { tail -50 "$build.build.log"; exit 1; }
+harnesses=${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib}
+targets=(--target)
+for h in $harnesses; do targets+=("fuzz_$h"); done
+cmake --build "$build" -j"$(nproc)" "${targets[@]}" > "$build.build.log" 2>&1 ||
+  { tail -50 "$build.build.log"; exit 1; }
 corpus=$build/corpus
 if [ ! -d "$corpus/dsq" ]; then
   # The corpus is made with the release binary when there is one, else with the test command's
@@ -29,7 +33,7 @@ fi
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0:malloc_limit_mb=2048
 export UBSAN_OPTIONS=print_stacktrace=1
 status=0
-for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib}; do
+for h in $harnesses; do
   work=$build/work/$h
   mkdir -p "$work" "$build/findings/$h"
   cp -n "$corpus/$h"/* "$work/" 2>/dev/null || true
