@@ -7,6 +7,7 @@
 #include "jobs/job_util.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
+#include "tools/train_flags.h"
 
 namespace dsq::tools {
 namespace {
@@ -61,43 +62,12 @@ void add_options(CLI::App& sub) {
                  "the model will be evaluated on)");
   sub.add_option("--seed", o.data.seed, "Seed of the window draw and of the epoch shuffles")
       ->capture_default_str();
-  sub.add_option("--steps", o.steps, "Optimizer steps (0 = --epochs over the training windows)")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_option("--epochs", o.epochs, "Passes over the training windows when --steps is 0")
-      ->capture_default_str();
-  sub.add_option("--batch", o.batch, "Windows per micro-batch")->capture_default_str()->check(at_least(1));
-  sub.add_option("--accum", o.accum, "Micro-batches accumulated per optimizer step")
-      ->capture_default_str()
-      ->check(at_least(1));
-  sub.add_option("--lr", o.adam.lr, "Peak learning rate (AdamW)")->capture_default_str();
-  sub.add_option("--min-lr-ratio", o.adam.min_lr_ratio,
-                 "The cosine decay ends at lr x this")
-      ->capture_default_str()
-      ->check(range(0.0, 1.0));
-  sub.add_option("--warmup", o.adam.warmup, "Linear warmup steps (-1 = 5% of the steps)")
-      ->capture_default_str()
-      ->check(at_least(-1));
-  sub.add_option("--weight-decay", o.adam.weight_decay, "AdamW's decoupled decay of the matrices")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_option("--clip", o.adam.clip, "Global gradient-norm clip (0 = off)")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_option("--eval-every", o.eval_every,
-                 "Measure the held-out divergence every N steps (0 = ten times per run)")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_option("--checkpoint-every", o.checkpoint_every,
-                 "Save OUT.partial/checkpoint.bin every N steps (0 = at every evaluation)")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_flag("--resume", o.resume,
-               "Continue from OUT.partial/ (the teacher's labels and the last checkpoint); the "
-               "output is the same bytes as an uninterrupted run's");
-  sub.add_option("--zstd", o.zstd_level, "Compress tensors with zstd at this level (0 = off)")
-      ->check(range(0, 22));
-  sub.add_option("--json", o.json_out, "Write the report (with the curve) as JSON to this file ('-' for stdout)");
+  add_training_flags(sub,
+                     {o.steps, o.epochs, o.batch, o.accum, o.adam, o.eval_every, o.checkpoint_every,
+                      o.resume, o.zstd_level, o.json_out},
+                     "held-out divergence",
+                     "Continue from OUT.partial/ (the teacher's labels and the last checkpoint); "
+                     "the output is the same bytes as an uninterrupted run's");
 }
 
 int run() {

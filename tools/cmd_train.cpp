@@ -7,6 +7,7 @@
 #include "jobs/train.h"
 #include "lib/core/log.h"
 #include "tools/commands.h"
+#include "tools/train_flags.h"
 
 namespace dsq::tools {
 namespace {
@@ -39,34 +40,12 @@ void add_options(CLI::App& sub) {
   sub.add_option("--heldout", o.heldout, "Windows of the text held out for the perplexity curve")
       ->capture_default_str()
       ->check(at_least(1));
-  sub.add_option("--steps", o.steps, "Optimizer steps (0 = --epochs over the training windows)")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_option("--epochs", o.epochs, "Passes over the training windows when --steps is 0")->capture_default_str();
-  sub.add_option("--batch", o.batch, "Windows per micro-batch")->capture_default_str()->check(at_least(1));
-  sub.add_option("--accum", o.accum, "Micro-batches per optimizer step")->capture_default_str()->check(at_least(1));
-  sub.add_option("--lr", o.adam.lr, "Peak learning rate (AdamW)")->capture_default_str();
-  sub.add_option("--min-lr-ratio", o.adam.min_lr_ratio, "The cosine decay ends at lr x this")
-      ->capture_default_str()
-      ->check(range(0.0, 1.0));
-  sub.add_option("--warmup", o.adam.warmup, "Linear warmup steps (-1 = 5% of the steps)")
-      ->capture_default_str()
-      ->check(at_least(-1));
-  sub.add_option("--weight-decay", o.adam.weight_decay, "AdamW's decoupled decay of the matrices")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_option("--clip", o.adam.clip, "Global gradient-norm clip (0 = off)")->capture_default_str()->check(at_least(0));
-  sub.add_option("--eval-every", o.eval_every, "Held-out perplexity every N steps (0 = ten times per run)")
-      ->capture_default_str()
-      ->check(at_least(0));
-  sub.add_option("--checkpoint-every", o.checkpoint_every,
-                 "Save OUT.partial/checkpoint.bin every N steps (0 = at every evaluation)")
-      ->capture_default_str()
-      ->check(at_least(0));
   sub.add_option("--seed", o.seed, "Seed of the initial weights and the epoch shuffles")->capture_default_str();
-  sub.add_flag("--resume", o.resume, "Continue from OUT.partial/ (same bytes as an uninterrupted run)");
-  sub.add_option("--zstd", o.zstd_level, "Compress tensors with zstd at this level (0 = off)")->check(range(0, 22));
-  sub.add_option("--json", o.json_out, "Write the report (with the curve) as JSON to this file ('-' for stdout)");
+  add_training_flags(sub,
+                     {o.steps, o.epochs, o.batch, o.accum, o.adam, o.eval_every, o.checkpoint_every,
+                      o.resume, o.zstd_level, o.json_out},
+                     "held-out perplexity",
+                     "Continue from OUT.partial/ (same bytes as an uninterrupted run)");
 }
 
 int run() {
