@@ -126,15 +126,10 @@ DistillReport run_distill(const DistillOptions& o) {
   if (n_held == 0) throw UsageError("the data file is too short for held-out windows");
   const int64_t vocab = student.config.vocab_size;
   const int64_t k = o.top_k == 0 ? vocab : std::min(o.top_k, vocab);
-  const int64_t steps = o.steps > 0 ? o.steps
-                                    : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(
-                                                               o.epochs * static_cast<double>(n_fit) /
-                                                               static_cast<double>(o.batch * o.accum))));
-  train::AdamWOptions adam = o.adam;
-  adam.total = steps;
-  if (adam.warmup < 0) adam.warmup = steps / 20;
-  const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(1, steps / 10);
-  const int64_t ckpt_every = o.checkpoint_every > 0 ? o.checkpoint_every : eval_every;
+  TrainLoopOptions lo = resolve_schedule(o.steps, o.epochs, n_fit, o.batch, o.accum, o.adam,
+                                         o.eval_every, o.checkpoint_every);
+  const int64_t steps = lo.steps;
+  const train::AdamWOptions& adam = lo.adam;
 
   json step = {{"step", "distill"},
                {"teacher", o.teacher_path},
@@ -233,16 +228,9 @@ DistillReport run_distill(const DistillOptions& o) {
       });
     };
   };
-  TrainLoopOptions lo;
   lo.label = "distill";
   lo.heldout_name = "held-out KL";
-  lo.steps = steps;
-  lo.batch = o.batch;
-  lo.accum = o.accum;
-  lo.eval_every = eval_every;
-  lo.checkpoint_every = ckpt_every;
   lo.seed = o.data.seed;
-  lo.adam = adam;
   lo.checkpoint_path = ckpt_path;
   lo.resume = o.resume;
   lo.progress = o.progress;

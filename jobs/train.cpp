@@ -254,14 +254,8 @@ TrainReport run_train(const TrainOptions& o) {
   r.run.heldout_windows = data.drift.n_samples;
   r.run.seq_len = L;
   r.stream_tokens = data.recipe.value("stream_tokens", int64_t{0});
-  const int64_t steps = o.steps > 0 ? o.steps
-                                    : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(
-                                                               o.epochs * static_cast<double>(n_fit) /
-                                                               static_cast<double>(o.batch * o.accum))));
-  train::AdamWOptions adam = o.adam;
-  adam.total = steps;
-  if (adam.warmup < 0) adam.warmup = steps / 20;
-  const int64_t eval_every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(1, steps / 10);
+  TrainLoopOptions lo = resolve_schedule(o.steps, o.epochs, n_fit, o.batch, o.accum, o.adam,
+                                         o.eval_every, o.checkpoint_every);
 
   train::TrainModel<float> m = train::TrainModel<float>::from_store(ws, "the new model");
   r.n_params = m.n_params();
@@ -283,21 +277,14 @@ TrainReport run_train(const TrainOptions& o) {
       });
     };
   };
-  TrainLoopOptions lo;
   lo.label = "train";
   lo.heldout_name = "held-out NLL";
-  lo.steps = steps;
-  lo.batch = o.batch;
-  lo.accum = o.accum;
-  lo.eval_every = eval_every;
-  lo.checkpoint_every = o.checkpoint_every > 0 ? o.checkpoint_every : eval_every;
   lo.seed = o.seed;
-  lo.adam = adam;
   lo.checkpoint_path = work + "/checkpoint.bin";
   lo.resume = o.resume;
   lo.progress = o.progress;
   lo.kill_env = kTrainKillEnv;
-  r.run.steps = steps;
+  r.run.steps = lo.steps;
   r.run.batch = o.batch;
   r.run.accum = o.accum;
   r.run.loop = run_train_loop(m, data.fit, data.drift, L - 1, loss, lo, [&] { fresh.armed = false; });

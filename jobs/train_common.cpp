@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -37,17 +38,6 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
   for (int64_t i = n - 1; i > 0; --i)
     std::swap(p[static_cast<size_t>(i)], p[static_cast<size_t>(splitmix64(s) % static_cast<uint64_t>(i + 1))]);
   return p;
-}
-
-void write_state(const std::string& path, const json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(1) << "\n";
-    f.flush();
-    if (!f) throw IoError("'" + tmp + "': cannot write (disk full?)");
-  }
-  fs::rename(tmp, path);
 }
 
 json curve_json(const std::vector<TrainPoint>& curve) {
@@ -101,6 +91,24 @@ std::string format_curve(const std::vector<TrainPoint>& curve, const std::string
   return s;
 }
 
+TrainLoopOptions resolve_schedule(int64_t steps, double epochs, int64_t train_windows,
+                                  int64_t batch, int64_t accum, const train::AdamWOptions& adam,
+                                  int64_t eval_every, int64_t checkpoint_every) {
+  TrainLoopOptions o;
+  o.steps = steps > 0 ? steps
+                      : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(
+                                                 epochs * static_cast<double>(train_windows) /
+                                                 static_cast<double>(batch * accum))));
+  o.batch = batch;
+  o.accum = accum;
+  o.adam = adam;
+  o.adam.total = o.steps;
+  if (o.adam.warmup < 0) o.adam.warmup = o.steps / 20;
+  o.eval_every = eval_every > 0 ? eval_every : std::max<int64_t>(1, o.steps / 10);
+  o.checkpoint_every = checkpoint_every > 0 ? checkpoint_every : o.eval_every;
+  return o;
+}
+
 FreshWorkDir::~FreshWorkDir() {
   if (!armed) return;
   std::error_code ec;
@@ -123,7 +131,7 @@ bool open_work_dir(const std::string& dir, const json& recipe, bool resume) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw IoError("'" + dir + "': cannot create: " + ec.message());
-  write_state(state, json{{"recipe", recipe}});
+  write_json_file(state, json{{"recipe", recipe}});
   return true;
 }
 

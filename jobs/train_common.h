@@ -37,6 +37,13 @@ struct TrainLoopOptions {
   std::string kill_env;  // tests: SIGKILL right after the step this variable names
 };
 
+// A job's schedule from its flags: steps (0: `epochs` passes over the training windows), the
+// warmup (-1: 5% of the steps), the curve's cadence (0: ten points) and the checkpoints' (0: at
+// every point); the other fields are left to the job.
+TrainLoopOptions resolve_schedule(int64_t steps, double epochs, int64_t train_windows,
+                                  int64_t batch, int64_t accum, const train::AdamWOptions& adam,
+                                  int64_t eval_every, int64_t checkpoint_every);
+
 // The loss of a batch of windows (their indices in the training or the held-out set), with its
 // per-row gradient scaled by `scale`.
 using WindowLoss = std::function<train::TrainModel<float>::RowLoss(
