@@ -6,20 +6,13 @@
 #include <sstream>
 
 #include "lib/core/error.h"
+#include "lib/core/rng.h"
 #include "lib/core/json_io.h"
 #include "lib/core/hash.h"
 #include "lib/core/log.h"
 
 namespace dsq::calibration {
 namespace {
-
-// splitmix64 (Steele, Lea, Flood 2014): a fixed, platform-independent generator.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // Uniform in [0, n) without modulo bias (rejection sampling).
 uint64_t uniform_below(uint64_t& state, uint64_t n) {

@@ -12,6 +12,7 @@
 #include "lib/core/error.h"
 #include "lib/core/hash.h"
 #include "lib/core/log.h"
+#include "lib/core/rng.h"
 #include "lib/core/synthetic.h"
 #include "lib/text/bpe_trainer.h"
 #include "lib/text/tokenizer.h"
@@ -98,12 +99,7 @@ int64_t default_d_ff(int64_t d) { return (8 * d / 3 + 31) / 32 * 32; }
 void init_for_training(WeightStore& ws, uint64_t seed) {
   const int64_t layers = ws.config.n_layers;
   uint64_t state = seed * 0x9E3779B97F4A7C15ull + 12345;
-  auto next = [&]() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-  };
+  auto next = [&]() { return splitmix64_uniform(state); };
   for (const std::string& name : std::vector<std::string>(ws.names())) {
     const Tensor src = ws.get_f32(name);
     Tensor t(DType::kF32, src.shape());

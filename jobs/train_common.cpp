@@ -15,6 +15,7 @@
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/core/progress.h"
+#include "lib/core/rng.h"
 
 namespace dsq::jobs {
 
@@ -22,13 +23,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // The training windows in the order of epoch e: a seeded Fisher-Yates shuffle.
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {

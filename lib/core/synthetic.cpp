@@ -5,21 +5,16 @@
 #include <string>
 
 #include "lib/core/error.h"
+#include "lib/core/rng.h"
 
 namespace dsq {
 
 namespace {
 
-// splitmix64: portable, so synthetic weights are identical everywhere.
+// splitmix64 (lib/core/rng.h): portable, so synthetic weights are identical everywhere.
 struct Rng {
   uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }  // [0, 1)
+  double uniform() { return splitmix64_uniform(s); }  // [0, 1)
 };
 
 Tensor random_tensor(Shape shape, double center, double half_width, Rng& rng, DType dtype) {
