@@ -222,6 +222,27 @@ void TrainModel<T>::zero_grad() {
 }
 
 template <class T>
+void TrainModel<T>::head_norm_forward(const std::vector<T>& x, int norm, int64_t vectors,
+                                      std::vector<T>& y, std::vector<T>& inv) const {
+  if (norm < 0) {
+    y = x;
+    return;
+  }
+  zero(y, static_cast<int64_t>(x.size()));
+  zero(inv, vectors);
+  rmsnorm_forward(x.data(), w(norm), vectors, c_.head_dim, c_.rms_eps, y.data(), inv.data());
+}
+
+template <class T>
+void TrainModel<T>::head_norm_backward(const std::vector<T>& x, int norm, int64_t vectors,
+                                       const std::vector<T>& inv, std::vector<T>& dy) {
+  if (norm < 0) return;
+  std::vector<T> dx(dy.size(), T(0));
+  rmsnorm_backward(x.data(), w(norm), inv.data(), dy.data(), vectors, c_.head_dim, dx.data(), gr(norm));
+  dy.swap(dx);
+}
+
+template <class T>
 void TrainModel<T>::forward_body(std::span<const int32_t> ids, int64_t B, int64_t seq) {
   const int64_t rows = B * seq, d = c_.d_model, hd = c_.head_dim, vocab = c_.vocab_size;
   DSQ_ASSERT(static_cast<int64_t>(ids.size()) == rows, "forward: %zu ids for %lld x %lld",
@@ -252,22 +273,8 @@ void TrainModel<T>::forward_body(std::span<const int32_t> ids, int64_t B, int64_
       linear_forward(L.xn1.data(), w(L.q), w(L.bq), rows, d, wq, L.q0.data());
       linear_forward(L.xn1.data(), w(L.k), w(L.bk), rows, d, wkv, L.k0.data());
       linear_forward(L.xn1.data(), w(L.v), w(L.bv), rows, d, wkv, L.v_.data());
-      zero(L.qr, rows * wq);
-      zero(L.kr, rows * wkv);
-      if (L.q_norm >= 0) {
-        zero(L.qinv, rows * L.n_heads);
-        rmsnorm_forward(L.q0.data(), w(L.q_norm), rows * L.n_heads, hd, c_.rms_eps, L.qr.data(),
-                        L.qinv.data());
-      } else {
-        L.qr = L.q0;
-      }
-      if (L.k_norm >= 0) {
-        zero(L.kinv, rows * L.n_kv);
-        rmsnorm_forward(L.k0.data(), w(L.k_norm), rows * L.n_kv, hd, c_.rms_eps, L.kr.data(),
-                        L.kinv.data());
-      } else {
-        L.kr = L.k0;
-      }
+      head_norm_forward(L.q0, L.q_norm, rows * L.n_heads, L.qr, L.qinv);
+      head_norm_forward(L.k0, L.k_norm, rows * L.n_kv, L.kr, L.kinv);
       rope_rotate(L.qr.data(), rows, T_, wq, L.n_heads, hd, cos_.data(), sin_.data(),
                   c_.rope_interleave, false);
       rope_rotate(L.kr.data(), rows, T_, wkv, L.n_kv, hd, cos_.data(), sin_.data(),
@@ -332,18 +339,25 @@ void TrainModel<T>::forward(std::span<const int32_t> ids, int64_t B, int64_t seq
 }
 
 template <class T>
-double TrainModel<T>::forward_backward(std::span<const int32_t> ids, int64_t B, int64_t seq,
-                                       const RowLoss& loss) {
-  forward_body(ids, B, seq);
-  const int64_t rows = B * seq, chunk = head_chunk();
-  std::vector<T> logits(static_cast<size_t>(std::min(chunk, rows) * c_.vocab_size)), dl(logits.size());
+double TrainModel<T>::head_pass(const RowLoss& loss, bool backward) {
+  const int64_t rows = B_ * T_, chunk = head_chunk();
+  std::vector<T> logits(static_cast<size_t>(std::min(chunk, rows) * c_.vocab_size));
+  std::vector<T> dl(backward ? logits.size() : 0);
   double total = 0.0;
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t n = std::min(chunk, rows - r0);
     head_rows(r0, n, logits.data());
-    total += loss(r0, n, logits.data(), dl.data());
-    head_backward_rows(r0, n, dl.data());
+    total += loss(r0, n, logits.data(), backward ? dl.data() : nullptr);
+    if (backward) head_backward_rows(r0, n, dl.data());
   }
+  return total;
+}
+
+template <class T>
+double TrainModel<T>::forward_backward(std::span<const int32_t> ids, int64_t B, int64_t seq,
+                                       const RowLoss& loss) {
+  forward_body(ids, B, seq);
+  const double total = head_pass(loss, true);
   backward_body();
   return total;
 }
@@ -352,15 +366,7 @@ template <class T>
 double TrainModel<T>::forward_loss(std::span<const int32_t> ids, int64_t B, int64_t seq,
                                    const RowLoss& loss) {
   forward_body(ids, B, seq);
-  const int64_t rows = B * seq, chunk = head_chunk();
-  std::vector<T> logits(static_cast<size_t>(std::min(chunk, rows) * c_.vocab_size));
-  double total = 0.0;
-  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-    const int64_t n = std::min(chunk, rows - r0);
-    head_rows(r0, n, logits.data());
-    total += loss(r0, n, logits.data(), nullptr);
-  }
-  return total;
+  return head_pass(loss, false);
 }
 
 template <class T>
@@ -406,18 +412,8 @@ void TrainModel<T>::backward_body() {
                   c_.rope_interleave, true);
       rope_rotate(dk.data(), rows, T_, wkv, L.n_kv, hd, cos_.data(), sin_.data(),
                   c_.rope_interleave, true);
-      if (L.q_norm >= 0) {
-        std::vector<T> d0(dq.size(), T(0));
-        rmsnorm_backward(L.q0.data(), w(L.q_norm), L.qinv.data(), dq.data(), rows * L.n_heads, hd,
-                         d0.data(), gr(L.q_norm));
-        dq.swap(d0);
-      }
-      if (L.k_norm >= 0) {
-        std::vector<T> d0(dk.size(), T(0));
-        rmsnorm_backward(L.k0.data(), w(L.k_norm), L.kinv.data(), dk.data(), rows * L.n_kv, hd,
-                         d0.data(), gr(L.k_norm));
-        dk.swap(d0);
-      }
+      head_norm_backward(L.q0, L.q_norm, rows * L.n_heads, L.qinv, dq);
+      head_norm_backward(L.k0, L.k_norm, rows * L.n_kv, L.kinv, dk);
       std::fill(dx.begin(), dx.end(), T(0));
       linear_backward(L.xn1.data(), w(L.q), dq.data(), rows, d, wq, dx.data(), gr(L.q), gr(L.bq));
       linear_backward(L.xn1.data(), w(L.k), dk.data(), rows, d, wkv, dx.data(), gr(L.k), gr(L.bk));

@@ -110,6 +110,15 @@ class TrainModel {
   void head_rows(int64_t row0, int64_t n, T* logits) const;
   void head_backward_rows(int64_t row0, int64_t n, const T* dlogits);  // into dxnf_, classifier g
   void backward_body();  // from dxnf_
+  // The classifier and `loss` over all rows in chunks; with `backward`, each chunk's gradient
+  // into dxnf_ and the classifier's g.
+  double head_pass(const RowLoss& loss, bool backward);
+  // Qwen3's per-head norm of `vectors` head vectors (a copy without one), and its backward in
+  // place on the gradient.
+  void head_norm_forward(const std::vector<T>& x, int norm, int64_t vectors, std::vector<T>& y,
+                         std::vector<T>& inv) const;
+  void head_norm_backward(const std::vector<T>& x, int norm, int64_t vectors,
+                          const std::vector<T>& inv, std::vector<T>& dy);
   int64_t head_chunk() const;
   const T* w(int i) const { return i < 0 ? nullptr : params_[static_cast<size_t>(i)].w.data(); }
   T* gr(int i) {
