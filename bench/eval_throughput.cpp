@@ -12,14 +12,17 @@
 #include <chrono>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "lib/core/linalg.h"
+#include "lib/core/synthetic.h"
 #include "lib/model/metrics.h"
 #include "lib/model/model.h"
-#include "lib/core/synthetic.h"
 
 namespace {
 
 using namespace dsq;
+using bench::sgemm_seconds;
+using bench::window_flops;
 
 constexpr int64_t kCtx = 512;
 
@@ -31,16 +34,6 @@ ModelConfig one_b_config(int64_t layers) {
   ModelConfig c = synthetic_config("llama", s);
   c.tied_embeddings = true;
   return c;
-}
-
-double sgemm_seconds(int64_t m, int64_t n, int64_t k, int reps) {
-  std::vector<float> a(static_cast<size_t>(m * k), 0.01f), b(static_cast<size_t>(n * k), 0.02f),
-      c(static_cast<size_t>(m * n));
-  linalg::sgemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);  // warm
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; ++i)
-    linalg::sgemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
 }
 
 void BM_sgemm(benchmark::State& st) {
@@ -61,22 +54,6 @@ BENCHMARK(BM_sgemm)
     ->Args({kCtx, 32000, 2048})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-
-// Useful flops of one window: 2 * T * (linear weights + classifier) + causal attention
-// (QK^T and PV over the T(T+1)/2 visible pairs of every head).
-double window_flops(const ModelConfig& c, int64_t T) {
-  const double d = static_cast<double>(c.d_model), hd = static_cast<double>(c.head_dim);
-  double per_token = 0;
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LayerDims w = c.layer(l);
-    per_token += d * hd * (2.0 * w.n_heads + 2.0 * w.n_kv_heads) + 3.0 * d * w.d_ff;
-  }
-  per_token += d * c.vocab_size;
-  double attn = 0;
-  for (int64_t l = 0; l < c.n_layers; ++l)
-    attn += 2.0 * 2.0 * c.layer(l).n_heads * hd * (T * (T + 1) / 2.0);
-  return 2.0 * per_token * T + attn;
-}
 
 void BM_eval_forward(benchmark::State& st) {
   const ModelConfig c = one_b_config(st.range(0));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lib/core/linalg.h"
+#include "bench/bench_util.h"
 #include "lib/core/synthetic.h"
 #include "lib/train/loss.h"
 #include "lib/train/train_model.h"
@@ -24,30 +25,6 @@ namespace {
 using namespace dsq;
 
 constexpr int64_t kCtx = 512, kTopK = 64;
-
-double sgemm_rate(int64_t m, int64_t n, int64_t k) {
-  std::vector<float> a(static_cast<size_t>(m * k), 0.01f), b(static_cast<size_t>(n * k), 0.02f),
-      c(static_cast<size_t>(m * n));
-  linalg::sgemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 3; ++i)
-    linalg::sgemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 3;
-  return 2.0 * m * n * k / s;
-}
-
-// Forward flops of one window: linears + classifier + causal attention.
-double forward_flops(const ModelConfig& c, int64_t T) {
-  const double d = static_cast<double>(c.d_model), hd = static_cast<double>(c.head_dim);
-  double per_token = d * static_cast<double>(c.vocab_size);
-  double attn = 0;
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LayerDims w = c.layer(l);
-    per_token += d * hd * (2.0 * w.n_heads + 2.0 * w.n_kv_heads) + 3.0 * d * w.d_ff;
-    attn += 2.0 * 2.0 * w.n_heads * hd * (T * (T + 1) / 2.0);
-  }
-  return 2.0 * per_token * T + attn;
-}
 
 void BM_train_block(benchmark::State& st) {
   SyntheticShape s = kLlama1BShape;
@@ -84,7 +61,7 @@ void BM_train_block(benchmark::State& st) {
     }
     return sum;
   };
-  const double gemm = sgemm_rate(kCtx, 5632, 2048);
+  const double gemm = 2.0 * kCtx * 5632 * 2048 / bench::sgemm_seconds(kCtx, 5632, 2048, 3);
   double seconds = 0;
   for (auto _ : st) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -93,7 +70,7 @@ void BM_train_block(benchmark::State& st) {
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   const double n = static_cast<double>(st.iterations());
-  const double flops = 3.0 * forward_flops(c, kCtx);
+  const double flops = 3.0 * bench::window_flops(c, kCtx);
   st.counters["tokens_per_s"] = kCtx * n / seconds;
   st.counters["GFLOPs"] = flops * n / seconds * 1e-9;
   st.counters["gemm_GFLOPs"] = gemm * 1e-9;
