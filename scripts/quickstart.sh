@@ -7,7 +7,8 @@
 # draw everything with dsq report.
 # Environment: OUT_DIR (default build/quickstart), EVAL_TOKENS / EVAL_TEXT (eval data; default the
 # TinyStories eval ids beside the stories260K model), CALIB (calibration data), EVAL_CTX (default
-# 512; 256 for the self-trained model), TRAIN_STEPS (the self-trained model's steps, default 600),
+# 512; 256 for the self-trained model), EVAL_MAX_TOKENS (score only the first N ids; default all),
+# TRAIN_STEPS (the self-trained model's steps, default 600), DISTILL_STEPS (default 150),
 # DSQ_SHARED_DIR (default ../shared; point it elsewhere to take the fresh-clone path), DSQ_BIN (a
 # built dsq to use instead of building build/bin/dsq).
 set -euo pipefail
@@ -51,6 +52,9 @@ elif [ -n "${EVAL_TOKENS:-}" ]; then eval_args=(--tokens "$EVAL_TOKENS")
 elif [ -f "$data/tinystories-eval.stories260K.u32" ] && [[ "$model" == *stories260K* ]]; then
   eval_args=(--tokens "$data/tinystories-eval.stories260K.u32")
 fi
+if [ ${#eval_args[@]} -gt 0 ] && [ -n "${EVAL_MAX_TOKENS:-}" ]; then
+  eval_args+=(--max-tokens "$EVAL_MAX_TOKENS")
+fi
 calib=${CALIB:-}
 if [ -z "$calib" ] && [ -f "$data/tinystories-calib.stories260K.u32" ] && [[ "$model" == *stories260K* ]]; then
   calib="$data/tinystories-calib.stories260K.u32"
@@ -70,7 +74,7 @@ if [ -n "$calib" ]; then
   "$dsq" prune "$out/model.dsq" -o "$out/model-pruned.dsq" --ffn 0.2 --calib "$calib" \
     --calib-samples 64 --calib-len "$ctx" --json "$out/prune.json"
   "$dsq" distill "$out/model-pruned.dsq" --teacher "$out/model.dsq" --data "$calib" \
-    -o "$out/model-pruned-distilled.dsq" --samples 256 --seq-len "$ctx" --steps 150 \
+    -o "$out/model-pruned-distilled.dsq" --samples 256 --seq-len "$ctx" --steps "${DISTILL_STEPS:-150}" \
     --json "$out/distill.json"
 fi
 if [ ${#eval_args[@]} -gt 0 ]; then
