@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 
 namespace dsq::linalg {
 
@@ -17,6 +19,16 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 void sgemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc);
+
+// y[m, n_out] = x[m, k] * W^T for a weight W [n_out, k] held in a compact form (f16, bf16,
+// quantized codes) that decode(r0, r1, out) expands to f32 rows out[r1 - r0, k]; W is never
+// materialised whole. Tiles of weight rows, their height a function of the shapes only, are
+// decoded into a per-thread buffer and multiplied by one single-threaded BLAS call each
+// (y[:, tile] = x * tile^T), so the result is bit-identical for any thread count. decode is called
+// from several threads at once, on disjoint row ranges.
+using DecodeRows = std::function<void(int64_t r0, int64_t r1, float* out)>;
+void gemm_decoded(int64_t m, int64_t n_out, int64_t k, const float* x, float* y,
+                  const DecodeRows& decode);
 
 // While alive, BLAS runs single-threaded (for BLAS calls made from inside OpenMP parallel
 // regions); the destructor restores the previous BLAS thread count. Not reentrant across threads:
@@ -60,5 +72,8 @@ bool cholesky_inverse_upper(double* a, int64_t n);
 
 // The machine's BLAS thread count follows dsq::set_num_threads.
 void set_blas_threads(int n);
+// The kernel family OpenBLAS chose for this CPU ("SkylakeX", "Haswell", "Prescott", ...): results
+// that go through BLAS are bit-reproducible only between runs with the same kernels.
+std::string blas_core_name();
 
 }  // namespace dsq::linalg

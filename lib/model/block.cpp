@@ -156,8 +156,12 @@ Linear load_linear(const WeightStore& ws, const std::string& name, const std::st
     const float thr = lin.act_threshold();
     lin = Linear::from_tensors(name, std::move(w), lin.bias(), ws.entry(name).source);
     if (thr > 0.0f) lin.set_act_threshold(thr);
-  } else if (how.f32 && ws.entry(name).dtype != DType::kF32) {
-    release_mapped_pages(ws.get(name));  // converted to f32 at load: the mapping is not read again
+  } else if (how.f32 && lin.weight().dtype() != DType::kF32) {  // f16/bf16 as f32 for the solvers
+    const float thr = lin.act_threshold();
+    Tensor w = lin.weight().to(DType::kF32);
+    release_mapped_pages(lin.weight());  // the mapping is not read again
+    lin = Linear::from_tensors(name, std::move(w), lin.bias(), ws.entry(name).source);
+    if (thr > 0.0f) lin.set_act_threshold(thr);
   }
   return lin;
 }

@@ -1,6 +1,9 @@
-// A linear layer y = x W^T + b over any WeightStore weight: f32 runs in place (borrowed, no copy),
-// f16/bf16 are converted to f32 once at load, DType::kQInt runs through dsq::quant::qmatmul
-// (never dequantised as a whole). This is the one seam where weight formats meet the engine.
+// A linear layer y = x W^T + b over any WeightStore weight, in its stored type (borrowed from the
+// store's mapping, no copy): f32 runs through the GEMM in place, f16/bf16 are widened tile by
+// tile inside the GEMM (linalg::gemm_decoded) or row by row in a fused single-token dot, and
+// DType::kQInt runs through dsq::quant::qmatmul; no weight is ever held as a whole f32 copy, so an
+// engine's memory is the model file plus activations. This is the one seam where weight formats
+// meet the engine.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +22,8 @@ class Linear {
   // bias [n_out]. Throws FormatError/ShapeError naming the source file and tensor.
   static Linear load(const WeightStore& ws, const std::string& weight_name,
                      const std::string& bias_name = "");
-  // From tensors already in memory (weight f32/f16/bf16/kQInt [n_out, n_in], bias empty or [n_out]).
-  // `source` names the file in error messages.
+  // From tensors already in memory (weight f32/f16/bf16/kQInt [n_out, n_in], kept in that type;
+  // bias empty or [n_out]). `source` names the file in error messages.
   static Linear from_tensors(std::string name, Tensor weight, Tensor bias = {},
                              const std::string& source = "<memory>");
 
@@ -40,7 +43,9 @@ class Linear {
   int64_t n_in() const { return n_in_; }
   bool empty() const { return weight_.empty(); }
   bool quantized() const { return weight_.dtype() == DType::kQInt; }
-  const Tensor& weight() const { return weight_; }  // f32 or kQInt
+  const Tensor& weight() const { return weight_; }  // f32, f16, bf16 or kQInt
+  // Rows [r0, r1) of W as f32 into out[(r1 - r0), n_in], whatever the stored type.
+  void rows_f32(int64_t r0, int64_t r1, float* out) const;
   const Tensor& bias() const { return bias_; }      // empty or f32 [n_out]
   const std::string& name() const { return name_; }
 
@@ -49,7 +54,7 @@ class Linear {
   Tensor weight_;
   Tensor bias_;
   float act_threshold_ = 0.0f;
-  Tensor weight_t_;  // W^T [n_in, n_out] f32, only when act_threshold_ > 0 and W is f32
+  Tensor weight_t_;  // W^T [n_in, n_out] f32, only when act_threshold_ > 0 and W is not kQInt
   int64_t n_out_ = 0, n_in_ = 0;
 };
 

@@ -91,9 +91,9 @@ void attention_mla(const BlockWeights& w, const ModelConfig& c, const float* xn,
     std::copy(kpe.begin(), kpe.end(), kv->v.begin() + pos0 * dr);
     Buf wdeq;
     const float* W = nullptr;  // kv_b [H*(dn+dv), R] as f32
-    if (kvb.quantized()) {
+    if (kvb.weight().dtype() != DType::kF32) {
       wdeq = alloc(wkvb * R);
-      quant::dequantize_rows(kvb.weight(), 0, wkvb, wdeq.data());
+      kvb.rows_f32(0, wkvb, wdeq.data());
       W = wdeq.data();
     } else {
       W = kvb.weight().data<float>();

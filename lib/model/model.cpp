@@ -16,8 +16,10 @@ Embedding Embedding::load(const WeightStore& ws) {
                      shape_str(e.shape) + ", the config implies " + shape_str(want));
   Embedding emb;
   emb.source = e.source;
-  emb.table = e.dtype == DType::kQInt ? ws.get("token_embd.weight")
-                                      : ws.get_f32("token_embd.weight");
+  emb.table = ws.get("token_embd.weight");  // in its stored type; lookup widens the rows it reads
+  if (emb.table.dtype() != DType::kQInt && !dtype_is_float(emb.table.dtype()))
+    throw FormatError("'" + e.source + "': tensor 'token_embd.weight' has unsupported type " +
+                      std::string(dtype_name(emb.table.dtype())));
   return emb;
 }
 
@@ -28,14 +30,16 @@ void Embedding::lookup(std::span<const int32_t> tokens, float* out) const {
       throw ShapeError(strprintf("token id %d at position %zu is outside the vocabulary [0, %lld)",
                                  tokens[i], i, static_cast<long long>(vocab)));
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const bool q = table.dtype() == DType::kQInt;
+  const DType dt = table.dtype();
+  const size_t es = dt == DType::kQInt ? 0 : dtype_size(dt);
 #pragma omp parallel for schedule(static) if (n * d > (1 << 18))
   for (int64_t i = 0; i < n; ++i) {
     const int64_t id = tokens[static_cast<size_t>(i)];
-    if (q)
+    if (dt == DType::kQInt)
       quant::dequantize_rows(table, id, id + 1, out + i * d);
     else
-      std::memcpy(out + i * d, table.data<float>() + id * d, static_cast<size_t>(d) * 4);
+      convert_elements(dt, table.bytes() + static_cast<size_t>(id * d) * es, DType::kF32,
+                       out + i * d, static_cast<size_t>(d));
   }
 }
 

@@ -20,7 +20,7 @@
 namespace dsq::model {
 
 struct Embedding {
-  Tensor table;  // [vocab, d_model], f32 (f16/bf16 converted at load) or kQInt
+  Tensor table;  // [vocab, d_model] in its stored type: f32, f16, bf16 or kQInt
   std::string source;
 
   static Embedding load(const WeightStore& ws);

@@ -185,6 +185,57 @@ TEST(Engine, HalfPrecisionWeightsAreConvertedExactly) {
   }
 }
 
+// f16/bf16 weights are never widened as a whole (the engine's memory is the file plus
+// activations): the linears and the embedding keep the store's bytes, the GEMM widens tiles and a
+// single-token pass reads them through a fused dot, within f32 rounding of the widened model and
+// bit-identical for any thread count.
+TEST(Engine, HalfPrecisionWeightsStayInTheirStoredType) {
+  ModelConfig c = tiny_llama_config();
+  c.d_model = 256;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.head_dim = 32;
+  c.d_ff = 688;  // linears above the parallel threshold
+  for (DType dt : {DType::kF16, DType::kBF16}) {
+    const WeightStore half = make_synthetic_model(c, 9, dt);
+    WeightStore wide;
+    wide.config = c;
+    wide.has_config = true;
+    for (const auto& n : half.names()) wide.add_tensor(n, half.get(n).to(DType::kF32));
+    const Model mh = Model::load(half), mw = Model::load(wide);
+    const Tensor& w = mh.block(1).lin("ffn_up").weight();
+    EXPECT_EQ(w.dtype(), dt);
+    EXPECT_EQ(w.bytes(), half.get("blk.1.ffn_up.weight").bytes());
+    EXPECT_EQ(mh.embedding().table.dtype(), dt);
+    const auto prompt = ramp_tokens(9, c.vocab_size);
+    auto decode_all = [&](const Model& m) {  // the prompt, then one id at a time
+      KVCache cache = m.new_cache(16);
+      std::vector<float> out = m.decode(std::span<const int32_t>(prompt.data(), 5), cache);
+      for (size_t i = 5; i < prompt.size(); ++i) {
+        const auto l = m.decode(std::span<const int32_t>(&prompt[i], 1), cache);
+        out.insert(out.end(), l.begin(), l.end());
+      }
+      return out;
+    };
+    const int before = num_threads();
+    set_num_threads(1);
+    const auto one = decode_all(mh);
+    set_num_threads(2);
+    const auto two = decode_all(mh);
+    set_num_threads(before);
+    EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0) << dtype_name(dt);
+    const auto ref = decode_all(mw);
+    ASSERT_EQ(ref.size(), one.size());
+    double max_diff = 0, max_abs = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      max_diff = std::max(max_diff, std::fabs(static_cast<double>(ref[i]) - one[i]));
+      max_abs = std::max(max_abs, std::fabs(static_cast<double>(ref[i])));
+    }
+    EXPECT_LT(max_diff, 1e-5 * max_abs) << dtype_name(dt);
+    EXPECT_GT(max_abs, 0.0);
+  }
+}
+
 TEST(Engine, F32WeightsAreBorrowedNotCopied) {
   const WeightStore ws = make_synthetic_model(tiny_llama_config(), 8);
   const Model m = Model::load(ws);

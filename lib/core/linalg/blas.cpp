@@ -61,6 +61,11 @@ bool spd_inverse(double* a, int64_t n) {
 
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
 
+std::string blas_core_name() {
+  const char* name = openblas_get_corename();
+  return name ? name : "";
+}
+
 }  // namespace dsq::linalg
 
 namespace dsq {

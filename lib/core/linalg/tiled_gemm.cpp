@@ -2,6 +2,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "lib/core/linalg.h"
 
@@ -48,6 +49,45 @@ void sgemm_tiled(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   // team; the tiles, and so the result, are the same either way.
 #pragma omp parallel for schedule(dynamic, 1) if (m * n * k >= (int64_t{1} << 24))
   for (int64_t t = 0; t < tiles; ++t) one(t);
+}
+
+namespace {
+
+// Weight rows decoded per tile of gemm_decoded. Each tile is one BLAS call, which packs all of x
+// again: with few rows of x, about 1 MiB of f32 per thread (at least 16 rows); with many (the
+// calibration pipeline's 4096-row chunks), small tiles spend more time copying x than multiplying
+// (16-row tiles of an 18432-input linear spent half their time in OpenBLAS's packing), so tiles
+// grow to 512 rows (at most 64 MiB per thread) while leaving at least 8 tiles to share. A function
+// of the shapes only: the result does not depend on the thread count.
+int64_t decoded_tile_rows(int64_t k, int64_t n_out, int64_t m) {
+  const int64_t width = std::max<int64_t>(k, 1);
+  const int64_t small = std::clamp<int64_t>((int64_t{1} << 18) / width, 16, 1024);
+  if (m < 256) return small;
+  const int64_t large = std::clamp<int64_t>((int64_t{1} << 24) / width, 16, 512);
+  return std::max(small, std::min(large, std::max<int64_t>(16, (n_out + 7) / 8)));
+}
+
+}  // namespace
+
+void gemm_decoded(int64_t m, int64_t n_out, int64_t k, const float* x, float* y,
+                  const DecodeRows& decode) {
+  if (m <= 0 || n_out <= 0) return;
+  const int64_t T = std::min(decoded_tile_rows(k, n_out, m), n_out);
+  const int64_t n_tiles = (n_out + T - 1) / T;
+  SerialBlasScope serial;
+#pragma omp parallel if (n_tiles > 1)
+  {
+    std::vector<float> tile(static_cast<size_t>(T * k));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < n_tiles; ++t) {
+      const int64_t r0 = t * T, r1 = std::min(r0 + T, n_out);
+      decode(r0, r1, tile.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
+                  static_cast<blasint>(r1 - r0), static_cast<blasint>(k), 1.0f, x,
+                  static_cast<blasint>(k), tile.data(), static_cast<blasint>(k), 0.0f, y + r0,
+                  static_cast<blasint>(n_out));
+    }
+  }
 }
 
 }  // namespace dsq::linalg
