@@ -52,21 +52,13 @@ void check_requantization(const WeightStore& ws, const std::string& path) {
                       "): quantize the float model");
 }
 
-// Rejects NaN/Inf weights before they reach a quantizer (which cannot represent them). Converts
-// in chunks: no full f32 copy of the tensor.
+// Rejects NaN/Inf weights before they reach a quantizer (which cannot represent them), by their
+// exponent bits in place: no f32 copy of the tensor.
 void check_finite(const Tensor& w, const std::string& name, const std::string& source) {
-  constexpr int64_t kChunk = int64_t{1} << 16;
-  std::vector<float> buf(static_cast<size_t>(std::min(kChunk, w.numel())));
-  const size_t es = dtype_size(w.dtype());
-  for (int64_t i0 = 0; i0 < w.numel(); i0 += kChunk) {
-    const int64_t n = std::min(kChunk, w.numel() - i0);
-    convert_elements(w.dtype(), w.bytes() + static_cast<size_t>(i0) * es, DType::kF32, buf.data(),
-                     static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(buf[static_cast<size_t>(i)]))
-        throw FormatError(strprintf("'%s': tensor '%s': non-finite weight at element %lld",
-                                    source.c_str(), name.c_str(), static_cast<long long>(i0 + i)));
-  }
+  const int64_t i = first_nonfinite(w.dtype(), w.bytes(), static_cast<size_t>(w.numel()));
+  if (i >= 0)
+    throw FormatError(strprintf("'%s': tensor '%s': non-finite weight at element %lld",
+                                source.c_str(), name.c_str(), static_cast<long long>(i)));
 }
 
 // The output of MPI ranks other than 0: tensors are dropped, nothing is written.

@@ -202,4 +202,41 @@ void convert_elements(DType from, const void* src, DType to, void* dst, size_t n
   for (long long i = 0; i < nn; ++i) store_float(to, dst, i, load_float(from, src, i));
 }
 
+namespace {
+
+// Elements whose bits under `exp` are all set (an all-ones exponent: Inf or NaN), searched in
+// blocks: a branch-free OR over the block, and a scan only of a block that has one.
+template <class U>
+int64_t first_all_ones(const U* v, size_t n, U exp) {
+  constexpr size_t kBlock = 4096;
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t e = std::min(n, b + kBlock);
+    U any = 0;
+    for (size_t i = b; i < e; ++i) any |= static_cast<U>((v[i] & exp) == exp);
+    if (!any) continue;
+    for (size_t i = b; i < e; ++i)
+      if ((v[i] & exp) == exp) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t first_nonfinite(DType t, const void* src, size_t n) {
+  switch (t) {
+    case DType::kF16:
+      return first_all_ones(static_cast<const uint16_t*>(src), n, uint16_t{0x7c00});
+    case DType::kBF16:
+      return first_all_ones(static_cast<const uint16_t*>(src), n, uint16_t{0x7f80});
+    case DType::kF32:
+      return first_all_ones(static_cast<const uint32_t*>(src), n, uint32_t{0x7f800000});
+    case DType::kF64:
+      return first_all_ones(static_cast<const uint64_t*>(src), n, uint64_t{0x7ff0000000000000});
+    default:
+      DSQ_ASSERT(false, "first_nonfinite needs a float dtype, got %s",
+                 std::string(dtype_name(t)).c_str());
+  }
+  return -1;
+}
+
 }  // namespace dsq

@@ -60,4 +60,8 @@ uint8_t f32_to_fp8_e4m3(float f);
 // Convert n elements between float types (f32/f16/bf16/f64). Parallel for large n.
 void convert_elements(DType from, const void* src, DType to, void* dst, size_t n);
 
+// The index of the first NaN or Inf among n elements of a float type (f32/f16/bf16/f64), or -1.
+// Tests the exponent bits in place (no conversion), in blocks that vectorize.
+int64_t first_nonfinite(DType t, const void* src, size_t n);
+
 }  // namespace dsq

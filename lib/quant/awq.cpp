@@ -199,29 +199,28 @@ Tensor quantize_clipped(const float* w, int64_t rows, int64_t cols, const QuantD
   const QuantTraits& row = qm.row();
   const int64_t G = qm.group(), ng = qm.n_groups();
   std::vector<double> err(static_cast<size_t>(rows)), nrm(err.size());
-#pragma omp parallel for schedule(static) if (rows * cols >= (int64_t{1} << 15))
-  for (int64_t r = 0; r < rows; ++r) {
-    double e = 0.0, nn = 0.0;
-    for (int64_t g = 0; g < ng; ++g) {
-      const int64_t c0 = g * G, len = std::min(G, cols - c0);
-      const float* wg = w + r * cols + c0;
-      float lo, hi;
-      clip_range(wg, len, ratios ? ratios[r * ng + g] : 1.0f, &lo, &hi);
-      const GroupParams p = row.fit_range(lo, hi);
-      qm.set_params(r, g, p);
-      uint32_t codes[256];
-      float deq[256];
-      for (int64_t k = 0; k < len; ++k) {
-        if (k % 256 == 0) row.encode_group(wg + k, std::min<int64_t>(256, len - k), lo, hi, p, codes, deq);
-        const uint32_t code = codes[k % 256];
-        qm.set_code(r, c0 + k, code);
-        const double x = wg[k], dx = x - static_cast<double>(deq[k % 256]);
-        e += dx * dx;
-        nn += x * x;
+#pragma omp parallel if (rows * cols >= (int64_t{1} << 15))
+  {
+    std::vector<float> deq(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t c0 = g * G, len = std::min(G, cols - c0);
+        const float* wg = w + r * cols + c0;
+        float lo, hi;
+        clip_range(wg, len, ratios ? ratios[r * ng + g] : 1.0f, &lo, &hi);
+        const GroupParams p = row.fit_range(lo, hi);
+        qm.set_params(r, g, p);
+        uint32_t codes[256];
+        for (int64_t k = 0; k < len; k += 256) {
+          const int64_t n = std::min<int64_t>(256, len - k);
+          row.encode_group(wg + k, n, lo, hi, p, codes, deq.data() + c0 + k);
+          for (int64_t i = 0; i < n; ++i) qm.set_code(r, c0 + k + i, codes[i]);
+        }
       }
+      row_sq_errors(w + r * cols, deq.data(), cols, &err[static_cast<size_t>(r)],
+                    &nrm[static_cast<size_t>(r)]);
     }
-    err[static_cast<size_t>(r)] = e;
-    nrm[static_cast<size_t>(r)] = nn;
   }
   if (stats) {
     stats->err_sq = std::accumulate(err.begin(), err.end(), 0.0);

@@ -12,7 +12,7 @@ namespace {
 template <SchemeLayout Layout, int B, bool Sym, QuantScheme S>
 constexpr QuantTraits row_traits(QuantType t, std::string_view name) {
   if constexpr (Layout == SchemeLayout::kBlockFp8) {
-    return QuantTraits{t,       name,    B,       !Sym,    nullptr,
+    return QuantTraits{t,       name,    B,       !Sym,    nullptr, nullptr,
                        nullptr, nullptr, nullptr, nullptr, nullptr,
                        nullptr, &detail::dequantize_row_fp8, &detail::dot_fp8,
                        &detail::dequantize_row_fp8, &detail::dot_fp8};
@@ -26,6 +26,7 @@ constexpr QuantTraits row_traits(QuantType t, std::string_view name) {
                        &detail::encode_group<B, Sym>,
                        &detail::encode<B, Sym>,
                        &detail::decode,
+                       &detail::quantize_row_fast<S>,
                        &detail::quantize_row_ref<S>,
                        &detail::quantize_row_weighted<S>,
                        &detail::dequantize_row_fast<B, Sym>,

@@ -78,6 +78,7 @@ struct QuantTraits {
   uint32_t (*encode)(float w, GroupParams p);  // round to the nearest code (half to even)
   float (*decode)(uint32_t code, GroupParams p);
   // Row codec.
+  QuantizeRowFn quantize_row;  // optimised (SIMD where available); the same bytes as quantize_ref
   QuantizeRowFn quantize_ref;
   QuantizeWeightedFn quantize_weighted;
   DequantizeRowFn dequantize_row;      // optimised (SIMD where available)

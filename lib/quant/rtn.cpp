@@ -174,14 +174,7 @@ struct RowErrors {
   std::vector<double> err, nrm;
   explicit RowErrors(int64_t rows) : err(static_cast<size_t>(rows)), nrm(err.size()) {}
   void set(int64_t r, const float* w, const float* deq, int64_t cols) {
-    double e = 0.0, n = 0.0;
-    for (int64_t c = 0; c < cols; ++c) {
-      const double x = w[c], dx = x - static_cast<double>(deq[c]);
-      e += dx * dx;
-      n += x * x;
-    }
-    err[static_cast<size_t>(r)] = e;
-    nrm[static_cast<size_t>(r)] = n;
+    row_sq_errors(w, deq, cols, &err[static_cast<size_t>(r)], &nrm[static_cast<size_t>(r)]);
   }
   QuantErrorStats total() const {
     QuantErrorStats s;
@@ -215,7 +208,7 @@ Tensor quantize_rows(int64_t rows, int64_t cols, const QuantDesc& d, const RtnOp
         if (weighted) {
           tr.quantize_weighted(w, opts.importance, cols, G, qm.row(r));
         } else {
-          tr.quantize_ref(w, cols, G, qm.row(r));
+          tr.quantize_row(w, cols, G, qm.row(r));
         }
         if (stats) {
           tr.dequantize_row(static_cast<const QuantMatrix&>(qm).row(r), cols, G, deq.data());
@@ -256,6 +249,30 @@ Tensor quantize_tensor_rtn(const Tensor& w, const QuantDesc& d, const RtnOptions
                      static_cast<size_t>(cols));
     return static_cast<const float*>(buf);
   });
+}
+
+void row_sq_errors(const float* w, const float* deq, int64_t cols, double* err, double* nrm) {
+  constexpr int64_t kLanes = 8;
+  double el[kLanes] = {}, nl[kLanes] = {};
+  const int64_t body = cols - cols % kLanes;
+  for (int64_t c = 0; c < body; c += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const double x = w[c + l], dx = x - static_cast<double>(deq[c + l]);
+      el[l] += dx * dx;
+      nl[l] += x * x;
+    }
+  for (int64_t c = body; c < cols; ++c) {
+    const double x = w[c], dx = x - static_cast<double>(deq[c]);
+    el[c - body] += dx * dx;
+    nl[c - body] += x * x;
+  }
+  double e = 0.0, n = 0.0;
+  for (int64_t l = 0; l < kLanes; ++l) {
+    e += el[l];
+    n += nl[l];
+  }
+  *err = e;
+  *nrm = n;
 }
 
 QuantErrorStats quant_error(const Tensor& w, const Tensor& q) {

@@ -112,6 +112,11 @@ struct QuantErrorStats {
   double sqnr_db() const;  // 10 log10(norm_sq / err_sq); +inf when exact
 };
 
+// One row's share of QuantErrorStats: *err = sum (w - deq)^2 and *nrm = sum w^2 over cols, in f64,
+// in 8 lanes (column c in lane c % 8) added in a fixed order, so the sums vectorize and every
+// quantizer that reports errors gets the same numbers.
+void row_sq_errors(const float* w, const float* deq, int64_t cols, double* err, double* nrm);
+
 // Quantize w [rows, cols] (row-major f32) with RTN. Parallel over rows; byte-identical for any
 // thread count. stats (nullable) receives the reconstruction error.
 Tensor quantize_matrix_rtn(const float* w, int64_t rows, int64_t cols, const QuantDesc& d,

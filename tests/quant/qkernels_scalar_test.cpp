@@ -46,6 +46,36 @@ void check_scheme() {
   }
 }
 
+// The portable row quantizer writes quantize_ref's bytes.
+template <QuantScheme S>
+void check_quantize_row() {
+  for (uint32_t g : kQuantGroupSizes) {
+    const int64_t rows = 3, cols = 172;
+    const QuantDesc d(S, g);
+    auto w = testing::gaussian(rows * cols, 60);
+    w[cols + 5] = NAN;
+    w[2 * cols + 9] = INFINITY;
+    Tensor a = make_quant_tensor(rows, cols, d), b = make_quant_tensor(rows, cols, d);
+    std::memset(a.mutable_bytes(), 0, a.nbytes());
+    std::memset(b.mutable_bytes(), 0, b.nbytes());
+    QuantMatrix qa(a), qb(b);
+    for (int64_t r = 0; r < rows; ++r) {
+      scalar_detail::quantize_row_fast<S>(w.data() + r * cols, cols, qa.group(), qa.row(r));
+      quant_traits(d).quantize_ref(w.data() + r * cols, cols, qb.group(), qb.row(r));
+    }
+    ASSERT_EQ(std::memcmp(a.bytes(), b.bytes(), a.nbytes()), 0) << scheme_name(d);
+  }
+}
+
+TEST(QKernelsScalar, PortableQuantizeRowMatchesReference) {
+  check_quantize_row<QuantScheme::kInt8Sym>();
+  check_quantize_row<QuantScheme::kInt4Sym>();
+  check_quantize_row<QuantScheme::kInt4Asym>();
+  check_quantize_row<QuantScheme::kInt4AsymF>();
+  check_quantize_row<QuantScheme::kInt3Asym>();
+  check_quantize_row<QuantScheme::kInt2Sym>();
+}
+
 TEST(QKernelsScalar, PortablePathMatchesReference) {
   check_scheme<8, true>();
   check_scheme<8, false>();

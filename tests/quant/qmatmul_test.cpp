@@ -56,6 +56,37 @@ TEST(QKernels, DequantizeMatchesReferenceBitExactly) {
   }
 }
 
+// The optimised row quantizer writes quantize_ref's bytes (codes, scales, zeros) for every scheme
+// and group size, on weights with ties, zeros, huge and tiny groups, Inf and NaN.
+TEST(QKernels, QuantizeRowMatchesReferenceByteForByte) {
+  for (const auto& k : all_cases()) {
+    for (int64_t cols : {172, 100, 256, 4096}) {
+      const int64_t rows = 6;
+      auto w = gaussian(rows * cols, 16);
+      for (int64_t c = 0; c < cols; ++c) {
+        w[cols + c] = 0.0f;                                               // a zero row: scale 0
+        w[2 * cols + c] = static_cast<float>(c % 17 - 8) * 0.5f;          // exact ties
+        w[3 * cols + c] *= 1e-36f;                                        // subnormal-sized scales
+        w[4 * cols + c] *= 1e30f;                                         // beyond f16: saturates
+      }
+      w[5 * cols + 3] = INFINITY;
+      w[5 * cols + 40] = -INFINITY;
+      w[5 * cols + 77] = NAN;
+      w[5 * cols + cols - 1] = NAN;
+      Tensor a = make_quant_tensor(rows, cols, k.desc()), b = make_quant_tensor(rows, cols, k.desc());
+      std::memset(a.mutable_bytes(), 0xA5, a.nbytes());
+      std::memset(b.mutable_bytes(), 0xA5, b.nbytes());  // bytes neither writes stay equal
+      QuantMatrix qa(a), qb(b);
+      const int64_t G = qa.group();
+      for (int64_t r = 0; r < rows; ++r) {
+        k.tr->quantize_row(w.data() + r * cols, cols, G, qa.row(r));
+        k.tr->quantize_ref(w.data() + r * cols, cols, G, qb.row(r));
+      }
+      ASSERT_EQ(std::memcmp(a.bytes(), b.bytes(), a.nbytes()), 0) << k.str() << " cols " << cols;
+    }
+  }
+}
+
 TEST(QKernels, DotMatchesReferenceWithinSummationBound) {
   for (const auto& k : all_cases()) {
     for (int64_t cols : {172, 100, 256, 1000}) {

@@ -1,7 +1,7 @@
-// Internal: optimised row kernels (dequantize, dot) over byte-aligned runs of packed codes.
+// Internal: optimised row kernels (quantize, dequantize, dot) over byte-aligned runs of codes.
 // AVX2/FMA intrinsics behind __AVX2__, portable scalar code otherwise. They must match
-// codec_ref.h: dequantize bit-exactly (the same single multiply per element), dot within the f32
-// summation bound (tests/quant/qmatmul_test.cpp).
+// codec_ref.h: quantize and dequantize bit-exactly (the same IEEE operations per element), dot
+// within the f32 summation bound (tests/quant/qmatmul_test.cpp, quant_types_test.cpp).
 #pragma once
 
 #include <cstdint>
@@ -138,6 +138,77 @@ void dequantize_row_fast(QRowView q, int64_t cols, int64_t group, float* out) {
   for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
     const int64_t n = cols - c0 < group ? cols - c0 : group;
     dequantize_run<Bits>(q.codes + c0 * Bits / 8, n, load_params(q, g, Bits), out + c0);
+  }
+}
+
+// The range of a group as fit_group finds it: min and max over w[0..n) and 0, NaNs skipped.
+// _mm256_min_ps(v, acc) is `v < acc ? v : acc` (NaN or equal: acc), the reference's comparison,
+// and min/max over a set do not depend on the order, so the result is bit-identical.
+inline void group_range(const float* w, int64_t n, float* lo_out, float* hi_out) {
+  float lo = 0.0f, hi = 0.0f;
+  int64_t i = 0;
+#ifdef DSQ_QKERNELS_AVX2
+  __m256 lo8 = _mm256_setzero_ps(), hi8 = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(w + i);
+    lo8 = _mm256_min_ps(v, lo8);
+    hi8 = _mm256_max_ps(v, hi8);
+  }
+  alignas(32) float l[8], h[8];
+  _mm256_store_ps(l, lo8);
+  _mm256_store_ps(h, hi8);
+  for (int k = 0; k < 8; ++k) {
+    if (l[k] < lo) lo = l[k];
+    if (h[k] > hi) hi = h[k];
+  }
+#endif
+  for (; i < n; ++i) {
+    if (w[i] < lo) lo = w[i];
+    if (w[i] > hi) hi = w[i];
+  }
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
+// codes[i] = quantize_value(w[i], p, Bits) for i < n: the same IEEE division and round-to-nearest-
+// even per element (NaN -> 0, clamped to [0, 2^Bits - 1]), so bit-identical to the reference.
+template <int Bits>
+inline void encode_run(const float* w, int64_t n, GroupParams p, uint8_t* codes) {
+  int64_t i = 0;
+#ifdef DSQ_QKERNELS_AVX2
+  if (p.scale > 0.0f) {
+    const __m256 sc = _mm256_set1_ps(p.scale), z = _mm256_set1_ps(static_cast<float>(p.zero));
+    const __m256 maxq = _mm256_set1_ps(static_cast<float>((1 << Bits) - 1)), zero = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+      const __m256 r = _mm256_add_ps(
+          _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(w + i), sc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+      const __m256 ok = _mm256_cmp_ps(r, zero, _CMP_GE_OQ);  // false for NaN: code 0
+      const __m256i q = _mm256_and_si256(_mm256_cvttps_epi32(_mm256_min_ps(r, maxq)), _mm256_castps_si256(ok));
+      const __m128i q16 = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(q16, q16));
+    }
+  }
+#endif
+  for (; i < n; ++i) codes[i] = static_cast<uint8_t>(quantize_value(w[i], p, Bits));
+}
+
+// Plain round-to-nearest of one row (QuantTraits::quantize_row): quantize_row_ref's output, byte
+// for byte, through group_range and encode_run.
+template <QuantScheme S>
+void quantize_row_fast(const float* w, int64_t cols, int64_t group, QRowRef out) {
+  constexpr int Bits = scheme_info(S).bits;
+  if (!groups_byte_aligned<Bits>(group)) return quantize_row_ref<S>(w, cols, group, out);
+  uint8_t codes[256];
+  for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
+    const int64_t n = cols - c0 < group ? cols - c0 : group;
+    float lo, hi;
+    group_range(w + c0, n, &lo, &hi);
+    const GroupParams p = params_for_range(lo, hi, desc_of<S>());
+    for (int64_t k0 = 0; k0 < n; k0 += 256) {
+      const int64_t k = n - k0 < 256 ? n - k0 : 256;
+      encode_run<Bits>(w + c0 + k0, k, p, codes);
+      store_group(out, g, c0 + k0, k, cols, Bits, p, codes);
+    }
   }
 }
 
