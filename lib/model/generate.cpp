@@ -1,6 +1,7 @@
 #include "lib/model/generate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -39,7 +40,7 @@ int32_t sample_token(const float* logits, int64_t vocab, double temperature, int
 }
 
 std::vector<int32_t> generate(const Model& m, std::span<const int32_t> prompt,
-                              const SampleOptions& opts) {
+                              const SampleOptions& opts, GenerateTiming* timing) {
   if (prompt.empty()) throw UsageError("generate: the prompt has no tokens");
   const int64_t need = static_cast<int64_t>(prompt.size()) + opts.n_new;
   const int64_t cap = std::min<int64_t>(need, std::max<int64_t>(m.config().max_ctx, 1));
@@ -47,15 +48,24 @@ std::vector<int32_t> generate(const Model& m, std::span<const int32_t> prompt,
     throw UsageError(strprintf("the prompt has %zu tokens, the model's context is %lld",
                                prompt.size(), static_cast<long long>(cap)));
   std::mt19937_64 rng(opts.seed);
+  using Clock = std::chrono::steady_clock;
+  GenerateTiming t;
   KVCache cache = m.new_cache(cap);
+  auto t0 = Clock::now();
   std::vector<float> logits = m.decode(prompt, cache);
+  t.prompt_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  t0 = Clock::now();
   std::vector<int32_t> out;
   for (int64_t i = 0; i < opts.n_new; ++i) {
     const int32_t next = sample_token(logits.data(), m.vocab(), opts.temperature, opts.top_k, rng);
     out.push_back(next);
-    if (next == opts.stop_id || cache.len >= cap) break;
+    // No pass after the last id: its logits would not be used.
+    if (next == opts.stop_id || cache.len >= cap || i + 1 == opts.n_new) break;
     logits = m.decode(std::span<const int32_t>(&next, 1), cache);
+    ++t.decode_steps;
   }
+  t.decode_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (timing) *timing = t;
   return out;
 }
 

@@ -24,9 +24,16 @@ struct SampleOptions {
 int32_t sample_token(const float* logits, int64_t vocab, double temperature, int64_t top_k,
                      std::mt19937_64& rng);
 
+// Where generate's time went: the prompt's pass, and the single-token passes after it.
+struct GenerateTiming {
+  double prompt_seconds = 0;
+  double decode_seconds = 0;
+  int64_t decode_steps = 0;  // single-token forward passes (every generated id but the last)
+};
+
 // Runs the prompt through the KV cache, then generates up to n_new ids (the prompt is not
 // included in the result). The context is bounded by the config's max_ctx.
 std::vector<int32_t> generate(const Model& m, std::span<const int32_t> prompt,
-                              const SampleOptions& opts);
+                              const SampleOptions& opts, GenerateTiming* timing = nullptr);
 
 }  // namespace dsq::model

@@ -55,6 +55,36 @@ TEST(CliGenerate, PrintsTheManifestGreedyContinuation) {
             "the park. One day,\n");
 }
 
+// The prompt as ids (what a model without a tokenizer needs) continues exactly as the text that
+// encodes to them; --json carries the ids and the per-phase rates.
+TEST(CliGenerate, PromptIdsAndJson) {
+  DSQ_REQUIRE_SHARED(shared);
+  TempDir tmp;
+  const std::string m = shared + "/models/stories260K/llama2c/stories260K.bin";
+  CliRun r = dsq(tmp, "-q generate " + m + " --prompt 'Once upon a time' -n 12 --json " + tmp.file("a.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json a = nlohmann::json::parse(std::ifstream(tmp.file("a.json")));
+  std::string ids;
+  for (const auto& id : a["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id.get<int>());
+  r = dsq(tmp, "-q generate " + m + " --prompt-ids " + ids + " -n 12 --json " + tmp.file("b.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json b = nlohmann::json::parse(std::ifstream(tmp.file("b.json")));
+  EXPECT_EQ(a["new_ids"], b["new_ids"]);
+  EXPECT_EQ(a["text"], b["text"]);
+  EXPECT_EQ(b["new_ids"].size(), 12u);
+  EXPECT_EQ(b["decode_steps"].get<int>(), 11);  // no pass after the last id
+  EXPECT_GT(b["decode_tokens_per_second"].get<double>(), 0.0);
+  EXPECT_GT(b["prompt_tokens_per_second"].get<double>(), 0.0);
+  r = dsq(tmp, "generate " + m + " --prompt-ids 1,99999");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("id 99999 is outside the model's vocabulary [0, 512)"), std::string::npos) << r.err;
+  r = dsq(tmp, "generate " + m + " --prompt x --prompt-ids 1");
+  EXPECT_EQ(r.code, 2) << r.err;
+  r = dsq(tmp, "generate " + m);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no prompt"), std::string::npos) << r.err;
+}
+
 TEST(CliEval, BadInputsGiveClearErrorsAndExitCodes) {
   DSQ_REQUIRE_SHARED(shared);
   TempDir tmp;
