@@ -240,9 +240,12 @@ class GgufSink final : public ModelSink {
       add_id("tokenizer.ggml.bos_token_id", c_.bos_id);
       add_id("tokenizer.ggml.eos_token_id", c_.eos_id);
     } else {
+      // llama.cpp's marker for a model without a vocabulary: it loads such a file with dummy
+      // tokens (vocab_size above), enough for token-id work such as llama-bench.
+      md.emplace_back("tokenizer.ggml.model", gguf_string("no_vocab"));
       report_.notes.push_back("'" + path_ +
-                              "': the model references no tokenizer: the GGUF has no tokenizer.* "
-                              "keys (llama.cpp needs them)");
+                              "': the model references no tokenizer: the GGUF is marked "
+                              "tokenizer.ggml.model = no_vocab (llama.cpp runs it on token ids only)");
     }
     return md;
   }

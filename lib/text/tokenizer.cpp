@@ -68,6 +68,9 @@ TokenizerModel load_gguf_metadata(const json& md, const std::string& path) {
   if (model_it == md.end() || !model_it->is_string())
     throw ConfigError("'" + path + "': no tokenizer in the GGUF metadata (tokenizer.ggml.model)");
   const std::string model = model_it->get<std::string>();
+  if (model == "no_vocab" || model == "none")  // llama.cpp's marker for a vocabulary-less model
+    throw ConfigError("'" + path + "': no tokenizer in the GGUF metadata (tokenizer.ggml.model = " +
+                      model + ")");
   const auto tokens = gguf_array<std::string>(md, "tokenizer.ggml.tokens", path, true);
   auto types = gguf_array<int32_t>(md, "tokenizer.ggml.token_type", path, false);
   if (types.empty()) types.assign(tokens.size(), kGgufNormal);

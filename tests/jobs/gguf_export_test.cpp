@@ -18,6 +18,8 @@
 #include "jobs/quantize.h"
 #include "lib/core/arch.h"
 #include "lib/core/error.h"
+#include "lib/core/synthetic.h"
+#include "formats/dsq/dsq_writer.h"
 #include "tests/jobs/greedy.h"
 #include "tests/jobs/quantize_options.h"
 #include "tests/test_util.h"
@@ -218,6 +220,50 @@ for t in r.tensors:
     }
     EXPECT_EQ(f.tensors().size(), ws.names().size());
     EXPECT_EQ(quantized, 7 * ws.config.n_layers);
+  }
+}
+
+// A model without a tokenizer (dsq's synthetic benchmark models) is written with llama.cpp's
+// vocabulary-less marker, so llama.cpp loads it for token-id work; dsq reads it back and runs it on
+// ids, and asking it for text is a one-line error.
+TEST(GgufExport, ModelWithoutTokenizerIsMarkedNoVocab) {
+  ::dsq::testing::TempDir tmp;
+  ModelConfig c = tiny_llama_config();
+  const WeightStore ws = make_synthetic_model(c, 3, DType::kF16);
+  const std::string src = tmp.file("s.dsq"), out = tmp.file("s.gguf");
+  formats::DsqWriteOptions wo;
+  wo.progress = false;
+  formats::write_dsq(ws, src, wo);
+  ConvertOptions o;
+  o.src = src;
+  o.out = out;
+  o.progress = false;
+  run_convert(o);
+  const formats::GgufFile f = formats::GgufFile::open(out);
+  EXPECT_EQ(f.metadata().at("tokenizer.ggml.model"), "no_vocab");
+  EXPECT_FALSE(f.metadata().contains("tokenizer.ggml.tokens"));
+  // The same numbers as the .dsq on token ids.
+  std::vector<uint32_t> ids(65);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<uint32_t>((i * 7919) % c.vocab_size);
+  const std::string idf = tmp.file("ids.u32");
+  std::ofstream(idf, std::ios::binary).write(reinterpret_cast<const char*>(ids.data()), ids.size() * 4);
+  EvalOptions e;
+  e.model = out;
+  e.ref = src;
+  e.tokens_file = idf;
+  e.ctx = 32;
+  e.progress = false;
+  const EvalReport r = run_eval(e);
+  EXPECT_LT(r.kld_mean, 1e-6);
+  EXPECT_GT(r.perplexity, 1.0);
+  e.tokens_file.clear();
+  e.text_file = tmp.file("t.txt");
+  std::ofstream(e.text_file) << "Once upon a time there was a model without a vocabulary.\n";
+  try {
+    run_eval(e);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& err) {
+    EXPECT_NE(std::string(err.what()).find("no tokenizer"), std::string::npos) << err.what();
   }
 }
 
