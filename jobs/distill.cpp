@@ -31,6 +31,7 @@ void to_json(json& j, const DistillReport& r) {
        {"params", r.n_params},
        {"trainable_params", r.n_trainable},
        {"trains", r.trains},
+       {"zeros_moved", r.zeros_moved},
        {"teacher_cached", r.teacher_cached},
        {"teacher_seconds", r.teacher_seconds},
        {"recipe", r.recipe},
@@ -48,9 +49,13 @@ std::string format_distill_report(const DistillReport& r) {
   s += strprintf("held-out KL    %.6f -> %.6f (%.1f%% recovered; %s, top-%lld of %lld, T=%g)\n",
                  t.heldout_before, t.heldout_after, rec, r.loss.c_str(),
                  static_cast<long long>(r.top_k), static_cast<long long>(r.vocab), r.temperature);
-  s += strprintf("trained        %s (%lld of %lld parameters)\n", r.trains == "scales"
-                 ? "group scales, norms and biases (codes frozen)" : "every weight",
+  s += strprintf("trained        %s (%lld of %lld parameters)\n",
+                 r.trains == "scales"         ? "group scales, norms and biases (codes frozen)"
+                 : r.trains == "scales+zeros" ? "group scales and zero points, norms and biases (codes frozen)"
+                                              : "every weight",
                  static_cast<long long>(r.n_trainable), static_cast<long long>(r.n_params));
+  if (r.trains == "scales+zeros")
+    s += strprintf("               %lld zero points moved\n", static_cast<long long>(r.zeros_moved));
   s += strprintf("               %lld steps x %lld windows x %lld ids = %lld tokens, %.0f tokens/s "
                  "(teacher pass %.1f s%s)\n",
                  static_cast<long long>(r.run.steps), static_cast<long long>(r.run.batch * r.run.accum),
@@ -147,6 +152,7 @@ DistillReport run_distill(const DistillOptions& o) {
                {"clip", adam.clip},
                {"data", data.recipe}};
   if (o.loss.kind == train::LossKind::kJsd) step["beta"] = o.loss.beta;
+  if (o.tune_zeros) step["tune_zeros"] = true;
   const json recipe = chain_recipe(student, step);
   // What the saved state must agree with to be resumed (the report cadence may change).
   const json state_key = recipe;
@@ -209,10 +215,11 @@ DistillReport run_distill(const DistillOptions& o) {
   teacher_store.reset();
 
   // Phase 2: the student.
-  train::TrainModel<float> m = train::TrainModel<float>::from_store(student, "'" + o.student_path + "'");
+  train::TrainModel<float> m =
+      train::TrainModel<float>::from_store(student, "'" + o.student_path + "'", o.tune_zeros);
   r.n_params = m.n_params();
   r.n_trainable = m.n_trainable();
-  r.trains = m.scale_tuning() ? "scales" : "weights";
+  r.trains = m.zero_tuning() ? "scales+zeros" : m.scale_tuning() ? "scales" : "weights";
   const train::LossSpec heldout_spec{train::LossKind::kForwardKl, o.loss.temperature, 0.5};
   // The loss of a batch: window i of the batch reads the teacher rows of its cache window.
   const WindowLoss loss = [&](const std::vector<int64_t>& wins, bool heldout, double scale) {
@@ -238,6 +245,7 @@ DistillReport run_distill(const DistillOptions& o) {
   r.run.loop = run_train_loop(m, data.fit, data.drift, L, loss, lo, [&] { fresh.armed = false; });
 
   // Phase 3: the output.
+  r.zeros_moved = m.zeros_moved();
   m.store_into(student);
   r.file_bytes = write_output(student, o.out_path, recipe, o.zstd_level, o.progress);
   fresh.armed = true;  // done: the work directory goes

@@ -38,6 +38,8 @@ struct DistillOptions {
   std::vector<std::string> heldout_paths;
   train::LossSpec loss;
   int64_t top_k = 64;  // teacher ids kept per token; 0 = the whole vocabulary (exact loss)
+  // A quantized student's asymmetric zero points train too (train_model.h); off: scales only.
+  bool tune_zeros = false;
   int64_t steps = 0;   // optimizer steps; 0 = --epochs over the training windows
   double epochs = 1.0;
   int64_t batch = 8;   // windows per micro-batch
@@ -57,9 +59,11 @@ struct DistillReport {
   double temperature = 1, beta = 0.5;
   int64_t top_k = 0, vocab = 0;
   int64_t n_params = 0, n_trainable = 0;
-  // "weights" (every float tensor trains) or "scales" (a quantized student: the group scales of
-  // its quantized tensors with their codes frozen, plus norms and biases)
+  // "weights" (every float tensor trains), "scales" (a quantized student: the group scales of
+  // its quantized tensors with their codes frozen, plus norms and biases) or "scales+zeros"
+  // (--tune-zeros: the asymmetric tensors' zero points too)
   std::string trains;
+  int64_t zeros_moved = 0;  // "scales+zeros": zero points that differ from the student's
   bool teacher_cached = false;  // the teacher's labels were already in OUT.partial/
   double teacher_seconds = 0;
   TrainRun run;  // run.loop.curve[].heldout: forward KL per held-out token (top-k buckets)

@@ -47,6 +47,10 @@ void add_options(CLI::App& sub) {
                  "vocabulary, the exact loss")
       ->capture_default_str()
       ->check(at_least(0));
+  sub.add_flag("--tune-zeros", o.tune_zeros,
+               "A quantized student's asymmetric groups train their zero points too (integers, "
+               "straight-through; rows that must stay exact for GGUF Q4_1 keep them); without it "
+               "only the scales train");
   sub.add_option("--samples", o.data.n_samples, "Training windows drawn from --data")
       ->capture_default_str()
       ->check(at_least(1));

@@ -49,6 +49,7 @@ double AdamW::step(std::vector<Param<float>>& params) {
     auto& p = params[i];
     if (!p.trainable) continue;
     const float decay = p.decay ? static_cast<float>(lr * o_.weight_decay) : 0.0f;
+    const float step = step_size * p.lr_scale;
     float* w = p.w.data();
     const float* g = p.g.data();
     float* m = m_[i].data();
@@ -60,7 +61,7 @@ double AdamW::step(std::vector<Param<float>>& params) {
       m[j] = b1 * m[j] + (1.0f - b1) * gj;
       v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
       w[j] -= decay * w[j];
-      w[j] -= step_size * m[j] / (std::sqrt(v[j] * inv_bc2) + eps);
+      w[j] -= step * m[j] / (std::sqrt(v[j] * inv_bc2) + eps);
     }
   }
   return norm;

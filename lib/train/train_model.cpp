@@ -67,29 +67,43 @@ int TrainModel<T>::add_param(const WeightStore& ws, const std::string& name) {
     q.cols = q.source.dim(1);
     q.group = v.L.group;
     q.n_groups = v.L.n_groups;
-    q.offsets.resize(static_cast<size_t>(q.rows * q.cols));
+    q.max_code = static_cast<T>((1 << q.source.quant().bits()) - 1);
+    q.codes.resize(static_cast<size_t>(q.rows * q.cols));
+    q.zero0.resize(static_cast<size_t>(q.rows * q.n_groups));
     Param<T> s;
     s.name = name + ".scales";
     s.shape = {q.rows, q.n_groups};
     s.w.resize(static_cast<size_t>(q.rows * q.n_groups));
     for (int64_t r = 0; r < q.rows; ++r) {
-      for (int64_t g = 0; g < q.n_groups; ++g)
+      for (int64_t g = 0; g < q.n_groups; ++g) {
         s.w[static_cast<size_t>(r * q.n_groups + g)] = static_cast<T>(f16_to_f32(v.scale_bits(r, g)));
+        q.zero0[static_cast<size_t>(r * q.n_groups + g)] = static_cast<T>(v.zero(r, g));
+      }
       for (int64_t c = 0; c < q.cols; ++c)
-        q.offsets[static_cast<size_t>(r * q.cols + c)] =
-            static_cast<T>(static_cast<int64_t>(v.code(r, c)) - static_cast<int64_t>(v.zero(r, c / q.group)));
+        q.codes[static_cast<size_t>(r * q.cols + c)] = static_cast<T>(v.code(r, c));
     }
     s.g.assign(s.w.size(), T(0));
     Param<T> w;
     w.name = name;
     w.shape = q.source.shape();
-    w.w.assign(q.offsets.size(), T(0));
-    w.g.assign(q.offsets.size(), T(0));
-    w.trainable = false;  // derived from the scales
+    w.w.assign(q.codes.size(), T(0));
+    w.g.assign(q.codes.size(), T(0));
+    w.trainable = false;  // derived from the scales (and zeros)
     params_.push_back(std::move(w));
     q.weight = static_cast<int>(params_.size()) - 1;
     params_.push_back(std::move(s));
     q.scales = static_cast<int>(params_.size()) - 1;
+    const QuantDesc& d = q.source.quant();
+    if (tune_zeros_ && !d.sym() && !d.info().f16_min) {
+      Param<T> z;
+      z.name = name + ".zeros";
+      z.shape = {q.rows, q.n_groups};
+      z.w = q.zero0;
+      z.g.assign(z.w.size(), T(0));
+      z.lr_scale = kZeroLrScale;
+      params_.push_back(std::move(z));
+      q.zeros = static_cast<int>(params_.size()) - 1;
+    }
     quant_.push_back(std::move(q));
     return quant_.back().weight;  // its values: sync_quant_weights (from_store, every forward)
   }
@@ -106,17 +120,36 @@ int TrainModel<T>::add_param(const WeightStore& ws, const std::string& name) {
 }
 
 template <class T>
+T TrainModel<T>::zero_of(const QuantTensor& q, int64_t i) const {
+  if (q.zeros < 0) return q.zero0[static_cast<size_t>(i)];
+  const T z = params_[static_cast<size_t>(q.zeros)].w[static_cast<size_t>(i)];
+  if (!round_scales_) return z;
+  return std::clamp(std::nearbyint(z), T(0), q.max_code);  // the u8 the file will store
+}
+
+template <class T>
+int64_t TrainModel<T>::zeros_moved() const {
+  int64_t n = 0;
+  for (const QuantTensor& q : quant_)
+    if (q.zeros >= 0)
+      for (int64_t i = 0; i < q.rows * q.n_groups; ++i) n += zero_of(q, i) != q.zero0[static_cast<size_t>(i)];
+  return n;
+}
+
+template <class T>
 void TrainModel<T>::sync_quant_weights() {
   for (const QuantTensor& q : quant_) {
     const T* s = params_[static_cast<size_t>(q.scales)].w.data();
     T* w = params_[static_cast<size_t>(q.weight)].w.data();
 #pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
     for (int64_t r = 0; r < q.rows; ++r)
-      for (int64_t c = 0; c < q.cols; ++c) {
+      for (int64_t g = 0; g < q.n_groups; ++g) {
         // The scale the file will store: f16.
-        const T raw = s[r * q.n_groups + c / q.group];
+        const T raw = s[r * q.n_groups + g];
         const T sc = round_scales_ ? static_cast<T>(f16_to_f32(f32_to_f16(static_cast<float>(raw)))) : raw;
-        w[r * q.cols + c] = sc * q.offsets[static_cast<size_t>(r * q.cols + c)];
+        const T z = zero_of(q, r * q.n_groups + g);
+        for (int64_t c = g * q.group; c < std::min(q.cols, (g + 1) * q.group); ++c)
+          w[r * q.cols + c] = sc * (q.codes[static_cast<size_t>(r * q.cols + c)] - z);
       }
   }
 }
@@ -124,29 +157,37 @@ void TrainModel<T>::sync_quant_weights() {
 template <class T>
 void TrainModel<T>::reduce_quant_grads() {
   for (const QuantTensor& q : quant_) {
+    const T* s = params_[static_cast<size_t>(q.scales)].w.data();
     T* gs = params_[static_cast<size_t>(q.scales)].g.data();
+    T* gz = q.zeros >= 0 ? params_[static_cast<size_t>(q.zeros)].g.data() : nullptr;
     T* gw = params_[static_cast<size_t>(q.weight)].g.data();
 #pragma omp parallel for schedule(static) if (q.rows * q.cols > (1 << 16))
     for (int64_t r = 0; r < q.rows; ++r)
       for (int64_t g = 0; g < q.n_groups; ++g) {
-        double acc = 0.0;
+        const T z = zero_of(q, r * q.n_groups + g);
+        double acc = 0.0, sum = 0.0;
         for (int64_t c = g * q.group; c < std::min(q.cols, (g + 1) * q.group); ++c) {
-          acc += static_cast<double>(gw[r * q.cols + c]) *
-                 static_cast<double>(q.offsets[static_cast<size_t>(r * q.cols + c)]);
+          const double gwc = static_cast<double>(gw[r * q.cols + c]);
+          acc += gwc * static_cast<double>(q.codes[static_cast<size_t>(r * q.cols + c)] - z);
+          sum += gwc;
           gw[r * q.cols + c] = T(0);
         }
         gs[r * q.n_groups + g] += static_cast<T>(acc);
+        // dW/dz = -s (straight through the scale's and the zero's rounding).
+        if (gz) gz[r * q.n_groups + g] -= static_cast<T>(sum * static_cast<double>(s[r * q.n_groups + g]));
       }
   }
 }
 
 template <class T>
-TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string& where) {
+TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string& where,
+                                        bool tune_zeros) {
   DSQ_ASSERT(ws.has_config, "TrainModel without a config");
   const ModelConfig& c = ws.config;
   check_trainable(ws, where);
   TrainModel m;
   m.c_ = c;
+  m.tune_zeros_ = tune_zeros;
   m.embd_ = m.add_param(ws, std::string(names::kTokenEmbd));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     Layer L;
@@ -192,7 +233,7 @@ TrainModel<T> TrainModel<T>::from_store(const WeightStore& ws, const std::string
     for (auto& p : m.params_)
       if (p.decay) p.trainable = p.grad = false;
   for (const auto& p : m.params_) {  // shapes against the config, before any arithmetic
-    if (p.name.ends_with(".scales")) continue;
+    if (quantized_part(p.name)) continue;
     if (const auto want = expected_shape(c, p.name); want && *want != p.shape)
       throw ShapeError(where + ": tensor '" + p.name + "' has shape " + shape_str(p.shape) +
                        ", the config implies " + shape_str(*want));
@@ -204,7 +245,7 @@ template <class T>
 int64_t TrainModel<T>::n_params() const {
   int64_t n = 0;  // the model's weights (a quantized tensor's scales are not extra weights)
   for (const auto& p : params_)
-    if (!p.name.ends_with(".scales")) n += static_cast<int64_t>(p.w.size());
+    if (!quantized_part(p.name)) n += static_cast<int64_t>(p.w.size());
   return n;
 }
 
@@ -437,10 +478,14 @@ void TrainModel<T>::store_into(WeightStore& ws) const {
     uint16_t* sc = reinterpret_cast<uint16_t*>(t.mutable_bytes() + v.L.scales_offset);
     const auto& s = params_[static_cast<size_t>(q.scales)].w;
     for (size_t i = 0; i < s.size(); ++i) sc[i] = f32_to_f16(static_cast<float>(s[i]));
+    if (q.zeros >= 0) {
+      uint8_t* zp = reinterpret_cast<uint8_t*>(t.mutable_bytes() + v.L.zeros_offset);
+      for (int64_t i = 0; i < q.rows * q.n_groups; ++i) zp[i] = static_cast<uint8_t>(zero_of(q, i));
+    }
     ws.replace(params_[static_cast<size_t>(q.weight)].name, std::move(t));
   }
   for (const auto& p : params_) {
-    if (!p.trainable || p.name.ends_with(".scales")) continue;  // frozen, or written above
+    if (!p.trainable || quantized_part(p.name)) continue;  // frozen, or written above
     Tensor t(DType::kF32, p.shape);
     float* dst = t.mutable_data<float>();
     for (size_t i = 0; i < p.w.size(); ++i) dst[i] = static_cast<float>(p.w[i]);

@@ -8,10 +8,14 @@
 // whole-model gradient check in tests. Deterministic for any thread count.
 //
 // A student with quantized (grouped-integer) tensors is trained by its scales: each such tensor's
-// codes and zero points stay frozen, its weight is W = s * (code - zero) with s the f32 master
-// scale rounded to f16 (what the file stores; the gradient passes straight through the rounding),
-// and the trainable parameters are those scales plus the norms and biases; float matrices stay
-// as they are. The result is again an exact quantized model with the same codes.
+// codes stay frozen, its weight is W = s * (code - zero) with s the f32 master scale rounded to f16
+// (what the file stores; the gradient passes straight through the rounding), and the trainable
+// parameters are those scales plus the norms and biases; float matrices stay as they are. With
+// tune_zeros, an asymmetric tensor's zero points train too: an f32 master zero per group, rounded
+// to an integer code in [0, 2^bits) in the forward (straight-through again), with kZeroLrScale
+// times the learning rate (a zero must move by half a code to change; a scale by a few percent).
+// Rows whose zeros must stay exact for an export (int4_asymf, GGUF Q4_1's f16 min) keep them. The
+// result is again an exact quantized model with the same codes.
 #pragma once
 
 #include <cstdint>
@@ -32,22 +36,35 @@ void check_trainable(const WeightStore& ws, const std::string& where);
 // The architecture part alone (the config's row and rotary layout).
 void check_trainable(const ModelConfig& c, const std::string& where);
 
+// The learning-rate multiplier of trained zero points (Param::lr_scale).
+inline constexpr float kZeroLrScale = 10.0f;
+
 template <class T>
 struct Param {
-  std::string name;  // canonical tensor name ("<weight>.scales" for a quantized weight's scales)
+  // Canonical tensor name; a quantized weight's scales and zero points are "<weight>.scales" and
+  // "<weight>.zeros" (quantized_part).
+  std::string name;
   Shape shape;
   std::vector<T> w, g;
   bool trainable = true;  // the optimizer updates it
   bool grad = true;       // its gradient is computed (a quantized weight's feeds its scales)
   bool decay = false;     // weight decay applies (float matrices)
+  float lr_scale = 1.0f;  // the optimizer's learning rate times this
 };
+
+// Whether a parameter is a quantized weight's scales or zero points (not a tensor of the model).
+inline bool quantized_part(const std::string& name) {
+  return name.ends_with(".scales") || name.ends_with(".zeros");
+}
 
 template <class T>
 class TrainModel {
  public:
   // f32 (or f64) copies of every tensor of a dense GQA model. Throws UsageError for kinds the
   // trainer does not have (MLA, MoE), quantized tensors, or partial rotary; `where` names the file.
-  static TrainModel from_store(const WeightStore& ws, const std::string& where);
+  // tune_zeros: asymmetric quantized tensors train their zero points too (see above).
+  static TrainModel from_store(const WeightStore& ws, const std::string& where,
+                               bool tune_zeros = false);
 
   const ModelConfig& config() const { return c_; }
   std::vector<Param<T>>& params() { return params_; }
@@ -55,6 +72,13 @@ class TrainModel {
   int64_t n_params() const;
   int64_t n_trainable() const;
   bool scale_tuning() const { return !quant_.empty(); }
+  bool zero_tuning() const {
+    for (const auto& q : quant_)
+      if (q.zeros >= 0) return true;
+    return false;
+  }
+  // Zero points that now differ from the stored ones (zero tuning).
+  int64_t zeros_moved() const;
 
   // Logits [B*T, vocab] of B sequences of T ids (each from position 0); keeps the tape.
   void forward(std::span<const int32_t> ids, int64_t B, int64_t seq, T* logits);
@@ -73,14 +97,15 @@ class TrainModel {
   // The summed loss without gradients (held-out evaluation).
   double forward_loss(std::span<const int32_t> ids, int64_t B, int64_t seq, const RowLoss& loss);
   void zero_grad();
-  // Whether quantized weights use the f16-rounded scales (default; off only for the f64
-  // gradient check, where rounding would hide a finite difference).
+  // Whether quantized weights use the f16-rounded scales and integer zeros (default; off only for
+  // the f64 gradient check, where rounding would hide a finite difference).
   void set_round_scales(bool on) { round_scales_ = on; }
   // Rows per classifier chunk (0: as many as keep a chunk's logits at 64 MB).
   void set_head_chunk(int64_t rows) { head_chunk_ = rows; }
 
   // Writes the trained tensors into ws: float parameters as f32 under their canonical names, a
-  // quantized tensor as its source with the new f16 scales (codes and zeros byte-identical).
+  // quantized tensor as its source with the new f16 scales (and zeros, when they train; the codes
+  // byte-identical).
   // Frozen float tensors are left as they are.
   void store_into(WeightStore& ws) const;
 
@@ -96,14 +121,19 @@ class TrainModel {
     std::vector<T> h_in, xn1, inv1, q0, qinv, qr, k0, kinv, kr, v_, att, h_mid, xn2, inv2, g, u, act;
   };
   int add_param(const WeightStore& ws, const std::string& name);
-  // A quantized tensor's derived weight: W from the current scales (before every forward), and
-  // the weight's gradient reduced onto the scales (after every backward).
+  // A quantized tensor's derived weight: W from the current scales and zeros (before every
+  // forward), and the weight's gradient reduced onto them (after every backward).
   struct QuantTensor {
-    int weight = -1, scales = -1;
+    int weight = -1, scales = -1, zeros = -1;  // zeros: -1 when they stay as stored
     Tensor source;             // the kQInt tensor (codes, zeros, layout)
-    std::vector<T> offsets;    // code - zero, [rows, cols]
+    std::vector<T> codes;      // [rows, cols]
+    std::vector<T> zero0;      // the stored zero points [rows, n_groups]
     int64_t rows = 0, cols = 0, group = 0, n_groups = 0;
+    T max_code = 0;
   };
+  // The zero point of group i of q as the forward uses it.
+  T zero_of(const QuantTensor& q, int64_t i) const;
+  bool tune_zeros_ = false;
   void sync_quant_weights();
   void reduce_quant_grads();
   void forward_body(std::span<const int32_t> ids, int64_t B, int64_t seq);  // up to xnf_

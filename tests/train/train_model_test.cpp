@@ -81,9 +81,9 @@ double model_loss(TrainModel<T>& m, const std::vector<int32_t>& ids, int64_t B, 
   return (backward ? m.forward_backward(ids, B, seq, loss) : m.forward_loss(ids, B, seq, loss)) / rows;
 }
 
-void check_store_gradient(const WeightStore& ws, int64_t head_chunk = 0) {
+void check_store_gradient(const WeightStore& ws, int64_t head_chunk = 0, bool tune_zeros = false) {
   const ModelConfig& c = ws.config;
-  auto m = TrainModel<double>::from_store(ws, "synthetic");
+  auto m = TrainModel<double>::from_store(ws, "synthetic", tune_zeros);
   m.set_head_chunk(head_chunk);
   m.set_round_scales(false);
   const int64_t B = 2, seq = 5;
@@ -163,6 +163,60 @@ TEST(TrainModel, QuantizedStudentTrainsItsScalesNormsAndBiases) {
     EXPECT_EQ(scales, 2);
   }
   check_store_gradient(ws);  // the scales' gradients (through W = s (code - zero))
+}
+
+// --tune-zeros: the asymmetric tensors' zero points are parameters too (their gradient through
+// W = s (code - zero) checked by finite differences); after training, the codes are the same,
+// some zeros moved by whole codes within [0, 15], and the engine reads the model the trainer ran.
+TEST(TrainModel, ZeroTuningTrainsIntegerZeroPoints) {
+  WeightStore ws = quantized_store();
+  check_store_gradient(ws, 0, true);
+  auto m = TrainModel<float>::from_store(ws, "synthetic", true);
+  ASSERT_TRUE(m.zero_tuning());
+  int zero_params = 0;
+  for (const auto& p : m.params())
+    if (p.name.ends_with(".zeros")) {
+      ++zero_params;
+      EXPECT_TRUE(p.trainable);
+      EXPECT_EQ(p.lr_scale, kZeroLrScale);
+    }
+  EXPECT_EQ(zero_params, 2);
+  const Tensor before = ws.get("blk.1.ffn_down.weight").clone();
+  const auto ids = some_ids(2 * 5, ws.config.vocab_size, 3);
+  const Targets tg = make_targets(10, ws.config.vocab_size, 1.0);
+  AdamWOptions o;
+  o.lr = 0.05;  // zeros move by up to kZeroLrScale x 0.05 = half a code per step
+  AdamW opt(o, m.params());
+  for (int i = 0; i < 4; ++i) {
+    m.zero_grad();
+    model_loss(m, ids, 2, 5, tg, LossSpec{}, true);
+    opt.step(m.params());
+  }
+  m.store_into(ws);
+  const Tensor after = ws.get("blk.1.ffn_down.weight");
+  const GroupedIntView a(before), b(after);
+  int moved = 0;
+  for (int64_t r = 0; r < a.L.rows; ++r) {
+    for (int64_t c = 0; c < a.L.cols; ++c) EXPECT_EQ(a.code(r, c), b.code(r, c));
+    for (int64_t g = 0; g < a.L.n_groups; ++g) {
+      moved += a.zero(r, g) != b.zero(r, g);
+      EXPECT_LE(b.zero(r, g), 15);
+    }
+  }
+  EXPECT_GT(moved, 0);
+  const model::Model em = model::Model::load(ws);
+  std::vector<float> tl(static_cast<size_t>(10 * ws.config.vocab_size));
+  m.forward(ids, 2, 5, tl.data());
+  const std::vector<float> el = em.forward(ids, 2, 5);
+  for (size_t i = 0; i < tl.size(); ++i) EXPECT_NEAR(tl[i], el[i], 1e-4);
+  // Symmetric rows and f16-min rows (GGUF Q4_1's exact min) keep their zeros.
+  WeightStore sym = quantized_store();
+  const WeightStore fl = make_synthetic_model(sym.config, 7);
+  sym.replace("blk.0.attn_q.weight",
+              quant::quantize_tensor_rtn(fl.get_f32("blk.0.attn_q.weight"), make_quant_desc(4, 32, true)));
+  sym.replace("blk.1.ffn_down.weight", quant::quantize_tensor_rtn(fl.get_f32("blk.1.ffn_down.weight"),
+                                                                  QuantDesc(QuantScheme::kInt4AsymF, 32)));
+  EXPECT_FALSE(TrainModel<float>::from_store(sym, "synthetic", true).zero_tuning());
 }
 
 TEST(TrainModel, ScaleTuningKeepsCodesAndZerosExactly) {
