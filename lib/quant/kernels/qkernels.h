@@ -123,6 +123,36 @@ inline bool groups_byte_aligned(int64_t group) { return (group * Bits) % 8 == 0;
 template <int Bits, bool Sym>
 float dot_fast(QRowView q, int64_t cols, int64_t group, const float* x) {
   if (!groups_byte_aligned<Bits>(group)) return dot_ref<Bits, Sym>(q, cols, group, x);
+#if defined(DSQ_QKERNELS_AVX2) && defined(__F16C__)
+  if (group % 16 == 0) {
+    // The single-token (decode) path: each group's (code - zero) * x in 16 lanes, scaled into 16
+    // running lanes by one FMA per 8 lanes, and one horizontal sum per row (a sum per group
+    // cost more than the group's products at group 32). Only the last group can be ragged.
+    __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+    float tail = 0.0f;
+    for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
+      const int64_t n = cols - c0 < group ? cols - c0 : group;
+      const uint8_t* codes = q.codes + c0 * Bits / 8;
+      const float* xg = x + c0;
+      const int zero = q.zeros ? q.zeros[g] : 1 << (Bits - 1);
+      const __m256i z = _mm256_set1_epi32(zero);
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      int64_t i = 0;
+      for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8<Bits>(codes, i), z)),
+                             _mm256_loadu_ps(xg + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8<Bits>(codes, i + 8), z)),
+                             _mm256_loadu_ps(xg + i + 8), a1);
+      }
+      const float scale = _cvtsh_ss(q.scales[g]);  // exact, like f16_to_f32
+      const __m256 sc = _mm256_set1_ps(scale);
+      t0 = _mm256_fmadd_ps(a0, sc, t0);
+      t1 = _mm256_fmadd_ps(a1, sc, t1);
+      for (; i < n; ++i) tail += scale * (static_cast<float>(code_at<Bits>(codes, i) - zero) * xg[i]);
+    }
+    return hsum(_mm256_add_ps(t0, t1)) + tail;
+  }
+#endif
   float total = 0.0f;
   for (int64_t g = 0, c0 = 0; c0 < cols; ++g, c0 += group) {
     const int64_t n = cols - c0 < group ? cols - c0 : group;
