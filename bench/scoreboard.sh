@@ -11,7 +11,8 @@
 # at a directory that already has them.
 # Environment: DSQ (default build/bin/dsq), BENCH_BIN (build/bin: bench_quant_stream makes the
 # model), WORK (default /tmp/dsq-scoreboard; needs ~6 GB), SHARED (default ../shared), RUNS
-# (repetitions of each timed row, default 2), GPTQ=0 skips the GPTQ rows.
+# (repetitions of each timed row, default 2), EVAL_WINDOWS (512-id windows dsq eval scores, default
+# 8), GPTQ=0 skips the GPTQ rows.
 # Prints one line per measurement: row, tool, seconds / tokens per second, peak RSS, load average.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,7 @@ BENCH_BIN=${BENCH_BIN:-$here/build/bin}
 WORK=${WORK:-/tmp/dsq-scoreboard}
 SHARED=${SHARED:-$here/../shared}
 RUNS=${RUNS:-2}
+EVAL_WINDOWS=${EVAL_WINDOWS:-8}
 mkdir -p "$WORK"
 [[ -x $DSQ ]] || { echo "scoreboard: '$DSQ' is not an executable (build first)" >&2; exit 2; }
 [[ -x $BENCH_BIN/bench_quant_stream ]] || { echo "scoreboard: no $BENCH_BIN/bench_quant_stream" >&2; exit 2; }
@@ -54,11 +56,12 @@ if [[ ! -f $tl ]]; then
   "$DSQ" -q convert "$WORK/tl.dsq" -o "$tl"
   rm -f "$WORK/tl.dsq"
 fi
-ids=$WORK/ids-8x512.u32
-/usr/bin/python3 - "$ids" <<'EOF'
+ids=$WORK/ids-${EVAL_WINDOWS}x512.u32
+/usr/bin/python3 - "$ids" "$EVAL_WINDOWS" <<'EOF'
 import random, struct, sys
 rng = random.Random(19)
-open(sys.argv[1], "wb").write(struct.pack("<4096I", *[rng.randrange(32000) for _ in range(4096)]))
+n = 512 * int(sys.argv[2])
+open(sys.argv[1], "wb").write(struct.pack("<%dI" % n, *[rng.randrange(32000) for _ in range(n)]))
 EOF
 prompt=$(/usr/bin/python3 -c "import random; r=random.Random(7); print(','.join(str(r.randrange(32000)) for _ in range(16)))")
 
@@ -92,14 +95,14 @@ for r in $(seq "$RUNS"); do
 done
 rm -f "$WORK/q8_0.gguf" "$WORK/int8.dsq"
 
-# --- prompt processing: 512-id windows (dsq eval over 8 windows; llama-bench pp512) ----------
+# --- prompt processing: 512-id windows (dsq eval over EVAL_WINDOWS windows; llama-bench pp512) --
 for r in $(seq "$RUNS"); do
   for pair in "F16:$tl:$tl" "4-bit:$WORK/q4_0.gguf:$WORK/int4.dsq"; do
     IFS=: read -r kind lfile dfile <<< "$pair"
     timed "pp512 $kind" llama-bench "$LLAMA_BIN/llama-bench" -m "$lfile" -p 512 -n 0 -r 1 -o json
     cp "$WORK/out.txt" "$WORK/lb.json"
     rate "pp512 $kind" llama-bench "$(lbench "$WORK/lb.json")"
-    timed "eval 8 x 512 $kind (incl. load)" dsq "$DSQ" -q eval "$dfile" --tokens "$ids" --ctx 512 --json "$WORK/ev.json"
+    timed "eval $EVAL_WINDOWS x 512 $kind (incl. load)" dsq "$DSQ" -q eval "$dfile" --tokens "$ids" --ctx 512 --json "$WORK/ev.json"
     rate "pp512 $kind" dsq "$(jget "$WORK/ev.json" "['tokens_per_second']")"
   done
 done
