@@ -95,27 +95,33 @@ for r in $(seq "$RUNS"); do
 done
 rm -f "$WORK/q8_0.gguf" "$WORK/int8.dsq"
 
-# --- prompt processing: 512-id windows (dsq eval over EVAL_WINDOWS windows; llama-bench pp512) --
-for r in $(seq "$RUNS"); do
-  for pair in "F16:$tl:$tl" "4-bit:$WORK/q4_0.gguf:$WORK/int4.dsq"; do
-    IFS=: read -r kind lfile dfile <<< "$pair"
-    timed "pp512 $kind" llama-bench "$LLAMA_BIN/llama-bench" -m "$lfile" -p 512 -n 0 -r 1 -o json
-    cp "$WORK/out.txt" "$WORK/lb.json"
-    rate "pp512 $kind" llama-bench "$(lbench "$WORK/lb.json")"
-    timed "eval $EVAL_WINDOWS x 512 $kind (incl. load)" dsq "$DSQ" -q eval "$dfile" --tokens "$ids" --ctx 512 --json "$WORK/ev.json"
-    rate "pp512 $kind" dsq "$(jget "$WORK/ev.json" "['tokens_per_second']")"
-  done
-done
+# pair ROW "LLAMA-BENCH ARGS" DSQ_ROW JSON_KEY DSQ_COMMAND...: llama-bench's rate, then dsq's
+# (DSQ_COMMAND gets --json; JSON_KEY names the rate in it), each with its run's peak RSS.
+pair() {
+  local row=$1 largs=$2 drow=$3 key=$4
+  shift 4
+  # shellcheck disable=SC2086  # largs: several words, no paths with spaces under $WORK
+  timed "$row" llama-bench "$LLAMA_BIN/llama-bench" $largs -r 1 -o json
+  cp "$WORK/out.txt" "$WORK/lb.json"
+  rate "$row" llama-bench "$(lbench "$WORK/lb.json")"
+  timed "$drow" dsq "$@" --json "$WORK/d.json"
+  rate "$row" dsq "$(jget "$WORK/d.json" "['$key']")"
+}
 
-# --- decode: 128 ids after a 16-id prompt (llama-bench tg128) --------------------------------
-for r in $(seq "$RUNS"); do
-  for pair in "F16:$tl:$tl" "4-bit:$WORK/q4_0.gguf:$WORK/int4.dsq"; do
-    IFS=: read -r kind lfile dfile <<< "$pair"
-    timed "tg128 $kind" llama-bench "$LLAMA_BIN/llama-bench" -m "$lfile" -p 0 -n 128 -r 1 -o json
-    cp "$WORK/out.txt" "$WORK/lb.json"
-    rate "tg128 $kind" llama-bench "$(lbench "$WORK/lb.json")"
-    timed "generate 128 $kind" dsq "$DSQ" -q generate "$dfile" --prompt-ids "$prompt" -n 128 --json "$WORK/gen.json"
-    rate "tg128 $kind" dsq "$(jget "$WORK/gen.json" "['decode_tokens_per_second']")"
+# --- prompt processing: 512-id windows (dsq eval over EVAL_WINDOWS windows; llama-bench pp512) --
+# --- then decode: 128 ids after a 16-id prompt (dsq generate; llama-bench tg128) ------------
+for phase in pp tg; do
+  for r in $(seq "$RUNS"); do
+    for kinds in "F16:$tl:$tl" "4-bit:$WORK/q4_0.gguf:$WORK/int4.dsq"; do
+      IFS=: read -r kind lfile dfile <<< "$kinds"
+      if [[ $phase == pp ]]; then
+        pair "pp512 $kind" "-m $lfile -p 512 -n 0" "eval $EVAL_WINDOWS x 512 $kind (incl. load)" \
+          tokens_per_second "$DSQ" -q eval "$dfile" --tokens "$ids" --ctx 512
+      else
+        pair "tg128 $kind" "-m $lfile -p 0 -n 128" "generate 128 $kind" decode_tokens_per_second \
+          "$DSQ" -q generate "$dfile" --prompt-ids "$prompt" -n 128
+      fi
+    done
   done
 done
 

@@ -145,15 +145,29 @@ TEST(Engine, KvCacheDecodeMatchesFullForward) {
   EXPECT_THROW(m.decode(std::span<const int32_t>(toks.data(), 1), cache), UsageError);
 }
 
-TEST(Engine, ThreadCountDoesNotChangeLogits) {
-  // Large enough that every parallel path (GEMM tiles, attention heads, norms, RoPE, SwiGLU)
-  // passes its work threshold and really runs on 2 threads.
+// Large enough that every parallel path (GEMM tiles, attention heads, norms, RoPE, SwiGLU)
+// passes its work threshold and really runs on 2 threads.
+ModelConfig parallel_config() {
   ModelConfig c = tiny_llama_config();
   c.d_model = 256;
   c.n_heads = 8;
   c.n_kv_heads = 4;
   c.head_dim = 32;
   c.d_ff = 688;
+  return c;
+}
+
+// The same values as `half`, widened to f32 up front.
+WeightStore widened(const WeightStore& half) {
+  WeightStore wide;
+  wide.config = half.config;
+  wide.has_config = true;
+  for (const auto& n : half.names()) wide.add_tensor(n, half.get(n).to(DType::kF32));
+  return wide;
+}
+
+TEST(Engine, ThreadCountDoesNotChangeLogits) {
+  ModelConfig c = parallel_config();
   c.vocab_size = 1100;
   c.max_ctx = 1024;
   const Model m = Model::load(make_synthetic_model(c, 6));
@@ -173,11 +187,7 @@ TEST(Engine, HalfPrecisionWeightsAreConvertedExactly) {
   const ModelConfig c = tiny_llama_config();
   for (DType dt : {DType::kF16, DType::kBF16}) {
     const WeightStore half = make_synthetic_model(c, 7, dt);
-    // The same values widened to f32 up front.
-    WeightStore wide;
-    wide.config = c;
-    wide.has_config = true;
-    for (const auto& n : half.names()) wide.add_tensor(n, half.get(n).to(DType::kF32));
+    const WeightStore wide = widened(half);
     const auto toks = ramp_tokens(33, c.vocab_size);
     const auto a = Model::load(half).forward(toks, 1, 33);
     const auto b = Model::load(wide).forward(toks, 1, 33);
@@ -190,18 +200,10 @@ TEST(Engine, HalfPrecisionWeightsAreConvertedExactly) {
 // single-token pass reads them through a fused dot, within f32 rounding of the widened model and
 // bit-identical for any thread count.
 TEST(Engine, HalfPrecisionWeightsStayInTheirStoredType) {
-  ModelConfig c = tiny_llama_config();
-  c.d_model = 256;
-  c.n_heads = 8;
-  c.n_kv_heads = 4;
-  c.head_dim = 32;
-  c.d_ff = 688;  // linears above the parallel threshold
+  const ModelConfig c = parallel_config();  // linears above the parallel threshold
   for (DType dt : {DType::kF16, DType::kBF16}) {
     const WeightStore half = make_synthetic_model(c, 9, dt);
-    WeightStore wide;
-    wide.config = c;
-    wide.has_config = true;
-    for (const auto& n : half.names()) wide.add_tensor(n, half.get(n).to(DType::kF32));
+    const WeightStore wide = widened(half);
     const Model mh = Model::load(half), mw = Model::load(wide);
     const Tensor& w = mh.block(1).lin("ffn_up").weight();
     EXPECT_EQ(w.dtype(), dt);

@@ -165,6 +165,27 @@ TEST(TrainModel, QuantizedStudentTrainsItsScalesNormsAndBiases) {
   check_store_gradient(ws);  // the scales' gradients (through W = s (code - zero))
 }
 
+// A few AdamW steps of a quantized student on fixed ids and targets, its tensors stored back into
+// ws, and a check that the engine reading ws computes the trainer's logits.
+void tune_and_store(TrainModel<float>& m, WeightStore& ws, int steps, double lr) {
+  const auto ids = some_ids(2 * 5, ws.config.vocab_size, 3);
+  const Targets tg = make_targets(10, ws.config.vocab_size, 1.0);
+  AdamWOptions o;
+  o.lr = lr;
+  AdamW opt(o, m.params());
+  for (int i = 0; i < steps; ++i) {
+    m.zero_grad();
+    model_loss(m, ids, 2, 5, tg, LossSpec{}, true);
+    opt.step(m.params());
+  }
+  m.store_into(ws);
+  const model::Model em = model::Model::load(ws);
+  std::vector<float> tl(static_cast<size_t>(10 * ws.config.vocab_size));
+  m.forward(ids, 2, 5, tl.data());
+  const std::vector<float> el = em.forward(ids, 2, 5);
+  for (size_t i = 0; i < tl.size(); ++i) EXPECT_NEAR(tl[i], el[i], 1e-4);
+}
+
 // --tune-zeros: the asymmetric tensors' zero points are parameters too (their gradient through
 // W = s (code - zero) checked by finite differences); after training, the codes are the same,
 // some zeros moved by whole codes within [0, 15], and the engine reads the model the trainer ran.
@@ -182,17 +203,7 @@ TEST(TrainModel, ZeroTuningTrainsIntegerZeroPoints) {
     }
   EXPECT_EQ(zero_params, 2);
   const Tensor before = ws.get("blk.1.ffn_down.weight").clone();
-  const auto ids = some_ids(2 * 5, ws.config.vocab_size, 3);
-  const Targets tg = make_targets(10, ws.config.vocab_size, 1.0);
-  AdamWOptions o;
-  o.lr = 0.05;  // zeros move by up to kZeroLrScale x 0.05 = half a code per step
-  AdamW opt(o, m.params());
-  for (int i = 0; i < 4; ++i) {
-    m.zero_grad();
-    model_loss(m, ids, 2, 5, tg, LossSpec{}, true);
-    opt.step(m.params());
-  }
-  m.store_into(ws);
+  tune_and_store(m, ws, 4, 0.05);  // zeros move by up to kZeroLrScale x 0.05 = half a code per step
   const Tensor after = ws.get("blk.1.ffn_down.weight");
   const GroupedIntView a(before), b(after);
   int moved = 0;
@@ -204,11 +215,6 @@ TEST(TrainModel, ZeroTuningTrainsIntegerZeroPoints) {
     }
   }
   EXPECT_GT(moved, 0);
-  const model::Model em = model::Model::load(ws);
-  std::vector<float> tl(static_cast<size_t>(10 * ws.config.vocab_size));
-  m.forward(ids, 2, 5, tl.data());
-  const std::vector<float> el = em.forward(ids, 2, 5);
-  for (size_t i = 0; i < tl.size(); ++i) EXPECT_NEAR(tl[i], el[i], 1e-4);
   // Symmetric rows and f16-min rows (GGUF Q4_1's exact min) keep their zeros.
   WeightStore sym = quantized_store();
   const WeightStore fl = make_synthetic_model(sym.config, 7);
@@ -223,17 +229,7 @@ TEST(TrainModel, ScaleTuningKeepsCodesAndZerosExactly) {
   WeightStore ws = quantized_store();
   auto m = TrainModel<float>::from_store(ws, "synthetic");
   const Tensor before = ws.get("blk.1.ffn_down.weight").clone();
-  const auto ids = some_ids(2 * 5, ws.config.vocab_size, 3);
-  const Targets tg = make_targets(10, ws.config.vocab_size, 1.0);
-  AdamWOptions o;
-  o.lr = 0.05;
-  AdamW opt(o, m.params());
-  for (int i = 0; i < 3; ++i) {
-    m.zero_grad();
-    model_loss(m, ids, 2, 5, tg, LossSpec{}, true);
-    opt.step(m.params());
-  }
-  m.store_into(ws);
+  tune_and_store(m, ws, 3, 0.05);  // the engine reads the tuned model: its logits are the trainer's
   const Tensor after = ws.get("blk.1.ffn_down.weight");
   ASSERT_EQ(after.dtype(), DType::kQInt);
   const GroupedIntView a(before), b(after);
@@ -246,12 +242,6 @@ TEST(TrainModel, ScaleTuningKeepsCodesAndZerosExactly) {
     }
   }
   EXPECT_GT(changed, 0);
-  // The engine reads the tuned model, and its logits are the trainer's.
-  const model::Model em = model::Model::load(ws);
-  std::vector<float> tl(static_cast<size_t>(10 * ws.config.vocab_size));
-  m.forward(ids, 2, 5, tl.data());
-  const std::vector<float> el = em.forward(ids, 2, 5);
-  for (size_t i = 0; i < tl.size(); ++i) EXPECT_NEAR(tl[i], el[i], 1e-4);
 }
 
 TEST(TrainModel, LogitsEqualTheInferenceEngine) {

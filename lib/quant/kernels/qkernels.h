@@ -1,7 +1,7 @@
 // Internal: optimised row kernels (quantize, dequantize, dot) over byte-aligned runs of codes.
 // AVX2/FMA intrinsics behind __AVX2__, portable scalar code otherwise. They must match
 // codec_ref.h: quantize and dequantize bit-exactly (the same IEEE operations per element), dot
-// within the f32 summation bound (tests/quant/qmatmul_test.cpp, quant_types_test.cpp).
+// within the f32 summation bound (tests/quant/qmatmul_test.cpp, qkernels_scalar_test.cpp).
 #pragma once
 
 #include <cstdint>
