@@ -1,10 +1,14 @@
 #include "lib/core/hash.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -289,6 +293,60 @@ std::string memo_key(const std::string& path) {
                    static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec);
 }
 
+// The digest cache across runs (hash.h): <dir>/sha256/<first 32 hex digits of sha256(key)>
+// holding "<key>\n<digest>\n".
+std::string digest_cache_file(const std::string& key) {
+  std::string dir;
+  if (const char* d = std::getenv("DSQ_CACHE_DIR")) {
+    if (std::strcmp(d, "off") == 0 || !*d) return {};
+    dir = d;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    dir = std::string(x) + "/dsq";
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    dir = std::string(h) + "/.cache/dsq";
+  } else {
+    return {};
+  }
+  return dir + "/sha256/" + sha256_hex(key.data(), key.size()).substr(0, 32);
+}
+
+std::string cached_digest(const std::string& key) {
+  const std::string file = digest_cache_file(key);
+  if (file.empty()) return {};
+  std::ifstream in(file);
+  std::string k, hex;
+  if (!std::getline(in, k) || !std::getline(in, hex) || k != key || hex.size() != 64 ||
+      hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return {};
+  return hex;
+}
+
+void store_digest(const std::string& key, const std::string& hex) {
+  const std::string file = digest_cache_file(key);
+  if (file.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(file).parent_path(), ec);
+  const std::string tmp = file + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << key << '\n' << hex << '\n';
+    if (!out.flush()) {
+      std::filesystem::remove(tmp, ec);
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+// A large file's digest: from the cache across runs, else hashed now and cached.
+std::string hash_large_file(const std::string& path, const std::string& key) {
+  if (std::string hex = cached_digest(key); !hex.empty()) return hex;
+  std::string hex = hash_file_now(path);
+  store_digest(key, hex);
+  return hex;
+}
+
 struct Memo {
   std::mutex mu;
   std::map<std::string, std::shared_future<std::string>> digests;
@@ -309,9 +367,9 @@ void sha256_file_prefetch(const std::string& path) {
   if (m.digests.count(key)) return;
   auto done = std::make_shared<std::promise<std::string>>();
   m.digests[key] = done->get_future().share();
-  std::thread([done, path] {
+  std::thread([done, path, key] {
     try {
-      done->set_value(hash_file_now(path));
+      done->set_value(hash_large_file(path, key));
     } catch (...) {
       done->set_exception(std::current_exception());
     }
@@ -321,6 +379,7 @@ void sha256_file_prefetch(const std::string& path) {
 std::string sha256_file(const std::string& path) {
   const std::string key = memo_key(path);
   if (key.empty()) return hash_file_now(path);
+  if (std::string hex = cached_digest(key); !hex.empty()) return hex;  // an earlier run's
   Memo& m = memo();
   std::shared_future<std::string> known;
   {
@@ -328,7 +387,7 @@ std::string sha256_file(const std::string& path) {
     if (const auto it = m.digests.find(key); it != m.digests.end()) known = it->second;
   }
   if (known.valid()) return known.get();  // rethrows the prefetch's IoError
-  std::string hex = hash_file_now(path);
+  std::string hex = hash_large_file(path, key);
   std::promise<std::string> ready;
   ready.set_value(hex);
   const std::lock_guard<std::mutex> lock(m.mu);

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -106,6 +109,66 @@ TEST(Sha256, RemembersLargeFilesUntilTheyChange) {
   sha256_file_prefetch(path);  // already under way: no second thread
   EXPECT_EQ(sha256_file(path), sha256_hex(d.data(), d.size()));
   EXPECT_NE(sha256_file(path), first);
+}
+
+// Across runs: a large file's digest goes to the digest cache ($DSQ_CACHE_DIR), one small file
+// per source holding its identity key and digest, and is taken from there (an entry planted with
+// another digest is what comes back: the source is not read again); a changed file gets a new
+// entry; an unwritable cache is skipped; DSQ_CACHE_DIR=off writes nothing.
+TEST(Sha256, DigestCacheAcrossRuns) {
+  testing::TempDir tmp;
+  const std::string cache = tmp.file("cache");
+  const char* saved = std::getenv("DSQ_CACHE_DIR");
+  const std::string saved_value = saved ? saved : "";
+  ::setenv("DSQ_CACHE_DIR", cache.c_str(), 1);
+  std::vector<uint8_t> d = pattern(size_t{64} << 20);
+  auto write = [&](const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(d.data(), 1, d.size(), f), d.size());
+    std::fclose(f);
+  };
+  auto entries = [&] {
+    std::vector<std::string> v;
+    if (std::filesystem::exists(cache + "/sha256"))
+      for (const auto& e : std::filesystem::directory_iterator(cache + "/sha256")) v.push_back(e.path());
+    return v;
+  };
+  const std::string a = tmp.file("a.bin");
+  write(a);
+  const std::string digest = sha256_hex(d.data(), d.size());
+  EXPECT_EQ(sha256_file(a), digest);
+  ASSERT_EQ(entries().size(), 1u);
+  std::string key, hex;
+  {
+    std::ifstream in(entries()[0]);
+    std::getline(in, key);
+    std::getline(in, hex);
+  }
+  EXPECT_EQ(hex, digest);
+  const std::string planted(64, 'a');
+  std::ofstream(entries()[0], std::ios::trunc) << key << '\n' << planted << '\n';
+  EXPECT_EQ(sha256_file(a), planted);
+  std::ofstream(entries()[0], std::ios::trunc) << key << '\n' << "not a digest" << '\n';
+  EXPECT_EQ(sha256_file(a), digest);  // a bad entry is ignored (the process still knows a)
+  d[0] ^= 1;  // another file: its own entry
+  const std::string b = tmp.file("b.bin");
+  write(b);
+  EXPECT_EQ(sha256_file(b), sha256_hex(d.data(), d.size()));
+  EXPECT_EQ(entries().size(), 2u);
+  ::setenv("DSQ_CACHE_DIR", "off", 1);
+  d[0] ^= 2;
+  const std::string c = tmp.file("c.bin");
+  write(c);
+  EXPECT_EQ(sha256_file(c), sha256_hex(d.data(), d.size()));
+  EXPECT_EQ(entries().size(), 2u);
+  ::setenv("DSQ_CACHE_DIR", (a + "/not-a-dir").c_str(), 1);  // unwritable: skipped
+  d[0] ^= 4;
+  const std::string e = tmp.file("e.bin");
+  write(e);
+  EXPECT_EQ(sha256_file(e), sha256_hex(d.data(), d.size()));
+  if (saved) ::setenv("DSQ_CACHE_DIR", saved_value.c_str(), 1);
+  else ::unsetenv("DSQ_CACHE_DIR");
 }
 
 TEST(Sha256, FileMatchesBufferAndMissingFileThrows) {
