@@ -339,9 +339,9 @@ void store_digest(const std::string& key, const std::string& hex) {
   if (ec) std::filesystem::remove(tmp, ec);
 }
 
-// A large file's digest: from the cache across runs, else hashed now and cached.
-std::string hash_large_file(const std::string& path, const std::string& key) {
-  if (std::string hex = cached_digest(key); !hex.empty()) return hex;
+// A large file's digest, hashed now and written to the cache across runs (the callers looked
+// there first).
+std::string hash_and_cache(const std::string& path, const std::string& key) {
   std::string hex = hash_file_now(path);
   store_digest(key, hex);
   return hex;
@@ -361,7 +361,8 @@ Memo& memo() {
 
 void sha256_file_prefetch(const std::string& path) {
   const std::string key = memo_key(path);
-  if (key.empty()) return;
+  // Known from an earlier run: sha256_file reads it from the cache, no thread needed.
+  if (key.empty() || !cached_digest(key).empty()) return;
   Memo& m = memo();
   const std::lock_guard<std::mutex> lock(m.mu);
   if (m.digests.count(key)) return;
@@ -369,7 +370,7 @@ void sha256_file_prefetch(const std::string& path) {
   m.digests[key] = done->get_future().share();
   std::thread([done, path, key] {
     try {
-      done->set_value(hash_large_file(path, key));
+      done->set_value(hash_and_cache(path, key));
     } catch (...) {
       done->set_exception(std::current_exception());
     }
@@ -387,7 +388,7 @@ std::string sha256_file(const std::string& path) {
     if (const auto it = m.digests.find(key); it != m.digests.end()) known = it->second;
   }
   if (known.valid()) return known.get();  // rethrows the prefetch's IoError
-  std::string hex = hash_large_file(path, key);
+  std::string hex = hash_and_cache(path, key);
   std::promise<std::string> ready;
   ready.set_value(hex);
   const std::lock_guard<std::mutex> lock(m.mu);
