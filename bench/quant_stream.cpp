@@ -21,7 +21,7 @@
 #include "lib/core/synthetic.h"
 
 int main(int argc, char** argv) {
-  dsq::return_large_blocks_to_os();  // as the dsq executable does (lib/core/memory.h)
+  dsq::configure_malloc();  // as the dsq executable does (lib/core/memory.h)
   if ((argc == 4 || argc == 5) && std::strcmp(argv[1], "make") == 0) {
     const std::string width = argc == 5 ? argv[4] : "small";
     dsq::SyntheticShape s;

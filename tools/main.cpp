@@ -54,7 +54,7 @@ void ensure_blas_coretype(char** argv) {
 
 int main(int argc, char** argv) {
   ensure_blas_coretype(argv);
-  dsq::return_large_blocks_to_os();
+  dsq::configure_malloc();
   CLI::App app{"dsq: offline model preparation for LLMs (convert, quantize, prune, eval)", "dsq"};
   app.set_version_flag("--version", std::string("dsq ") + DSQ_VERSION);
   app.require_subcommand(1);

@@ -8,12 +8,13 @@
 #include <string>
 
 #include "lib/core/error.h"
+#include "lib/core/memory.h"
 
 namespace dsq::model {
 
 namespace {
-using Buf = std::vector<float>;
-Buf alloc(int64_t n) { return Buf(static_cast<size_t>(n)); }
+using Buf = ScratchFloats;  // lib/core/memory.h: pooled per thread
+Buf alloc(int64_t n) { return Buf(n); }
 }  // namespace
 
 void route_row(const float* logits, const float* score_bias, const MoeConfig& m, int32_t* experts,
@@ -134,7 +135,7 @@ void ffn_moe(const BlockWeights& w, const ModelConfig& c, const float* xn, float
   namespace n = names;
   const int64_t d = c.d_model;
   const Routing r = moe_route(w, c, xn, rows, obs);
-  Buf out(static_cast<size_t>(rows * d), 0.0f);
+  Buf out = alloc(rows * d);
   if (c.moe.n_shared_experts > 0) {
     Buf y = alloc(std::min(rows, kMoeChunkRows) * d);
     for (int64_t r0 = 0; r0 < rows; r0 += kMoeChunkRows) {

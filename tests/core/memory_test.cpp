@@ -72,5 +72,32 @@ TEST(HugePages, SmallBuffersAndNullAreLeftAlone) {
   advise_huge_pages(nullptr, size_t{1} << 30);  // no effect, no crash
 }
 
+// ScratchFloats: zero-filled like a fresh vector, and the storage of a released buffer serves the
+// next request it fits (no new allocation, so no new page faults), per thread.
+TEST(ScratchFloats, ReusesReleasedStorageZeroFilled) {
+  float* first = nullptr;
+  {
+    ScratchFloats a(1000);
+    ASSERT_EQ(a.size(), 1000u);
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i], 0.0f);
+      a[i] = 1.0f;
+    }
+    first = a.data();
+  }
+  ScratchFloats b(600);  // fits in the released 1000
+  EXPECT_EQ(b.data(), first);
+  for (float x : b) ASSERT_EQ(x, 0.0f);
+  ScratchFloats c(2000);  // the pool has nothing this large
+  EXPECT_NE(c.data(), first);
+  ScratchFloats moved = std::move(c);
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_EQ(moved.size(), 2000u);
+  ScratchFloats empty;
+  EXPECT_EQ(empty.size(), 0u);
+  empty = std::move(moved);
+  EXPECT_EQ(empty.size(), 2000u);
+}
+
 }  // namespace
 }  // namespace dsq
