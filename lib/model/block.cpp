@@ -7,7 +7,12 @@
 
 #include <omp.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "lib/core/error.h"
+#include "lib/core/memory.h"
 #include "lib/core/linalg.h"
 #include "lib/model/mla.h"
 #include "lib/model/moe.h"
@@ -18,9 +23,9 @@ namespace dsq::model {
 
 namespace {
 
-using Buf = std::vector<float>;
+using Buf = ScratchFloats;  // lib/core/memory.h: pooled per thread
 
-Buf alloc(int64_t n) { return Buf(static_cast<size_t>(n)); }
+Buf alloc(int64_t n) { return Buf(n); }
 
 // Throws unless canonical tensor `name` exists with the shape the config implies.
 void check_shape(const WeightStore& ws, const std::string& name) {
@@ -69,6 +74,29 @@ inline float exp_nonpositive(float x) {
   return p * scale;
 }
 
+#if defined(__AVX2__)
+// exp_nonpositive of 8 floats: the same operations in the same order (no FMA: ISO C++ mode
+// compiles the scalar code without contraction), so every lane has the scalar function's bits.
+inline __m256 exp_nonpositive8(__m256 x) {
+  const auto c = [](float v) { return _mm256_set1_ps(v); };
+  x = _mm256_max_ps(c(-87.0f), x);  // std::max(x, -87): a NaN x stays NaN
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, c(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, c(0.693145751953125f))),
+                                 _mm256_mul_ps(n, c(1.42860682030941723e-6f)));
+  __m256 p = c(1.0f / 5040.0f);
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f / 720.0f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f / 120.0f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f / 24.0f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f / 6.0f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), c(0.5f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f));
+  p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+#endif
+
 }  // namespace
 
 void run_linear(const Linear& lin, const float* x, int64_t rows, float* y, Observer* obs,
@@ -81,6 +109,13 @@ void run_linear(const Linear& lin, const float* x, int64_t rows, float* y, Obser
 void add_inplace(float* h, const float* x, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > (1 << 18))
   for (int64_t i = 0; i < n; ++i) h[i] += x[i];
+}
+
+void add_residual_linear(const BlockWeights& w, const ModelConfig& c, std::string_view name,
+                         const float* x, float* h, int64_t rows, Observer* obs) {
+  Buf o = alloc(rows * c.d_model);
+  run_linear(w.lin(name), x, rows, o.data(), obs, w.layer, name);
+  add_inplace(h, o.data(), rows * c.d_model);
 }
 
 void swiglu(const Linear& gate, const Linear& up, const Linear& down, const float* x, int64_t rows,
@@ -282,7 +317,7 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t T,
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t scratch = std::min(kChunk, T) * (pos0 + T);
   std::vector<Buf> s(static_cast<size_t>(std::min<int64_t>(omp_get_max_threads(), a.n_heads)));
-  for (auto& b : s) b.resize(static_cast<size_t>(scratch));
+  for (auto& b : s) b = alloc(scratch);
   linalg::SerialBlasScope serial;
   const bool par = a.n_heads * T * (pos0 + T) * (a.d_qk + a.d_v) >= (int64_t{1} << 25);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(s.size())) if (par)
@@ -312,20 +347,45 @@ void softmax_causal_rows(float* sc, int64_t rows, int64_t nk, int64_t first_seen
     float* row = sc + i * nk;
     const int64_t seen = first_seen + i + 1;  // keys 0..first_seen+i are visible
     const int64_t body = seen - seen % kLanes;
-    float lane_max[kLanes];
+    alignas(32) float lane_max[kLanes];
+    alignas(32) double lane_sum[kLanes] = {};
+#if defined(__AVX2__)
+    // The loops below in AVX2 (GCC keeps the max scalar): lane l of the vectors is lane l of the
+    // arrays, so the result has the same bits.
+    __m256 m0 = _mm256_set1_ps(row[0]), m1 = m0;
+    for (int64_t j = 0; j < body; j += kLanes) {  // max_ps(r, m) = r > m ? r : m = std::max(m, r)
+      m0 = _mm256_max_ps(_mm256_loadu_ps(row + j), m0);
+      m1 = _mm256_max_ps(_mm256_loadu_ps(row + j + 8), m1);
+    }
+    _mm256_store_ps(lane_max, m0);
+    _mm256_store_ps(lane_max + 8, m1);
+#else
     for (int64_t l = 0; l < kLanes; ++l) lane_max[l] = row[0];
     for (int64_t j = 0; j < body; j += kLanes)
       for (int64_t l = 0; l < kLanes; ++l) lane_max[l] = std::max(lane_max[l], row[j + l]);
+#endif
     float mx = row[0];
     for (int64_t l = 0; l < kLanes; ++l) mx = std::max(mx, lane_max[l]);
     for (int64_t j = body; j < seen; ++j) mx = std::max(mx, row[j]);
-    double lane_sum[kLanes] = {};
+#if defined(__AVX2__)
+    __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    const __m256 vmx = _mm256_set1_ps(mx);
+    for (int64_t j = 0; j < body; j += kLanes)
+      for (int64_t h = 0; h < 2; ++h) {
+        const __m256 e = exp_nonpositive8(_mm256_sub_ps(_mm256_loadu_ps(row + j + 8 * h), vmx));
+        _mm256_storeu_ps(row + j + 8 * h, e);
+        s[2 * h] = _mm256_add_pd(s[2 * h], _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s[2 * h + 1] = _mm256_add_pd(s[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+      }
+    for (int64_t q = 0; q < 4; ++q) _mm256_store_pd(lane_sum + 4 * q, s[q]);
+#else
     for (int64_t j = 0; j < body; j += kLanes)
       for (int64_t l = 0; l < kLanes; ++l) {
         const float e = exp_nonpositive(row[j + l] - mx);
         row[j + l] = e;
         lane_sum[l] += e;
       }
+#endif
     for (int64_t j = body; j < seen; ++j) {
       row[j] = exp_nonpositive(row[j] - mx);
       lane_sum[j - body] += row[j];
@@ -345,7 +405,7 @@ namespace {
 void attention_gqa(const BlockWeights& w, const ModelConfig& c, const float* xn, float* h,
                    int64_t B, int64_t T, Observer* obs, LayerKV* kv, int64_t pos0) {
   namespace n = names;
-  const int64_t rows = B * T, d = c.d_model, hd = c.head_dim, l = w.layer;
+  const int64_t rows = B * T, hd = c.head_dim, l = w.layer;
   const int64_t nh = w.dims.n_heads, nkv = w.dims.n_kv_heads, wq = nh * hd, wkv = nkv * hd;
   Buf q = alloc(rows * wq), k = alloc(rows * wkv), v = alloc(rows * wkv), att = alloc(rows * wq);
   run_linear(w.lin(n::kAttnQ), xn, rows, q.data(), obs, l, n::kAttnQ);
@@ -370,9 +430,7 @@ void attention_gqa(const BlockWeights& w, const ModelConfig& c, const float* xn,
       causal_attention(q.data() + b * T * wq, k.data() + b * T * wkv, v.data() + b * T * wkv, T,
                        0, as, att.data() + b * T * wq);
   }
-  Buf o = alloc(rows * d);
-  run_linear(w.lin(n::kAttnOutput), att.data(), rows, o.data(), obs, l, n::kAttnOutput);
-  add_inplace(h, o.data(), rows * d);
+  add_residual_linear(w, c, names::kAttnOutput, att.data(), h, rows, obs);
 }
 
 // FFN of kind kDense on xn = ffn_norm(h), added into h.

@@ -157,6 +157,13 @@ void run_linear(const Linear& lin, const float* x, int64_t rows, float* y, Obser
                 int64_t layer, std::string_view name);
 // h[i] += x[i] for i < n.
 void add_inplace(float* h, const float* x, int64_t n);
+// h[rows, d_model] += linear(x[rows, n_in]) for the block's linear `name` that writes the residual
+// stream: the tail of every attention kind (attn_output) and of the dense FFN (ffn_down, whose
+// swiglu computes the same product). The calibration pipeline calls it on the inputs it kept from
+// the pass that collected them, and so adds the same numbers as block_forward without running the
+// sub-block again.
+void add_residual_linear(const BlockWeights& w, const ModelConfig& c, std::string_view name,
+                         const float* x, float* h, int64_t rows, Observer* obs);
 // SwiGLU: out[rows, d] = down(silu(gate(x)) * up(x)); the observer sees the three linears under
 // the given names.
 void swiglu(const Linear& gate, const Linear& up, const Linear& down, const float* x, int64_t rows,

@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include "lib/core/error.h"
+#include "lib/core/memory.h"
 #include "lib/core/linalg.h"
 #include "lib/model/rope.h"
 #include "lib/quant/qmatmul.h"
@@ -15,8 +16,8 @@
 namespace dsq::model {
 
 namespace {
-using Buf = std::vector<float>;
-Buf alloc(int64_t n) { return Buf(static_cast<size_t>(n)); }
+using Buf = ScratchFloats;  // lib/core/memory.h: pooled per thread
+Buf alloc(int64_t n) { return Buf(n); }
 }  // namespace
 
 double mla_softmax_scale(const ModelConfig& c) {
@@ -33,7 +34,7 @@ void attention_mla(const BlockWeights& w, const ModelConfig& c, const float* xn,
                    int64_t B, int64_t T, Observer* obs, LayerKV* kv, int64_t pos0) {
   namespace n = names;
   const MlaDims& m = c.mla;
-  const int64_t rows = B * T, d = c.d_model, l = w.layer, H = w.dims.n_heads;
+  const int64_t rows = B * T, l = w.layer, H = w.dims.n_heads;
   const int64_t dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim;
   const int64_t R = m.kv_lora_rank, dqk = dn + dr, wq = H * dqk, wv = H * dv, wkvb = H * (dn + dv);
 
@@ -104,7 +105,7 @@ void attention_mla(const BlockWeights& w, const ModelConfig& c, const float* xn,
     const int64_t tmax = std::min(kChunk, T), nkeys = pos0 + T;
     const int n_threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), H));
     std::vector<Buf> scratch(static_cast<size_t>(n_threads));
-    for (auto& s : scratch) s.resize(static_cast<size_t>(tmax * (2 * R + nkeys)));
+    for (auto& s : scratch) s = alloc(tmax * (2 * R + nkeys));
     linalg::SerialBlasScope serial;
     const bool par = H * T * nkeys * R >= (int64_t{1} << 22);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (par)
@@ -127,9 +128,7 @@ void attention_mla(const BlockWeights& w, const ModelConfig& c, const float* xn,
       }
     }
   }
-  Buf o = alloc(rows * d);
-  run_linear(w.lin(n::kAttnOutput), att.data(), rows, o.data(), obs, l, n::kAttnOutput);
-  add_inplace(h, o.data(), rows * d);
+  add_residual_linear(w, c, names::kAttnOutput, att.data(), h, rows, obs);
 }
 
 }  // namespace dsq::model

@@ -3,6 +3,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "lib/core/error.h"
 #include "lib/core/parallel.h"
 #include "lib/core/quant_layout.h"
+#include "lib/model/block.h"
 #include "lib/model/model.h"
 #include "lib/core/synthetic.h"
 #include "tests/model/naive_reference.h"
@@ -357,6 +359,83 @@ TEST(Engine, QuantizedWeightsRunThroughQmatmul) {
   }
   EXPECT_LE(worst, logit_tolerance(c, scale));
   EXPECT_GT(moved, 100 * worst);  // quantization itself changed the logits far more than that
+}
+
+// The calibration pipeline completes a sub-block from the inputs of its last linear, kept from the
+// pass that collected them (add_residual_linear): that must add exactly what block_forward adds,
+// for the attention of both kinds (GQA, MLA's dense layer 0) and the dense FFN.
+class KeepInputs : public Observer {
+ public:
+  std::map<std::string, std::vector<float>, std::less<>> seen;
+  void on_linear_input(int64_t, std::string_view name, ActView x) override {
+    auto& v = seen[std::string(name)];
+    v.insert(v.end(), x.data, x.data + x.rows * x.cols);
+  }
+};
+
+TEST(Engine, SubBlocksFromKeptInputsEqualBlockForward) {
+  ModelConfig mla = synthetic_config("deepseek_v3", {.n_layers = 2, .d_model = 48, .n_heads = 3});
+  mla.max_ctx = 4096;
+  for (const ModelConfig& c : {tiny_llama_config(), mla}) {
+    SCOPED_TRACE(c.arch);
+    const WeightStore ws = make_synthetic_model(c, 21);
+    const int64_t B = 2, T = 20, rows = B * T;
+    std::vector<float> h0(static_cast<size_t>(rows * c.d_model));
+    Embedding::load(ws).lookup(ramp_tokens(rows, c.vocab_size), h0.data());
+    const BlockWeights bw = BlockWeights::load(ws, 0);
+    ASSERT_FALSE(bw.is_moe());
+    KeepInputs kept;
+    std::vector<float> full = h0;
+    block_forward(bw, c, full.data(), B, T, &kept);
+    std::vector<float> attn = h0;
+    block_forward(bw, c, attn.data(), B, T, nullptr, nullptr, 0, BlockPart::kAttn);
+    std::vector<float> h = h0;
+    add_residual_linear(bw, c, names::kAttnOutput, kept.seen.at("attn_output").data(), h.data(),
+                        rows, nullptr);
+    EXPECT_EQ(std::memcmp(h.data(), attn.data(), h.size() * sizeof(float)), 0);
+    add_residual_linear(bw, c, names::kFfnDown, kept.seen.at("ffn_down").data(), h.data(), rows,
+                        nullptr);
+    EXPECT_EQ(std::memcmp(h.data(), full.data(), h.size() * sizeof(float)), 0);
+    EXPECT_NE(std::memcmp(h.data(), h0.data(), h.size() * sizeof(float)), 0);
+  }
+}
+
+// softmax_causal_rows runs the first keys of a row in vector lanes and the last seen % 16 in
+// scalar code: a score repeated in both parts must get the same bits, and every row is a
+// distribution over exactly the keys it sees.
+TEST(Engine, CausalSoftmaxLanesMatchTheScalarTail) {
+  constexpr int64_t kRows = 40, kKeys = 64;
+  std::vector<float> sc(kRows * kKeys);
+  uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<float>(static_cast<int64_t>(state >> 40) % 20000) / 500.0f - 20.0f;
+  };
+  for (auto& v : sc) v = next();
+  for (int64_t i = 0; i < kRows; ++i) {  // row i sees 17 + i keys: 16 in lanes, the rest scalar
+    float* row = sc.data() + i * kKeys;
+    for (int64_t j = 16; j < 17 + i && j < kKeys; ++j) row[j] = row[(j * 7 + i) % 16];
+    if (i == 3) row[20] = -1000.0f;  // underflows to 0 in both parts
+  }
+  std::vector<float> out = sc;
+  softmax_causal_rows(out.data(), kRows, kKeys, 16);
+  for (int64_t i = 0; i < kRows; ++i) {
+    const float* row = out.data() + i * kKeys;
+    const int64_t seen = 17 + i;
+    double sum = 0.0;
+    for (int64_t j = 0; j < kKeys; ++j) {
+      if (j >= seen) {
+        EXPECT_EQ(row[j], 0.0f) << i << "," << j;
+        continue;
+      }
+      sum += row[j];
+      if (j >= 16) {
+        EXPECT_EQ(row[j], row[(j * 7 + i) % 16]) << "row " << i << " key " << j;
+      }
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5) << i;
+  }
+  EXPECT_EQ(out[3 * kKeys + 20], 0.0f);
 }
 
 TEST(Engine, RejectsOutOfRangeTokensAndBadShapes) {
