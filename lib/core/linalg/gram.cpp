@@ -10,8 +10,11 @@ namespace dsq::linalg {
 
 void gram_accumulate_f32(const float* x, int64_t rows, int64_t n, double alpha, double* h) {
   if (rows <= 0 || n <= 0) return;
-  // Square tiles of the upper triangle; the grid depends only on n.
-  constexpr int64_t kTile = 256;
+  // Square tiles of the upper triangle; the grid depends only on n. Below 1024 inputs the tiles
+  // are 64 wide, so that both threads have tiles to work on (one 256-wide tile of a 256-input
+  // linear kept the other core waiting, bench/RESULTS.md, issue 19). Each element of a tile is the
+  // same K-long BLAS dot product whatever the tile's size.
+  const int64_t kTile = n < 1024 ? 64 : 256;
   const int64_t nt = (n + kTile - 1) / kTile;
   std::vector<std::pair<int64_t, int64_t>> tiles;
   for (int64_t i = 0; i < nt; ++i)

@@ -67,6 +67,21 @@ int64_t decoded_tile_rows(int64_t k, int64_t n_out, int64_t m) {
   return std::max(small, std::min(large, std::max<int64_t>(16, (n_out + 7) / 8)));
 }
 
+// Rows of x per block of gemm_decoded. A small linear over many rows (the calibration pipeline's
+// 4096-row chunks through a 256 x 256 linear) is one weight tile: its rows of x are then split
+// too, so that both threads work (one thread did all of them, 40% of a GPTQ run's samples on
+// qwen2-tiny, bench/RESULTS.md, issue 19). Blocks of at least 256 rows, up to 8 tasks, and every
+// product keeps at least 2^21 multiply-adds (`smallest` is the narrowest tile), so that BLAS never
+// switches to a small-matrix kernel, which may sum in another order: each element is the same
+// K-long dot product as without the split. A function of the shapes only.
+int64_t decoded_row_block(int64_t m, int64_t k, int64_t smallest, int64_t n_tiles) {
+  if (n_tiles >= 8 || m < 512) return m;
+  int64_t blocks = std::min<int64_t>((8 + n_tiles - 1) / n_tiles, m / 256);
+  const auto rows = [&](int64_t b) { return (m + b - 1) / b; };
+  while (blocks > 1 && rows(blocks) * smallest * k < (int64_t{1} << 21)) --blocks;
+  return rows(std::max<int64_t>(blocks, 1));
+}
+
 }  // namespace
 
 void gemm_decoded(int64_t m, int64_t n_out, int64_t k, const float* x, float* y,
@@ -74,18 +89,23 @@ void gemm_decoded(int64_t m, int64_t n_out, int64_t k, const float* x, float* y,
   if (m <= 0 || n_out <= 0) return;
   const int64_t T = std::min(decoded_tile_rows(k, n_out, m), n_out);
   const int64_t n_tiles = (n_out + T - 1) / T;
+  const int64_t mb = decoded_row_block(m, k, n_out - (n_tiles - 1) * T, n_tiles);
+  const int64_t m_blocks = (m + mb - 1) / mb, tasks = n_tiles * m_blocks;
   SerialBlasScope serial;
-#pragma omp parallel if (n_tiles > 1)
+#pragma omp parallel if (tasks > 1)
   {
     std::vector<float> tile(static_cast<size_t>(T * k));
+    int64_t decoded = -1;  // the weight tile in `tile`: consecutive tasks share it
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < n_tiles; ++t) {
-      const int64_t r0 = t * T, r1 = std::min(r0 + T, n_out);
-      decode(r0, r1, tile.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
-                  static_cast<blasint>(r1 - r0), static_cast<blasint>(k), 1.0f, x,
-                  static_cast<blasint>(k), tile.data(), static_cast<blasint>(k), 0.0f, y + r0,
-                  static_cast<blasint>(n_out));
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t wt = t / m_blocks, i0 = (t % m_blocks) * mb, mi = std::min(mb, m - i0);
+      const int64_t r0 = wt * T, r1 = std::min(r0 + T, n_out);
+      if (decoded != wt) decode(r0, r1, tile.data());
+      decoded = wt;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(mi),
+                  static_cast<blasint>(r1 - r0), static_cast<blasint>(k), 1.0f, x + i0 * k,
+                  static_cast<blasint>(k), tile.data(), static_cast<blasint>(k), 0.0f,
+                  y + i0 * n_out + r0, static_cast<blasint>(n_out));
     }
   }
 }
