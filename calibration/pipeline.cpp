@@ -77,12 +77,18 @@ StatsAccumulator::StatsAccumulator(int64_t n)
 
 void StatsAccumulator::add(const float* x, int64_t rows) {
   linalg::gram_accumulate_f32(x, rows, n_, 1.0, hsum_.data());
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * n_;
-    for (int64_t j = 0; j < n_; ++j) {
-      const double a = std::fabs(static_cast<double>(xr[j]));
-      abs_sum_[static_cast<size_t>(j)] += a;
-      abs_max_[static_cast<size_t>(j)] = std::max(abs_max_[static_cast<size_t>(j)], a);
+  // Columns in blocks, one block per task: each column sums its rows in order, on any thread.
+  constexpr int64_t kCols = 64;
+#pragma omp parallel for schedule(static) if (rows * n_ >= (int64_t{1} << 18))
+  for (int64_t j0 = 0; j0 < n_; j0 += kCols) {
+    const int64_t j1 = std::min(n_, j0 + kCols);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * n_;
+      for (int64_t j = j0; j < j1; ++j) {
+        const double a = std::fabs(static_cast<double>(xr[j]));
+        abs_sum_[static_cast<size_t>(j)] += a;
+        abs_max_[static_cast<size_t>(j)] = std::max(abs_max_[static_cast<size_t>(j)], a);
+      }
     }
   }
   tokens_ += rows;
@@ -108,7 +114,10 @@ h5::InputStats StatsAccumulator::finish(int64_t layer, std::string group,
 void CaptureObserver::on_linear_input(int64_t, std::string_view name, model::ActView x) {
   if (name != linear_) return;
   DSQ_ASSERT(x.cols == acc_.width(), "capture width mismatch");
+  const auto t0 = Clock::now();
   acc_.add(x.data, x.rows);
+  statistics_seconds_ += seconds_since(t0);
+  if (keep_) keep_->insert(keep_->end(), x.data, x.data + x.rows * x.cols);
   if (stop_) throw StopForward{};
 }
 
@@ -160,9 +169,11 @@ CalibratedQuantizer::CalibratedQuantizer(const WeightStore& src, const QuantizeO
   json recipe = quantize_recipe(o, src.metadata.value("source_format", std::string()));
   // Every input is validated before the work directory exists, so a corrected rerun starts clean.
   if (calibrate) {
+    const auto tc = Clock::now();
     const std::unique_ptr<text::Tokenizer> tok = model_tokenizer_or_null(src);
     calib_ = load_calib_data(calib_opts_, cfg_.vocab_size, static_cast<int32_t>(cfg_.bos_id),
                              tok.get());
+    prof_.calibration_data = seconds_since(tc);
     if (calib_.seq_len > cfg_.max_ctx)
       throw UsageError(strprintf("--calib-len %lld exceeds the model's context length %lld",
                                  static_cast<long long>(calib_.seq_len),
@@ -330,14 +341,46 @@ void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, flo
 }
 
 h5::InputStats CalibratedQuantizer::collect(const model::BlockWeights& bw, int64_t layer,
-                                            const LinearGroup& g) {
+                                            const LinearGroup& g, std::vector<float>* keep) {
   const std::string_view first = g.linears.front();
   const int64_t n = block_linear(const_cast<model::BlockWeights&>(bw), first).n_in();
   if (load_stats_) return h5::read_input_stats(*load_stats_, layer, std::string(g.name), n);
-  CaptureObserver obs(first, n, /*stop=*/true);
+  CaptureObserver obs(first, n, /*stop=*/true, keep);
   run_block(bw, Run::kDiscard, nullptr, &obs, calib_.n_samples,
             attn_applied_ ? model::BlockPart::kFfn : model::BlockPart::kAll);
+  prof_.statistics += obs.statistics_seconds();
   return obs.finish(layer, g);
+}
+
+bool CalibratedQuantizer::keeps_inputs(const model::BlockWeights& bw, const LinearGroup& g) const {
+  if (load_stats_ || bw.is_moe() || g.linears.size() != 1) return false;
+  const std::string_view l = g.linears.front();
+  if (l != names::kAttnOutput && l != names::kFfnDown) return false;
+  const int64_t n_in = block_linear(const_cast<model::BlockWeights&>(bw), l).n_in();
+  const int64_t bytes = calib_.n_samples * calib_.seq_len * n_in * int64_t{sizeof(float)};
+  return n_in <= cfg_.d_model || bytes <= kKeptInputsBytes;
+}
+
+void CalibratedQuantizer::advance_hidden(const model::BlockWeights& bw, model::BlockPart part) {
+  const int64_t T = calib_.seq_len, d = cfg_.d_model, rows = calib_.n_samples * T;
+  const std::string_view last = part == model::BlockPart::kAttn ? names::kAttnOutput : names::kFfnDown;
+  if (part == model::BlockPart::kAll || kept_linear_ != last || kept_.empty() ||
+      static_cast<int64_t>(kept_.size()) % rows != 0) {
+    kept_ = {};
+    kept_linear_ = {};
+    run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples, part);
+    return;
+  }
+  // The chunks of run_block, so that every product has the shapes of block_forward's.
+  const int64_t n_in = static_cast<int64_t>(kept_.size()) / rows;
+  const int64_t per = std::max<int64_t>(1, kChunkRows / T);
+  for (int64_t s0 = 0; s0 < calib_.n_samples; s0 += per) {
+    const int64_t nb = std::min(per, calib_.n_samples - s0);
+    model::add_residual_linear(bw, cfg_, last, kept_.data() + s0 * T * n_in,
+                               hidden_.data() + s0 * T * d, nb * T, nullptr);
+  }
+  kept_ = {};
+  kept_linear_ = {};
 }
 
 bool CalibratedQuantizer::scale_group(model::BlockWeights& bw, int64_t layer,
@@ -594,12 +637,15 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   // f32 linears (FP8 sources dequantized) for the solvers; a MoE layer's experts stay in the
   // source and are loaded one at a time.
   model::BlockWeights bw = model::BlockWeights::load(src_, layer, {.f32 = true, .stream_experts = true});
+  prof_.load += seconds_since(t0);
   BlockResult res;
   res.layer = layer;
   std::optional<h5::Writer> stats;
   if (!save_stats_.empty() && work_->writer()) stats.emplace(work_->stats_path(layer));
   hidden_done_ = false;
   attn_applied_ = false;
+  kept_ = {};
+  kept_linear_ = {};
   scales_.clear();
   double capture_s = 0.0, awq_s = 0.0;
   // Step 2: AWQ scales, searched on the FP block and folded (exact up to f32 rounding).
@@ -626,6 +672,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
     fp_out_.resize(static_cast<size_t>(nd * calib_.seq_len * cfg_.d_model));
     run_block(bw, Run::kCopy, fp_out_.data(), nullptr, nd);
     capture_s += seconds_since(tc);
+    prof_.drift_reference += seconds_since(tc);
   }
   // Step 3: quantize the groups in true-sequential order.
   bool first = true, moe_done = false;
@@ -635,6 +682,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
         const auto tc = Clock::now();
         moe_stage(bw, layer, &res, stats ? &*stats : nullptr, &changed);
         capture_s += seconds_since(tc);
+        prof_.moe_stage += seconds_since(tc);
         moe_done = true;
       }
       continue;
@@ -647,13 +695,28 @@ void CalibratedQuantizer::process_block(int64_t layer) {
         arch_.find(g.linears.front())->part == Part::kFfn) {
       // The attention is quantized: its output replaces the block's input (the drift reference
       // was taken), so the FFN groups' passes and the final one run the FFN alone.
-      run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples, model::BlockPart::kAttn);
+      advance_hidden(bw, model::BlockPart::kAttn);
       attn_applied_ = true;
+      prof_.advance += seconds_since(tc);
     }
-    const h5::InputStats st = collect(bw, layer, g);
+    // attn_output's and ffn_down's inputs are their sub-blocks' outputs: kept, the sub-block
+    // runs once more only for them.
+    const bool keep = keeps_inputs(bw, g);
+    kept_ = {};
+    kept_linear_ = {};
+    if (keep) {
+      kept_linear_ = g.linears.front();
+      kept_.reserve(static_cast<size_t>(calib_.n_samples * calib_.seq_len *
+                                        block_linear(bw, kept_linear_).n_in()));
+    }
+    const auto tq = Clock::now();
+    const h5::InputStats st = collect(bw, layer, g, keep ? &kept_ : nullptr);
     capture_s += seconds_since(tc);
+    prof_.collect += seconds_since(tq);
     h5::AwqSearch awq_found;
+    const auto ts = Clock::now();
     if (any) solve_group(bw, g, st, &res, &awq_found);
+    prof_.solve += seconds_since(ts);
     if (stats) {
       h5::write_input_stats(*stats, st);
       if (const auto sc = scales_.find(g.name); sc != scales_.end()) {
@@ -688,9 +751,9 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   if (!load_stats_) {  // the quantized block's outputs are the next block's inputs
     const auto tc = Clock::now();
     if (!hidden_done_)
-      run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples,
-                attn_applied_ ? model::BlockPart::kFfn : model::BlockPart::kAll);
+      advance_hidden(bw, attn_applied_ ? model::BlockPart::kFfn : model::BlockPart::kAll);
     capture_s += seconds_since(tc);
+    prof_.advance += seconds_since(tc);
     double num = 0.0, den = 0.0;
     for (size_t i = 0; i < fp_out_.size(); ++i) {
       const double e = static_cast<double>(hidden_[i]) - fp_out_[i];
@@ -717,14 +780,34 @@ void CalibratedQuantizer::process_block(int64_t layer) {
                      static_cast<long long>(layer), res.linears.size(), err / n, err_rtn / n,
                      load_stats_ ? "n/a" : strprintf("%.3e", drift).c_str(), seconds_since(t0)));
   // Commit (order matters for --resume, see pipeline_workdir.h).
+  const auto tw = Clock::now();
   work_->save_block(res);
   if (stats) stats->commit();
   if (!load_stats_ && layer + 1 < cfg_.n_layers)
     work_->save_acts(layer + 1, hidden_, calib_.n_samples * calib_.seq_len, cfg_.d_model);
   work_->commit(layer + 1);
+  prof_.save += seconds_since(tw);
+  prof_.blocks += seconds_since(t0);
+  ++prof_.n_blocks;
   current_ = std::move(res);
   if (bar_) bar_->set(layer + 1);
   maybe_kill("after", layer);
+}
+
+json CalibratedQuantizer::profile() const {
+  if (prof_.n_blocks == 0) return nullptr;
+  // collect includes statistics; blocks includes every other stage but calibration_data.
+  return json{{"blocks", prof_.n_blocks},
+              {"calibration_data_seconds", prof_.calibration_data},
+              {"block_load_seconds", prof_.load},
+              {"drift_reference_seconds", prof_.drift_reference},
+              {"collect_seconds", prof_.collect},
+              {"statistics_seconds", prof_.statistics},
+              {"solve_seconds", prof_.solve},
+              {"advance_seconds", prof_.advance},
+              {"moe_stage_seconds", prof_.moe_stage},
+              {"save_seconds", prof_.save},
+              {"block_seconds", prof_.blocks}};
 }
 
 void CalibratedQuantizer::write_stats_file() {

@@ -34,6 +34,10 @@ inline constexpr int64_t kChunkRows = 4096;
 // the quantized pass (every expert over its routed rows) and its outputs 1.9 GB at V3's width;
 // 16 x 512 tokens estimate the relative drift well enough.
 inline constexpr int64_t kDriftSamples = 16;
+// Kept sub-block outputs (CalibratedQuantizer::keeps_inputs) wider than hidden_ up to this size:
+// ffn_down's inputs, 2.7-5.3x the hidden states' size, of models up to ~1.5B parameters at
+// 128 x 512 calibration tokens. Larger models run the FFN's gate and up once more instead.
+inline constexpr int64_t kKeptInputsBytes = int64_t{2} << 30;
 
 // The block's linear of a short name (from the architecture table's rows).
 model::Linear& block_linear(model::BlockWeights& b, std::string_view short_name);
@@ -65,15 +69,19 @@ class StatsAccumulator {
 // Accumulates one group's input statistics (the input of `linear`, shared by the group).
 class CaptureObserver : public model::Observer {
  public:
-  CaptureObserver(std::string_view linear, int64_t n, bool stop)
-      : linear_(linear), stop_(stop), acc_(n) {}
+  // With `keep`, the inputs seen are also appended to *keep (rows in the order of the pass).
+  CaptureObserver(std::string_view linear, int64_t n, bool stop, std::vector<float>* keep = nullptr)
+      : linear_(linear), stop_(stop), acc_(n), keep_(keep) {}
   void on_linear_input(int64_t, std::string_view name, model::ActView x) override;
   h5::InputStats finish(int64_t layer, const LinearGroup& g);
+  double statistics_seconds() const { return statistics_seconds_; }
 
  private:
   std::string_view linear_;
   bool stop_;
   StatsAccumulator acc_;
+  std::vector<float>* keep_;
+  double statistics_seconds_ = 0.0;  // in acc_.add
 };
 
 using Clock = std::chrono::steady_clock;
@@ -98,6 +106,7 @@ class CalibratedQuantizer : public LinearQuantizer {
   void begin_block(int64_t layer) override;
   Tensor quantize(const std::string& name, const Tensor& w, TensorReport* rep) override;
   std::optional<Tensor> replace(const std::string& name) override;
+  nlohmann::json profile() const override;
 
  private:
   bool awq() const { return method_.awq_scales; }
@@ -118,8 +127,16 @@ class CalibratedQuantizer : public LinearQuantizer {
   void run_block(const model::BlockWeights& bw, Run mode, float* out, model::Observer* obs,
                  int64_t n_samples, model::BlockPart part = model::BlockPart::kAll);
   // Input statistics of g on the block as it is now (from the file with --load-stats): a pass
-  // that stops each chunk once g's input was seen.
-  h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
+  // that stops each chunk once g's input was seen. With `keep`, g's inputs themselves too.
+  h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g,
+                         std::vector<float>* keep = nullptr);
+  // Whether collecting g keeps its inputs (kept_): g is the one linear that writes a dense block's
+  // residual stream from its sub-block (attn_output, ffn_down), and they take no more memory than
+  // hidden_ or kKeptInputsBytes.
+  bool keeps_inputs(const model::BlockWeights& bw, const LinearGroup& g) const;
+  // Runs `part` of the current dense block in place on hidden_, as run_block would: the sub-block's
+  // last linear on its kept inputs when the kept ones are that linear's, the whole part otherwise.
+  void advance_hidden(const model::BlockWeights& bw, model::BlockPart part);
   // AWQ step 2 for one group: search (or load) the scale and fold it. Returns false when the
   // group has nothing to scale or cannot be folded.
   bool scale_group(model::BlockWeights& bw, int64_t layer, const LinearGroup& g);
@@ -170,7 +187,18 @@ class CalibratedQuantizer : public LinearQuantizer {
   // hidden_ holds the current dense block's input after its (quantized) attention: once every
   // attention group is solved, the FFN groups' passes need not repeat the attention.
   bool attn_applied_ = false;
+  // The inputs ([rows, n_in]) of the linear kept_linear_ of the current dense block, from the
+  // pass that collected them (keeps_inputs): adding that linear of them completes the sub-block
+  // (attention or FFN) without running it again.
+  std::vector<float> kept_;
+  std::string_view kept_linear_;
   std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
+  // Where the time went (profile()): seconds per stage, summed over the blocks this run computed.
+  struct Profile {
+    double calibration_data = 0, load = 0, drift_reference = 0, collect = 0, statistics = 0,
+           solve = 0, advance = 0, moe_stage = 0, save = 0, blocks = 0;
+    int64_t n_blocks = 0;
+  } prof_;
   std::optional<BlockResult> current_;
   std::optional<Progress> bar_;
 };

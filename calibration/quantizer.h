@@ -96,6 +96,8 @@ class LinearQuantizer {
   // to write instead of the source's when the method changed it (AWQ folds scales into norms and
   // producer linears), else nullopt. Called after begin_block of its layer.
   virtual std::optional<Tensor> replace(const std::string& /*name*/) { return std::nullopt; }
+  // Where a calibrated method's time went, for the report (seconds per stage); null without one.
+  virtual nlohmann::json profile() const { return nullptr; }
 };
 
 // Which tensors the driver quantizes: block linears (arch table) of float dtype, or of a storage

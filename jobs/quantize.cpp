@@ -104,6 +104,7 @@ void to_json(json& j, const QuantizeReport& r) {
              {"seconds", r.seconds}}},
            {"notes", r.notes}};
   if (!r.mixed.is_null()) j["mixed"] = r.mixed;
+  if (!r.profile.is_null()) j["profile"] = r.profile;
 }
 
 std::string format_report(const QuantizeReport& r) {
@@ -253,6 +254,7 @@ QuantizeReport quantize_once(QuantizeOptions opts, const std::string& json_out) 
   if (bar) bar->finish();
   if (report.quantized_params == 0)
     log_warn("no tensor was quantized (no block linears matched, or --skip matched all of them)");
+  report.profile = quantizer->profile();
   const formats::SinkReport wr = sink->finish();
   report.file_bytes = wr.file_bytes;
   report.notes = wr.notes;

@@ -83,6 +83,8 @@ struct QuantizeReport {
   // Mixed precision: the plan (target, candidates, predicted cost, choices, the budget search's
   // steps); empty for a uniform run.
   nlohmann::json mixed;
+  // A calibrated method's time per stage (LinearQuantizer::profile); null otherwise.
+  nlohmann::json profile;
   double quantized_bpw() const;
   double block_bpw() const;             // block_bits / block_params: what dsq eval reports         // quantized_bits / quantized_params (as dsq eval reports)
   double file_bpw() const;              // 8 * file_bytes / total_params
