@@ -136,6 +136,34 @@ TEST(Pipeline, MixedPrecisionResumesProbeAndPlan) {
   EXPECT_TRUE(a == b) << "resumed output differs from an uninterrupted run";
 }
 
+// The report says where a calibrated run's time went, stage by stage, for the blocks it computed;
+// RTN has no stages.
+TEST(Pipeline, ReportProfilesTheStages) {
+  std::optional<testing::TempDir> tmp;
+  const Fixture fx(shared_test_dir(tmp));
+  const jobs::QuantizeReport r = jobs::run_quantize(fx.options(fx.dir + "/p.dsq"));
+  ASSERT_TRUE(r.profile.is_object()) << r.profile.dump();
+  EXPECT_EQ(r.profile["blocks"], 4);
+  double stages = 0;
+  for (const char* k : {"block_load_seconds", "drift_reference_seconds", "collect_seconds",
+                        "solve_seconds", "advance_seconds", "moe_stage_seconds", "save_seconds"}) {
+    ASSERT_TRUE(r.profile.contains(k)) << k;
+    EXPECT_GE(r.profile[k].get<double>(), 0.0) << k;
+    stages += r.profile[k].get<double>();
+  }
+  EXPECT_GT(r.profile["collect_seconds"].get<double>(), 0.0);
+  EXPECT_GT(r.profile["solve_seconds"].get<double>(), 0.0);
+  EXPECT_LE(r.profile["statistics_seconds"].get<double>(), r.profile["collect_seconds"].get<double>());
+  EXPECT_LE(stages, r.profile["block_seconds"].get<double>() + 1e-3);
+  EXPECT_LE(r.profile["block_seconds"].get<double>(), r.seconds);
+  EXPECT_EQ(nlohmann::json(r)["profile"], r.profile);
+  QuantizeOptions ro = fx.options(fx.dir + "/r.dsq", 4, "rtn");
+  ro.method_options = nlohmann::json::object();
+  const jobs::QuantizeReport rtn = jobs::run_quantize(ro);
+  EXPECT_TRUE(rtn.profile.is_null());
+  EXPECT_FALSE(nlohmann::json(rtn).contains("profile"));
+}
+
 TEST(Pipeline, WorkDirGuards) {
   testing::TempDir tmp;
   const Fixture fx(tmp.path().string());
