@@ -22,6 +22,11 @@ export TMPDIR=${TMPDIR:-/dev/shm}
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0:malloc_limit_mb=2048
 export UBSAN_OPTIONS=print_stacktrace=1
 mkdir -p "$build/campaign"
+# With the kernel's autogroup scheduling (sched_autogroup_enabled=1, the default on Debian), nice
+# only orders processes within one session: a campaign started from its own session (setsid, a
+# second terminal) got an even share of the CPU against the benchmarks beside it. Lowering the
+# session's autogroup makes it take idle cycles only.
+[[ -w /proc/self/autogroup ]] && echo "${NICE:-19}" > /proc/self/autogroup 2>/dev/null
 total() { awk '{ s += $3 } END { print s + 0 }' "$1" 2>/dev/null || echo 0; }
 for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib}; do
   ledger=$build/campaign/$h.ledger
