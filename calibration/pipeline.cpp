@@ -768,6 +768,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   res.summary = {{"block_drift", drift_j}, {"forward_seconds", capture_s},
                  {"block_seconds", seconds_since(t0)}};
   if (awq()) res.summary["awq_scale_seconds"] = awq_s;  // its forward passes included
+  prof_.awq_scale += awq_s;
   double err = 0, err_rtn = 0;
   for (auto& l : res.linears) {
     l.extra["block_drift"] = drift_j;
@@ -796,11 +797,13 @@ void CalibratedQuantizer::process_block(int64_t layer) {
 
 json CalibratedQuantizer::profile() const {
   if (prof_.n_blocks == 0) return nullptr;
-  // collect includes statistics; blocks includes every other stage but calibration_data.
+  // collect and awq_scale include statistics; blocks includes every other stage but
+  // calibration_data.
   return json{{"blocks", prof_.n_blocks},
               {"calibration_data_seconds", prof_.calibration_data},
               {"block_load_seconds", prof_.load},
               {"drift_reference_seconds", prof_.drift_reference},
+              {"awq_scale_seconds", prof_.awq_scale},
               {"collect_seconds", prof_.collect},
               {"statistics_seconds", prof_.statistics},
               {"solve_seconds", prof_.solve},

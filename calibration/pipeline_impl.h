@@ -195,8 +195,8 @@ class CalibratedQuantizer : public LinearQuantizer {
   std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
   // Where the time went (profile()): seconds per stage, summed over the blocks this run computed.
   struct Profile {
-    double calibration_data = 0, load = 0, drift_reference = 0, collect = 0, statistics = 0,
-           solve = 0, advance = 0, moe_stage = 0, save = 0, blocks = 0;
+    double calibration_data = 0, load = 0, awq_scale = 0, drift_reference = 0, collect = 0,
+           statistics = 0, solve = 0, advance = 0, moe_stage = 0, save = 0, blocks = 0;
     int64_t n_blocks = 0;
   } prof_;
   std::optional<BlockResult> current_;

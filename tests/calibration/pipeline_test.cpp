@@ -145,8 +145,9 @@ TEST(Pipeline, ReportProfilesTheStages) {
   ASSERT_TRUE(r.profile.is_object()) << r.profile.dump();
   EXPECT_EQ(r.profile["blocks"], 4);
   double stages = 0;
-  for (const char* k : {"block_load_seconds", "drift_reference_seconds", "collect_seconds",
-                        "solve_seconds", "advance_seconds", "moe_stage_seconds", "save_seconds"}) {
+  for (const char* k : {"block_load_seconds", "awq_scale_seconds", "drift_reference_seconds",
+                        "collect_seconds", "solve_seconds", "advance_seconds", "moe_stage_seconds",
+                        "save_seconds"}) {
     ASSERT_TRUE(r.profile.contains(k)) << k;
     EXPECT_GE(r.profile[k].get<double>(), 0.0) << k;
     stages += r.profile[k].get<double>();
