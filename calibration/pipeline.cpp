@@ -20,6 +20,7 @@
 #include "formats/hdf5/stats_file.h"
 #include "lib/core/dist.h"
 #include "lib/core/error.h"
+#include "lib/core/memory.h"
 #include "lib/core/json_io.h"
 #include "lib/core/linalg.h"
 #include "lib/core/log.h"
@@ -324,8 +325,8 @@ void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, flo
     if (mode == Run::kCopy) std::copy(h.begin(), h.end(), out);
     return;
   }
-  std::vector<float> scratch;
-  if (mode == Run::kDiscard) scratch.resize(static_cast<size_t>(std::min(per, n_samples) * T * d));
+  ScratchFloats scratch;  // pooled: every collect pass needs one (lib/core/memory.h)
+  if (mode == Run::kDiscard) scratch = ScratchFloats(std::min(per, n_samples) * T * d);
   for (int64_t s0 = 0; s0 < n_samples; s0 += per) {
     const int64_t nb = std::min(per, n_samples - s0);
     const float* in = hidden_.data() + s0 * T * d;
@@ -366,7 +367,7 @@ void CalibratedQuantizer::advance_hidden(const model::BlockWeights& bw, model::B
   const std::string_view last = part == model::BlockPart::kAttn ? names::kAttnOutput : names::kFfnDown;
   if (part == model::BlockPart::kAll || kept_linear_ != last || kept_.empty() ||
       static_cast<int64_t>(kept_.size()) % rows != 0) {
-    kept_ = {};
+    kept_.clear();
     kept_linear_ = {};
     run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples, part);
     return;
@@ -379,7 +380,7 @@ void CalibratedQuantizer::advance_hidden(const model::BlockWeights& bw, model::B
     model::add_residual_linear(bw, cfg_, last, kept_.data() + s0 * T * n_in,
                                hidden_.data() + s0 * T * d, nb * T, nullptr);
   }
-  kept_ = {};
+  kept_.clear();  // the capacity serves the next block: no fresh pages to fault in
   kept_linear_ = {};
 }
 
@@ -644,7 +645,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
   if (!save_stats_.empty() && work_->writer()) stats.emplace(work_->stats_path(layer));
   hidden_done_ = false;
   attn_applied_ = false;
-  kept_ = {};
+  kept_.clear();
   kept_linear_ = {};
   scales_.clear();
   double capture_s = 0.0, awq_s = 0.0;
@@ -702,7 +703,7 @@ void CalibratedQuantizer::process_block(int64_t layer) {
     // attn_output's and ffn_down's inputs are their sub-blocks' outputs: kept, the sub-block
     // runs once more only for them.
     const bool keep = keeps_inputs(bw, g);
-    kept_ = {};
+    kept_.clear();
     kept_linear_ = {};
     if (keep) {
       kept_linear_ = g.linears.front();

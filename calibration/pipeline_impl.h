@@ -189,7 +189,7 @@ class CalibratedQuantizer : public LinearQuantizer {
   bool attn_applied_ = false;
   // The inputs ([rows, n_in]) of the linear kept_linear_ of the current dense block, from the
   // pass that collected them (keeps_inputs): adding that linear of them completes the sub-block
-  // (attention or FFN) without running it again.
+  // (attention or FFN) without running it again. Its capacity is kept from block to block.
   std::vector<float> kept_;
   std::string_view kept_linear_;
   std::map<std::string, GroupScale, std::less<>> scales_;  // current block: group -> AWQ scale
