@@ -33,14 +33,17 @@ namespace {
 
 using namespace dsq;
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Accumulates X^T X of the first linear of each input group, timing only that.
 class Hessians : public model::Observer {
  public:
   double seconds = 0;
   void on_linear_input(int64_t, std::string_view name, model::ActView x) override {
-    if (name != "attn_q" && name != "attn_output" && name != "ffn_gate" && name != "ffn_down") return;
+    if (name != "attn_q" && name != "attn_output" && name != "ffn_gate" && name != "ffn_down")
+      return;
     auto& h = h_[std::string(name)];
     h.resize(static_cast<size_t>(x.cols * x.cols));
     const auto t0 = Clock::now();
@@ -61,7 +64,8 @@ int main(int argc, char** argv) {
   }
   configure_malloc();
   const std::string dir = argv[1];
-  const int64_t samples = argc > 2 ? std::atoll(argv[2]) : 128, len = argc > 3 ? std::atoll(argv[3]) : 512;
+  const int64_t samples = argc > 2 ? std::atoll(argv[2]) : 128;
+  const int64_t len = argc > 3 ? std::atoll(argv[3]) : 512;
   const std::string shape = argc > 4 ? argv[4] : "1b";
   SyntheticShape s = shape == "7b" ? kLlama7BShape : kLlama1BShape;
   s.n_layers = 1;
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
   std::printf("pipeline: run %.2f s, block %.2f s; profile %s\n", run_s, block_s, p.dump().c_str());
   std::printf("unavoidable: forward %.2f s + Hessians %.2f s + solves %.2f s = %.2f s\n", forward_s,
               hs.seconds, solve_s, parts);
-  std::printf("ratio block / unavoidable: %.3f (target <= 1.3)\n", parts > 0 ? block_s / parts : 0.0);
+  std::printf("ratio block / unavoidable: %.3f (target <= 1.3)\n",
+              parts > 0 ? block_s / parts : 0.0);
   return 0;
 }

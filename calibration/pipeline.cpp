@@ -364,7 +364,8 @@ bool CalibratedQuantizer::keeps_inputs(const model::BlockWeights& bw, const Line
 
 void CalibratedQuantizer::advance_hidden(const model::BlockWeights& bw, model::BlockPart part) {
   const int64_t T = calib_.seq_len, d = cfg_.d_model, rows = calib_.n_samples * T;
-  const std::string_view last = part == model::BlockPart::kAttn ? names::kAttnOutput : names::kFfnDown;
+  const std::string_view last =
+      part == model::BlockPart::kAttn ? names::kAttnOutput : names::kFfnDown;
   if (part == model::BlockPart::kAll || kept_linear_ != last || kept_.empty() ||
       static_cast<int64_t>(kept_.size()) % rows != 0) {
     kept_.clear();

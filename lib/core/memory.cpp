@@ -81,8 +81,8 @@ void ScratchFloats::release() noexcept {
     p_.reset();
   }
   if (free.size() > kScratchPoolSize) {  // drop the smallest
-    const auto it = std::min_element(free.begin(), free.end(),
-                                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    const auto it = std::min_element(
+        free.begin(), free.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     free.erase(it);
   }
   n_ = cap_ = 0;

@@ -75,8 +75,9 @@ inline float exp_nonpositive(float x) {
 }
 
 #if defined(__AVX2__)
-// exp_nonpositive of 8 floats: the same operations in the same order (no FMA: ISO C++ mode
-// compiles the scalar code without contraction), so every lane has the scalar function's bits.
+// exp_nonpositive of 8 floats: the same operations in the same order as the scalar function, so
+// the compiler treats both alike (a product and a sum contracted into one FMA in both or in
+// neither) and every lane has the scalar function's bits (Engine.CausalSoftmaxLanesMatch...).
 inline __m256 exp_nonpositive8(__m256 x) {
   const auto c = [](float v) { return _mm256_set1_ps(v); };
   x = _mm256_max_ps(c(-87.0f), x);  // std::max(x, -87): a NaN x stays NaN
@@ -92,7 +93,8 @@ inline __m256 exp_nonpositive8(__m256 x) {
   p = _mm256_add_ps(_mm256_mul_ps(p, r), c(0.5f));
   p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f));
   p = _mm256_add_ps(_mm256_mul_ps(p, r), c(1.0f));
-  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 #endif
@@ -368,7 +370,8 @@ void softmax_causal_rows(float* sc, int64_t rows, int64_t nk, int64_t first_seen
     for (int64_t l = 0; l < kLanes; ++l) mx = std::max(mx, lane_max[l]);
     for (int64_t j = body; j < seen; ++j) mx = std::max(mx, row[j]);
 #if defined(__AVX2__)
-    __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    __m256d s[4];
+    for (auto& v : s) v = _mm256_setzero_pd();
     const __m256 vmx = _mm256_set1_ps(mx);
     for (int64_t j = 0; j < body; j += kLanes)
       for (int64_t h = 0; h < 2; ++h) {

@@ -154,7 +154,8 @@ TEST(Pipeline, ReportProfilesTheStages) {
   }
   EXPECT_GT(r.profile["collect_seconds"].get<double>(), 0.0);
   EXPECT_GT(r.profile["solve_seconds"].get<double>(), 0.0);
-  EXPECT_LE(r.profile["statistics_seconds"].get<double>(), r.profile["collect_seconds"].get<double>());
+  EXPECT_LE(r.profile["statistics_seconds"].get<double>(),
+            r.profile["collect_seconds"].get<double>());
   EXPECT_LE(stages, r.profile["block_seconds"].get<double>() + 1e-3);
   EXPECT_LE(r.profile["block_seconds"].get<double>(), r.seconds);
   EXPECT_EQ(nlohmann::json(r)["profile"], r.profile);

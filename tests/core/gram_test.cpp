@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include <cblas.h>
+
 #include "lib/core/linalg.h"
 
 namespace dsq::linalg {
@@ -81,6 +83,56 @@ TEST(CholeskyInverseUpper, GivesUpperFactorOfInverse) {
   }
   std::vector<double> bad = {1, 2, 2, 1};  // eigenvalues 3, -1
   EXPECT_FALSE(cholesky_inverse_upper(bad.data(), 2));
+}
+
+// gemm_decoded splits the rows of x when a linear is a single weight tile (a small linear over a
+// calibration chunk): every element must still be the one BLAS dot product an unsplit call gives,
+// for any thread count, and the Gram matrix's tiles likewise (shapes from issue 19's runs).
+TEST(GemmDecoded, RowBlocksGiveTheUnsplitProductsBitForBit) {
+  struct Shape { int64_t m, n_out, k; };
+  for (const Shape sh : {Shape{4096, 256, 256}, Shape{4096, 64, 256}, Shape{4096, 32, 64},
+                         Shape{1000, 172, 64}, Shape{300, 768, 256}}) {
+    SCOPED_TRACE(testing::Message() << sh.m << "x" << sh.n_out << "x" << sh.k);
+    const auto x = random_x(sh.m, sh.k, 3), w = random_x(sh.n_out, sh.k, 4);
+    std::vector<float> want(static_cast<size_t>(sh.m * sh.n_out));
+    {
+      SerialBlasScope serial;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(sh.m),
+                  static_cast<blasint>(sh.n_out), static_cast<blasint>(sh.k), 1.0f, x.data(),
+                  static_cast<blasint>(sh.k), w.data(), static_cast<blasint>(sh.k), 0.0f,
+                  want.data(), static_cast<blasint>(sh.n_out));
+    }
+    const auto decode = [&](int64_t r0, int64_t r1, float* out) {
+      std::memcpy(out, w.data() + r0 * sh.k, static_cast<size_t>((r1 - r0) * sh.k) * sizeof(float));
+    };
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<float> got(want.size(), -1.0f);
+      gemm_decoded(sh.m, sh.n_out, sh.k, x.data(), got.data(), decode);
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << threads;
+    }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+}
+
+TEST(Gram, TileWidthDoesNotChangeTheSums) {
+  // 64-wide tiles below 1024 inputs: each element is the same dot product a whole-matrix call
+  // computes (here: the upper triangle of one X^T X BLAS product).
+  const int64_t rows = 4096, n = 256;
+  const auto x = random_x(rows, n, 5);
+  std::vector<float> c(static_cast<size_t>(n * n));
+  {
+    SerialBlasScope serial;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(n),
+                static_cast<blasint>(n), static_cast<blasint>(rows), 1.0f, x.data(),
+                static_cast<blasint>(n), x.data(), static_cast<blasint>(n), 0.0f, c.data(),
+                static_cast<blasint>(n));
+  }
+  std::vector<double> h(static_cast<size_t>(n * n), 0.0);
+  gram_accumulate_f32(x.data(), rows, n, 1.0, h.data());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i; j < n; ++j)
+      ASSERT_EQ(h[i * n + j], static_cast<double>(c[i * n + j])) << i << "," << j;
 }
 
 }  // namespace

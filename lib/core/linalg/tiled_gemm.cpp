@@ -69,11 +69,11 @@ int64_t decoded_tile_rows(int64_t k, int64_t n_out, int64_t m) {
 
 // Rows of x per block of gemm_decoded. A small linear over many rows (the calibration pipeline's
 // 4096-row chunks through a 256 x 256 linear) is one weight tile: its rows of x are then split
-// too, so that both threads work (one thread did all of them, 40% of a GPTQ run's samples on
-// qwen2-tiny, bench/RESULTS.md, issue 19). Blocks of at least 256 rows, up to 8 tasks, and every
-// product keeps at least 2^21 multiply-adds (`smallest` is the narrowest tile), so that BLAS never
-// switches to a small-matrix kernel, which may sum in another order: each element is the same
-// K-long dot product as without the split. A function of the shapes only.
+// too, so that both threads work (one thread did all of them while the other idled for 40% of a
+// GPTQ run on qwen2-tiny, bench/RESULTS.md, issue 19). Blocks of at least 256 rows, up to 8
+// tasks, and every product keeps at least 2^21 multiply-adds (`smallest` is the narrowest tile),
+// so that BLAS never switches to a small-matrix kernel, which may sum in another order: each
+// element is the same K-long dot product as without the split. A function of the shapes only.
 int64_t decoded_row_block(int64_t m, int64_t k, int64_t smallest, int64_t n_tiles) {
   if (n_tiles >= 8 || m < 512) return m;
   int64_t blocks = std::min<int64_t>((8 + n_tiles - 1) / n_tiles, m / 256);
