@@ -12,8 +12,8 @@
 #endif
 
 #include "lib/core/error.h"
-#include "lib/core/memory.h"
 #include "lib/core/linalg.h"
+#include "lib/core/memory.h"
 #include "lib/model/mla.h"
 #include "lib/model/moe.h"
 #include "lib/model/rope.h"

@@ -8,8 +8,8 @@
 #include <omp.h>
 
 #include "lib/core/error.h"
-#include "lib/core/memory.h"
 #include "lib/core/linalg.h"
+#include "lib/core/memory.h"
 #include "lib/model/rope.h"
 #include "lib/quant/qmatmul.h"
 
