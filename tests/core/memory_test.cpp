@@ -75,28 +75,30 @@ TEST(HugePages, SmallBuffersAndNullAreLeftAlone) {
 // ScratchFloats: zero-filled like a fresh vector, and the storage of a released buffer serves the
 // next request it fits (no new allocation, so no new page faults), per thread.
 TEST(ScratchFloats, ReusesReleasedStorageZeroFilled) {
+  // No other test of core_tests takes scratch buffers, so this thread's pool holds only these.
+  constexpr int64_t kN = 1237;
   float* first = nullptr;
   {
-    ScratchFloats a(1000);
-    ASSERT_EQ(a.size(), 1000u);
+    ScratchFloats a(kN);
+    ASSERT_EQ(a.size(), static_cast<size_t>(kN));
     for (size_t i = 0; i < a.size(); ++i) {
       ASSERT_EQ(a[i], 0.0f);
       a[i] = 1.0f;
     }
     first = a.data();
   }
-  ScratchFloats b(600);  // fits in the released 1000
+  ScratchFloats b(kN);  // the smallest pooled buffer that fits: a's
   EXPECT_EQ(b.data(), first);
   for (float x : b) ASSERT_EQ(x, 0.0f);
-  ScratchFloats c(2000);  // the pool has nothing this large
+  ScratchFloats c(kN);  // a's storage is in use by b
   EXPECT_NE(c.data(), first);
   ScratchFloats moved = std::move(c);
   EXPECT_EQ(c.size(), 0u);
-  EXPECT_EQ(moved.size(), 2000u);
+  EXPECT_EQ(moved.size(), static_cast<size_t>(kN));
   ScratchFloats empty;
   EXPECT_EQ(empty.size(), 0u);
   empty = std::move(moved);
-  EXPECT_EQ(empty.size(), 2000u);
+  EXPECT_EQ(empty.size(), static_cast<size_t>(kN));
 }
 
 }  // namespace
