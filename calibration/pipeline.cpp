@@ -359,7 +359,7 @@ bool CalibratedQuantizer::keeps_inputs(const model::BlockWeights& bw, const Line
   if (l != names::kAttnOutput && l != names::kFfnDown) return false;
   const int64_t n_in = block_linear(const_cast<model::BlockWeights&>(bw), l).n_in();
   const int64_t bytes = calib_.n_samples * calib_.seq_len * n_in * int64_t{sizeof(float)};
-  return n_in <= cfg_.d_model || bytes <= kKeptInputsBytes;
+  return bytes <= kKeptInputsBytes;
 }
 
 void CalibratedQuantizer::advance_hidden(const model::BlockWeights& bw, model::BlockPart part) {

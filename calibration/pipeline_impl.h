@@ -34,9 +34,10 @@ inline constexpr int64_t kChunkRows = 4096;
 // the quantized pass (every expert over its routed rows) and its outputs 1.9 GB at V3's width;
 // 16 x 512 tokens estimate the relative drift well enough.
 inline constexpr int64_t kDriftSamples = 16;
-// Kept sub-block outputs (CalibratedQuantizer::keeps_inputs) wider than hidden_ up to this size:
-// ffn_down's inputs, 2.7-5.3x the hidden states' size, of models up to ~1.5B parameters at
-// 128 x 512 calibration tokens. Larger models run the FFN's gate and up once more instead.
+// Kept sub-block outputs (CalibratedQuantizer::keeps_inputs) up to this size, the memory the
+// pipeline may add to its hidden states: at 128 x 512 calibration tokens the attention's outputs up
+// to d_model 8192 and ffn_down's inputs (2.7-5.3x the hidden states' size) of models up to ~1.5B
+// parameters. Larger ones run the sub-block once more instead, as before.
 inline constexpr int64_t kKeptInputsBytes = int64_t{2} << 30;
 
 // The block's linear of a short name (from the architecture table's rows).
@@ -131,8 +132,8 @@ class CalibratedQuantizer : public LinearQuantizer {
   h5::InputStats collect(const model::BlockWeights& bw, int64_t layer, const LinearGroup& g,
                          std::vector<float>* keep = nullptr);
   // Whether collecting g keeps its inputs (kept_): g is the one linear that writes a dense block's
-  // residual stream from its sub-block (attn_output, ffn_down), and they take no more memory than
-  // hidden_ or kKeptInputsBytes.
+  // residual stream from its sub-block (attn_output, ffn_down), and they take at most
+  // kKeptInputsBytes.
   bool keeps_inputs(const model::BlockWeights& bw, const LinearGroup& g) const;
   // Runs `part` of the current dense block in place on hidden_, as run_block would: the sub-block's
   // last linear on its kept inputs when the kept ones are that linear's, the whole part otherwise.

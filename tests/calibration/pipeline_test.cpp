@@ -139,8 +139,8 @@ TEST(Pipeline, MixedPrecisionResumesProbeAndPlan) {
 // The report says where a calibrated run's time went, stage by stage, for the blocks it computed;
 // RTN has no stages.
 TEST(Pipeline, ReportProfilesTheStages) {
-  std::optional<testing::TempDir> tmp;
-  const Fixture fx(shared_test_dir(tmp));
+  testing::TempDir tmp;
+  const Fixture fx(tmp.path().string());
   const jobs::QuantizeReport r = jobs::run_quantize(fx.options(fx.dir + "/p.dsq"));
   ASSERT_TRUE(r.profile.is_object()) << r.profile.dump();
   EXPECT_EQ(r.profile["blocks"], 4);
