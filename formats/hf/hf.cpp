@@ -199,21 +199,28 @@ std::vector<std::string> index_shards(const std::string& index_path, const json&
     throw FormatError("'" + index_path + "': missing 'weight_map' object");
   std::vector<std::string> files;
   for (const auto& [name, shard] : wm->items()) {
+    // Names and shards are quoted as short excerpts: an index may hold anything.
+    const std::string tensor = "tensor " + quoted_excerpt(name);
     if (!shard.is_string())
-      throw FormatError("'" + index_path + "': tensor '" + name + "': shard is not a string");
+      throw FormatError("'" + index_path + "': " + tensor + ": shard is not a string");
     const std::string s = shard.get<std::string>();
     const fs::path p(s);
     bool escapes = s.empty() || p.is_absolute();
     for (const auto& part : p)
       if (part == "..") escapes = true;
     if (escapes)
-      throw FormatError("'" + index_path + "': tensor '" + name + "': shard '" + s +
-                        "' is not a file inside the checkpoint directory");
+      throw FormatError("'" + index_path + "': " + tensor + ": shard " + quoted_excerpt(s) +
+                        " is not a file inside the checkpoint directory");
     if (std::find(files.begin(), files.end(), s) == files.end()) {
+      // Without an error code a name the file system refuses (too long) throws filesystem_error.
       const fs::path full = fs::path(index_path).parent_path() / p;
-      if (!fs::is_regular_file(full))
-        throw FormatError("'" + index_path + "': shard '" + s + "' is missing (it should hold " +
-                          "tensor '" + name + "')");
+      std::error_code ec;
+      if (!fs::is_regular_file(full, ec))
+        throw FormatError("'" + index_path + "': shard " + quoted_excerpt(s) +
+                          (ec && ec != std::errc::no_such_file_or_directory
+                               ? " cannot be opened (" + ec.message() + ")"
+                               : std::string(" is missing")) +
+                          " (it should hold " + tensor + ")");
       files.push_back(s);
     }
   }

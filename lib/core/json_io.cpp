@@ -61,6 +61,10 @@ json parse_json(std::string_view text, const std::string& where) {
   }
 }
 
+std::string quoted_excerpt(std::string_view s, size_t max) {
+  return "'" + std::string(s.substr(0, max)) + (s.size() > max ? "...'" : "'");
+}
+
 std::string json_excerpt(const json& v, size_t max) {
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > max) s = s.substr(0, max) + "...";

@@ -26,5 +26,8 @@ nlohmann::json parse_json(std::string_view text, const std::string& where);
 // A value as it may be quoted in an error message: its serialization, cut to `max` characters
 // ("..." appended when cut).
 std::string json_excerpt(const nlohmann::json& v, size_t max = 60);
+// A name taken from an input (a tensor, a file) as the messages quote it: 'name', cut to `max`
+// characters ("..." appended when cut).
+std::string quoted_excerpt(std::string_view s, size_t max = 60);
 
 }  // namespace dsq

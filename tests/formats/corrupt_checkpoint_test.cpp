@@ -41,6 +41,7 @@ enum class Corruption {
   kDuplicateKey,
   kDuplicateAcrossShards,
   kMissingShard,
+  kShardNameTooLong,
   kIndexNamesAbsentTensor,
   kUnlistedTensor,
   kUnknownTensorName,
@@ -182,6 +183,9 @@ std::string make_hf_sharded(const Case& k, const testing::TempDir& tmp, std::str
   *file = tmp.file("model.safetensors.index.json");
   switch (k.what) {
     case Corruption::kMissingShard: break;
+    case Corruption::kShardNameTooLong:  // the file system refuses the name (ENAMETOOLONG)
+      for (const auto& t : b) wm[t.name] = std::string(5000, 'b') + ".safetensors";
+      break;
     case Corruption::kDuplicateAcrossShards:
       b.push_back(a.front());
       *file = tmp.file("b.safetensors");
@@ -317,6 +321,7 @@ const Case kCases[] = {
     {"hf_config_disagrees_layers", Fmt::kHf, Corruption::kConfigDisagreesLayers, {"tensor 'model.layers.1.", "with 1 layers"}},
     {"hf_config_missing_field", Fmt::kHf, Corruption::kConfigMissingField, {"field 'hidden_size': missing"}},
     {"hf_missing_shard", Fmt::kHfSharded, Corruption::kMissingShard, {"shard 'b.safetensors' is missing", "tensor 'model."}},
+    {"hf_shard_name_too_long", Fmt::kHfSharded, Corruption::kShardNameTooLong, {"shard 'bbbb", "...' cannot be opened (File name too long)", "tensor 'model."}},
     {"hf_duplicate_across_shards", Fmt::kHfSharded, Corruption::kDuplicateAcrossShards, {"tensor 'model.embed_tokens.weight'", "duplicate", "a.safetensors"}},
     {"hf_index_names_absent_tensor", Fmt::kHfSharded, Corruption::kIndexNamesAbsentTensor, {"tensor 'model.layers.9.mlp.up_proj.weight'", "b.safetensors", "not there"}},
     {"hf_unlisted_tensor", Fmt::kHfSharded, Corruption::kUnlistedTensor, {"tensor '", "not listed"}},
@@ -371,6 +376,7 @@ TEST_P(CorruptCheckpoint, FailsWithOneLineNamingFileAndTensor) {
   } catch (const Error& e) {
     const std::string msg = e.what();
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_LT(msg.size(), 400u) << "values are quoted as excerpts: " << msg;
     EXPECT_NE(msg.find("'" + file + "'"), std::string::npos) << "file not named: " << msg;
     for (const auto& s : k.expect) EXPECT_NE(msg.find(s), std::string::npos) << s << " | " << msg;
   }
