@@ -8,11 +8,18 @@
 
 namespace dsq {
 
+// A message as every Error carries it: one line (control characters become spaces) of at most
+// kMaxErrorChars (the middle of a longer one is cut to " ... "). The backstop for values an input
+// puts into a message (a 5,000-byte shard name, a megabyte-long tensor name): readers quote short
+// excerpts (lib/core/json_io.h), and whatever they miss still prints as one readable line.
+inline constexpr size_t kMaxErrorChars = 2000;
+std::string one_line_message(const std::string& msg);
+
 // Base of every input error. Messages start lower case, have no final period, and quote the
 // file and tensor involved (see docs/STYLE in ../shared/docs/STYLE.md, section 3).
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& msg) : std::runtime_error(msg) {}
+  explicit Error(const std::string& msg) : std::runtime_error(one_line_message(msg)) {}
 };
 // A file whose bytes do not follow its format (bad magic, truncation, bad offsets, unknown dtype).
 class FormatError : public Error {
