@@ -299,7 +299,7 @@ void CalibratedQuantizer::run_block(const model::BlockWeights& bw, Run mode, flo
   const int64_t T = calib_.seq_len, d = cfg_.d_model;
   DSQ_ASSERT(n_samples <= calib_.n_samples && (mode != Run::kInPlace || n_samples == calib_.n_samples),
              "run_block: bad sample count");
-  const int64_t per = std::max<int64_t>(1, kChunkRows / T);
+  const int64_t per = samples_per_chunk(T);
   if (bw.is_moe()) {
     // Attention chunk by chunk, then the MoE FFN over every row: each streamed expert is loaded
     // once per pass.
@@ -373,9 +373,9 @@ void CalibratedQuantizer::advance_hidden(const model::BlockWeights& bw, model::B
     run_block(bw, Run::kInPlace, nullptr, nullptr, calib_.n_samples, part);
     return;
   }
-  // The chunks of run_block, so that every product has the shapes of block_forward's.
+  // run_block's chunks, so that every product has the shapes of block_forward's.
   const int64_t n_in = static_cast<int64_t>(kept_.size()) / rows;
-  const int64_t per = std::max<int64_t>(1, kChunkRows / T);
+  const int64_t per = samples_per_chunk(T);
   for (int64_t s0 = 0; s0 < calib_.n_samples; s0 += per) {
     const int64_t nb = std::min(per, calib_.n_samples - s0);
     model::add_residual_linear(bw, cfg_, last, kept_.data() + s0 * T * n_in,

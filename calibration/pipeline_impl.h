@@ -2,6 +2,7 @@
 // the method; pipeline.cpp runs dense blocks, pipeline_moe.cpp the Mixture-of-Experts FFN stage).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -28,6 +29,12 @@ namespace h5 = formats::hdf5;
 // Rows per forward chunk: bounds the engine's intermediate buffers (a few x rows x d_ff floats)
 // and the f32 error of one gram_accumulate_f32 call.
 inline constexpr int64_t kChunkRows = 4096;
+// Calibration samples (windows of seq_len tokens) per forward chunk: every pass over the hidden
+// states takes the same chunks, so a product has the same shapes in each (the kept inputs rely on
+// it, CalibratedQuantizer::advance_hidden).
+inline int64_t samples_per_chunk(int64_t seq_len) {
+  return std::max<int64_t>(1, kChunkRows / seq_len);
+}
 
 // Calibration samples whose FP block outputs are the drift reference (the report's block_drift):
 // the first kDriftSamples. A full FP pass of a MoE block over 128 x 512 tokens costs as much as

@@ -211,7 +211,7 @@ void CalibratedQuantizer::moe_stage(model::BlockWeights& bw, int64_t layer, Bloc
   std::vector<float>& hm = hidden_;
   Buf xn;
   if (data) {
-    const int64_t per = std::max<int64_t>(1, kChunkRows / T);
+    const int64_t per = samples_per_chunk(T);
     for (int64_t s0 = 0; s0 < calib_.n_samples; s0 += per) {
       const int64_t nb = std::min(per, calib_.n_samples - s0);
       model::block_forward(bw, cfg_, hm.data() + s0 * T * d, nb, T, nullptr, nullptr, 0,
