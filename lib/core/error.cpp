@@ -10,16 +10,28 @@ std::string one_line_message(const std::string& msg) {
   for (char& c : s)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   if (s.size() <= kMaxErrorChars) return s;
-  // Cut between UTF-8 characters, never inside one: reports serialize messages as JSON.
-  const auto continuation = [&](size_t i) {
-    return (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80;
-  };
   constexpr size_t kTail = 300;
-  const std::string cut = " ... ";
-  size_t head = kMaxErrorChars - kTail - cut.size(), tail = s.size() - kTail;
-  while (head > 0 && continuation(head)) --head;
-  while (tail < s.size() && continuation(tail)) ++tail;
-  return s.substr(0, head) + cut + s.substr(tail);
+  const std::string_view cut = " ... ";
+  return std::string(utf8_prefix(s, kMaxErrorChars - kTail - cut.size())) + std::string(cut) +
+         std::string(utf8_suffix(s, kTail));
+}
+
+namespace {
+bool utf8_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+}  // namespace
+
+std::string_view utf8_prefix(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && utf8_continuation(s[n])) --n;
+  return s.substr(0, n);
+}
+
+std::string_view utf8_suffix(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t start = s.size() - max;
+  while (start < s.size() && utf8_continuation(s[start])) ++start;
+  return s.substr(start);
 }
 
 void assert_fail(const char* file, int line, const char* cond, const std::string& msg) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace dsq {
 
@@ -14,6 +15,10 @@ namespace dsq {
 // excerpts (lib/core/json_io.h), and whatever they miss still prints as one readable line.
 inline constexpr size_t kMaxErrorChars = 2000;
 std::string one_line_message(const std::string& msg);
+// The first / last bytes of s, at most max, cut between UTF-8 characters, never inside one
+// (messages are serialized as JSON, which rejects a broken sequence).
+std::string_view utf8_prefix(std::string_view s, size_t max);
+std::string_view utf8_suffix(std::string_view s, size_t max);
 
 // Base of every input error. Messages start lower case, have no final period, and quote the
 // file and tensor involved (see docs/STYLE in ../shared/docs/STYLE.md, section 3).

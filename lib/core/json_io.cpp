@@ -61,18 +61,6 @@ json parse_json(std::string_view text, const std::string& where) {
   }
 }
 
-namespace {
-
-// The first bytes of s, at most max, ending between UTF-8 characters (messages go into JSON).
-std::string_view utf8_prefix(std::string_view s, size_t max) {
-  if (s.size() <= max) return s;
-  size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
-
-}  // namespace
-
 std::string quoted_excerpt(std::string_view s, size_t max) {
   return "'" + std::string(utf8_prefix(s, max)) + (s.size() > max ? "...'" : "'");
 }
