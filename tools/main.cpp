@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "lib/core/dist.h"
 #include "lib/core/error.h"
@@ -77,8 +78,29 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A usage error is one line like every other error (CLI11's own print adds a second line),
+    // naming the subcommand whose flags were being parsed.
+    std::string name = "dsq";
+    for (const CLI::App* s = &app; !s->get_subcommands().empty();) {
+      s = s->get_subcommands().front();
+      name += " " + s->get_name();
+    }
+    std::string what = e.what();
+    if (name == "dsq") {  // no command was recognised: name the word taken for one
+      for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "-t" || a == "--threads") ++i;  // the global flag's value
+        else if (!a.starts_with("-")) {
+          what = "unknown command '" + a + "': the commands are";
+          for (const auto* c : kCommands) what += std::string(c == kCommands[0] ? " " : ", ") + c->name;
+          break;
+        }
+      }
+    }
+    std::fprintf(stderr, "%s: error: %s (see '%s --help')\n", name.c_str(),
+                 dsq::one_line_message(what).c_str(), name.c_str());
+    return 2;
   }
   if (chosen) cmd_name = std::string("dsq ") + chosen->name;
   dsq::set_quiet(quiet);

@@ -144,8 +144,8 @@ TEST(CliQuantize, MixedPrecisionFlags) {
        }) {
     const auto e = run_dsq(tmp, "quantize " + hf + " -o " + o2 + calib + flags);
     EXPECT_NE(e.code, 0) << flags;
-    const std::string first = e.err.substr(0, e.err.find('\n'));  // the rest: "Run with --help"
-    EXPECT_NE(first.find(want), std::string::npos) << flags << ": " << e.err;
+    EXPECT_NE(e.err.find(want), std::string::npos) << flags << ": " << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << flags << ": " << e.err;
     EXPECT_FALSE(fs::exists(o2)) << flags;
   }
   const auto rtn = run_dsq(tmp, "quantize " + hf + " -o " + o2 + " --target-bpw 4");

@@ -208,9 +208,11 @@ TEST_F(CliRobustness, NoCommandOverwritesAnInput) {
   fs::copy_file(ids_, ids);
   const std::string budget = tmp_.file("budget.json"), ev = tmp_.file("ev.json");
   write_text(budget, R"({"limits": {"max_kld_mean": 1.0}})");
+  const std::string text = tmp_.file("story.txt");
+  write_text(text, "Once upon a time there was a little dog.\n");
   ASSERT_EQ(run_dsq(tmp_, "-q eval " + m + " --tokens " + ids + " --ctx 64 --json " + ev).code, 0);
   const std::string before_m = read_text(m), before_ids = read_text(ids),
-                    before_b = read_text(budget), before_ev = read_text(ev);
+                    before_b = read_text(budget), before_ev = read_text(ev), before_t = read_text(text);
   const std::string c = calib();
   const std::string cases[] = {
       "convert " + m + " -o " + m,
@@ -234,6 +236,17 @@ TEST_F(CliRobustness, NoCommandOverwritesAnInput) {
       "check " + m + " --ref " + m + " --budget " + budget + " --tokens " + ids + " --junit " + budget,
       "check " + m + " --ref " + m + " --budget " + budget + " --tokens " + ids + " --json " + m,
       "check --from-report " + ev + " --budget " + budget + " --json " + ev,
+      "export " + m + " -o " + m,
+      "export " + link + " -o " + tmp_.file("x.dsq") + " --json " + m,
+      "generate " + m + " -p hi -n 2 --json " + link,
+      "distill " + m + " --teacher " + link + " --data " + ids + " -o " + m,
+      "distill " + m + " --teacher " + m + " --data " + ids + " -o " + link,
+      "distill " + m + " --teacher " + m + " --data " + ids + " -o " + ids,
+      "distill " + m + " --teacher " + m + " --data " + ids + " -o " + tmp_.file("x.dsq") + " --json " + m,
+      "distill " + m + " --teacher " + m + " --data " + ids + " --heldout-data " + budget + " -o " +
+          tmp_.file("x.dsq") + " --json " + budget,
+      "train --text " + text + " -o " + text,
+      "train --text " + text + " -o " + tmp_.file("x.dsq") + " --json " + text,
   };
   for (const auto& args : cases) {
     expect_error(run_dsq(tmp_, args), 2, "would overwrite the input", args);
@@ -243,7 +256,11 @@ TEST_F(CliRobustness, NoCommandOverwritesAnInput) {
   EXPECT_TRUE(read_text(ids) == before_ids);
   EXPECT_TRUE(read_text(budget) == before_b);
   EXPECT_TRUE(read_text(ev) == before_ev);
+  EXPECT_TRUE(read_text(text) == before_t);
   EXPECT_TRUE(fs::is_symlink(link));
+  // An export to a Hugging Face directory refuses every existing path, the input's too.
+  expect_error(run_dsq(tmp_, "export " + m + " -o " + link + " --hf float"), 2, "exists", "--hf");
+  EXPECT_TRUE(read_text(m) == before_m);
   // Two outputs on one file.
   expect_error(run_dsq(tmp_, "quantize " + m + " -o " + tmp_.file("x.dsq") + " --json " + tmp_.file("x.dsq")),
                2, "is given as both -o and --json", "-o and --json");
@@ -322,9 +339,16 @@ TEST_F(CliRobustness, EverydayMistakesGetClearMessages) {
   expect_error(g, 1, "has no tokenizer (convert it from a directory with tokenizer.json", "generate");
   EXPECT_EQ(g.err.find("--tokens"), std::string::npos) << g.err;
   const CliRun t = run_dsq(tmp_, "-t -1 inspect " + base_);
-  EXPECT_EQ(t.code, 2);
-  EXPECT_NE(t.err.find("must be at least 0, got -1"), std::string::npos) << t.err;
+  expect_error(t, 2, "must be at least 0, got -1", "threads");
   EXPECT_LT(t.err.size(), 200u) << t.err;
+  // The flag parser's errors are one line too, naming the command and its --help.
+  expect_error(run_dsq(tmp_, "quantize " + base_ + " -o " + tmp_.file("x.dsq") + " --bits"), 2,
+               "dsq quantize: error: --bits: 1 required INT missing (see 'dsq quantize --help')",
+               "flag without its value");
+  expect_error(run_dsq(tmp_, "eval " + base_ + " --bogus"), 2,
+               "dsq eval: error: The following argument was not expected: --bogus", "unknown flag");
+  expect_error(run_dsq(tmp_, "-t 2 quantise " + base_), 2,
+               "dsq: error: unknown command 'quantise': the commands are convert, export", "typo");
   expect_error(run_dsq(tmp_, "eval " + base_ + " --tokens " + ids_ + " --max-tokens -5"), 2,
                "--max-tokens must not be negative", "max-tokens");
   for (const char* temp : {"nan", "inf"})
