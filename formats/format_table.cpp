@@ -55,25 +55,36 @@ DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast, const
   return ndim >= 2 ? *cast : DType::kF32;
 }
 
-std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
-                                     const SinkOptions& opts) {
-  if (opts.hf_layout != HfLayout::kNone) {
-    for (const auto& f : format_table())
-      if (f.name == "hf") return f.sink(path, src, opts);
-  }
+namespace {
+// The format whose writer takes `path`: the hf row for a Hugging Face directory, else the row with
+// the path's extension.
+const FormatInfo& sink_format(const std::string& path, bool hf_dir) {
   const std::string ext = std::filesystem::path(path).extension().string();
   std::string writable;
   for (const auto& f : format_table()) {
     if (!f.sink) continue;
+    if (hf_dir) {
+      if (f.name == "hf") return f;
+      continue;
+    }
     for (const auto e : f.extensions) {
-      if (e == ext) return f.sink(path, src, opts);
+      if (e == ext) return f;
       writable += (writable.empty() ? "" : ", ") + std::string(e);
     }
   }
+  if (hf_dir) throw Error("the format table has no Hugging Face writer");
   throw UsageError("'" + path + "': cannot write '" + (ext.empty() ? std::string("(no extension)") : ext) +
                    "' files (writable: " + writable + ", or a Hugging Face directory with dsq "
                    "export --hf)");
 }
+}  // namespace
+
+std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
+                                     const SinkOptions& opts) {
+  return sink_format(path, opts.hf_layout != HfLayout::kNone).sink(path, src, opts);
+}
+
+void check_sink_path(const std::string& path, bool hf_dir) { (void)sink_format(path, hf_dir); }
 
 std::string_view hf_layout_name(HfLayout l) {
   switch (l) {

@@ -87,6 +87,9 @@ DType sink_cast_dtype(DType dtype, size_t ndim, std::optional<DType> cast,
 // naming the writable extensions when none matches, or for a bad cast.
 std::unique_ptr<ModelSink> open_sink(const std::string& path, const WeightStore& src,
                                      const SinkOptions& opts);
+// The check open_sink makes of the path alone (a writer for its extension, unless `hf_dir`):
+// commands call it before any work, so a misnamed output fails at once, not after the run.
+void check_sink_path(const std::string& path, bool hf_dir);
 
 // The last step of every writer: syncs and closes `*fd` (set to -1) and renames `tmp` to `path`
 // (IoError naming the file on failure). Until then the output does not exist.

@@ -68,7 +68,7 @@ WeightStore open_compress_source(const CompressRunOptions& o) {
   IoPlan io;
   io.model_inputs(ws);
   io.inputs(o.calib.paths);
-  io.output(o.out_path, "-o");
+  io.model_output(o.out_path);
   io.output(o.json_out, "--json");
   io.check();
   return ws;

@@ -54,7 +54,7 @@ ConvertReport run_convert(const ConvertOptions& opts) {
   IoPlan io;
   io.input(opts.src);
   io.model_inputs(ws);
-  io.output(opts.out, "-o");
+  io.model_output(opts.out, !opts.hf.empty());
   if (!opts.hf.empty() && fs::exists(opts.out))
     throw UsageError("'" + opts.out + "' (-o) exists: an export writes a new directory (remove it "
                      "or choose another name)");

@@ -104,7 +104,7 @@ DistillReport run_distill(const DistillOptions& o) {
     io.model_inputs(teacher_ws);
     io.inputs(o.data.paths);
     io.inputs(o.heldout_paths);
-    io.output(o.out_path, "-o");
+    io.model_output(o.out_path);
     io.output(o.json_out, "--json");
     io.check();
   }

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "formats/gguf/gguf_writer.h"
+#include "formats/sinks.h"
 #include "lib/core/error.h"
 #include "lib/core/log.h"
 #include "lib/text/gguf_vocab.h"
@@ -79,6 +80,10 @@ void IoPlan::output(const std::string& path, const std::string& flag) {
   outputs_.push_back({path, flag});
 }
 
+void IoPlan::model_output(const std::string& path, bool hf_dir) {
+  outputs_.push_back({path, "-o", true, hf_dir});
+}
+
 void IoPlan::check() const {
   namespace fs = std::filesystem;
   for (size_t i = 0; i < outputs_.size(); ++i) {
@@ -107,6 +112,7 @@ void IoPlan::check() const {
       if ((oid && kid && *oid == *kid) || ocanon == fs::weakly_canonical(other.path, ec))
         throw UsageError("'" + o.path + "' is given as both " + other.flag + " and " + o.flag);
     }
+    if (o.model) formats::check_sink_path(o.path, o.hf_dir);
   }
 }
 

@@ -43,11 +43,15 @@ class IoPlan {
   // The files a reader opened for a model (WeightStore::sources).
   void model_inputs(const WeightStore& ws);
   void output(const std::string& path, const std::string& flag);
+  // The model a command writes (-o), which must also have a writer for its extension
+  // (formats::check_sink_path), or be a new Hugging Face directory when `hf_dir`.
+  void model_output(const std::string& path, bool hf_dir = false);
   void check() const;
 
  private:
   struct File {
     std::string path, flag;
+    bool model = false, hf_dir = false;
   };
   std::vector<File> inputs_, outputs_;
 };

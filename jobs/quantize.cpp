@@ -172,7 +172,7 @@ QuantizeReport quantize_once(QuantizeOptions opts, const std::string& json_out) 
       io.input(rt["load_stats"].get<std::string>());
       io.output(rt["save_stats"].get<std::string>(), "--save-stats");
     }
-    io.output(opts.out_path, "-o");
+    io.model_output(opts.out_path);
     io.output(json_out, "--json");
     io.check();
   }

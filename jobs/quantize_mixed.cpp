@@ -376,7 +376,7 @@ QuantizeReport run_mixed(QuantizeOptions opts, const std::string& json_out, cons
     io.input(m.budget);
     io.input(m.eval.tokens_file);
     io.input(m.eval.text_file);
-    io.output(opts.out_path, "-o");
+    io.model_output(opts.out_path);
     io.output(json_out, "--json");
     io.check();
     if (!m.budget.empty()) {

@@ -132,7 +132,7 @@ TrainReport run_train(const TrainOptions& o) {
     IoPlan io;
     io.inputs(o.text_paths);
     if (tok_model) io.model_inputs(*tok_model);
-    io.output(o.out_path, "-o");
+    io.model_output(o.out_path);
     io.output(o.json_out, "--json");
     io.check();
   }

@@ -325,6 +325,18 @@ TEST_F(CliRobustness, BadInputsOrDestinationsFailBeforeAnyWork) {
                "exceeds the model's context length 512", "calib-len");
   for (const char* left : {".partial", ".tmp", ""}) EXPECT_FALSE(fs::exists(out + left)) << left;
   EXPECT_EQ(run_dsq(tmp_, gptq + calib()).code, 0);  // the corrected run starts cleanly
+  // A model output no writer takes fails before the training (which starts by creating
+  // OUT.partial/), not after it.
+  const std::string text = tmp_.file("story.txt"), bad = tmp_.file("student.txt");
+  write_text(text, std::string(3000, 'a') + "\n");
+  for (const std::string& args :
+       {"train --text " + text + " -o " + bad + " --steps 2",
+        "distill " + base_ + " --teacher " + base_ + " --data " + ids_ + " -o " + bad + " --steps 2",
+        "prune " + base_ + " -o " + bad + " --ffn 0.5 --importance magnitude",
+        "quantize " + base_ + " -o " + bad + " --method gptq" + calib()}) {
+    expect_error(run_dsq(tmp_, args), 2, "cannot write '.txt' files", args);
+    for (const char* left : {".partial", ".tmp", ""}) EXPECT_FALSE(fs::exists(bad + left)) << args << left;
+  }
 }
 
 // Class 7: the smaller ones.
