@@ -38,6 +38,9 @@ void write_json_atomic(const std::string& path, const json& j) {
   if (ec) throw IoError("'" + path + "': cannot rename from '" + tmp + "': " + ec.message());
 }
 
+// A block's result from its file's tensors and header; json exceptions for malformed fields.
+BlockResult block_result(const WeightStore& ws, const json& h, int64_t layer, const std::string& p);
+
 }  // namespace
 
 WorkDir::WorkDir(std::string dir, const json& recipe, bool resume, bool writer)
@@ -52,7 +55,8 @@ WorkDir::WorkDir(std::string dir, const json& recipe, bool resume, bool writer)
     std::ifstream f(state);
     const std::string text((std::istreambuf_iterator<char>(f)), {});
     const json s = parse_json(text, state);
-    if (!s.is_object() || !s.contains("completed") || !s.contains("recipe"))
+    if (!s.is_object() || !s.contains("completed") || !s.contains("recipe") ||
+        !s["completed"].is_number_integer() || s["completed"].get<int64_t>() < 0)
       throw FormatError("'" + state + "': not a pipeline state file");
     if (s["recipe"] != recipe_) {
       throw ConfigError("'" + dir_ + "' was started with another recipe: rerun the original "
@@ -92,6 +96,16 @@ BlockResult WorkDir::load_block(int64_t layer) const {
   const WeightStore ws = formats::open_dsq(p, work_file_options());
   const auto mf = MappedFile::open(p);
   const json h = formats::read_dsq_index(*mf).header;
+  try {
+    return block_result(ws, h, layer, p);
+  } catch (const json::exception& e) {  // a field missing or of another type
+    throw FormatError("'" + p + "': not the pipeline result of block " + std::to_string(layer) +
+                      " (" + e.what() + ")");
+  }
+}
+
+namespace {
+BlockResult block_result(const WeightStore& ws, const json& h, int64_t layer, const std::string& p) {
   const json* part = h.contains("partial") ? &h["partial"] : nullptr;
   if (!part || part->value("layer", int64_t{-1}) != layer)
     throw FormatError("'" + p + "': not the pipeline result of block " + std::to_string(layer));
@@ -115,6 +129,7 @@ BlockResult WorkDir::load_block(int64_t layer) const {
   }
   return r;
 }
+}  // namespace
 
 void WorkDir::save_acts(int64_t layer, const std::vector<float>& h, int64_t rows,
                         int64_t d) const {

@@ -156,14 +156,23 @@ TrainLoopResult run_train_loop(train::TrainModel<float>& m, const calibration::C
   if (o.resume && fs::exists(o.checkpoint_path)) {
     const json extra = opt.load(o.checkpoint_path, m.params());
     done = opt.steps_done();
-    r.train_seconds = extra.value("train_seconds", 0.0);
-    loss_since = extra.value("loss_since", 0.0);
-    steps_since = extra.value("steps_since", int64_t{0});
-    r.heldout_before = extra.value("heldout_before", 0.0);
-    for (const auto& p : extra.value("curve", json::array()))
-      r.curve.push_back({p.at("step").get<int64_t>(), p.at("tokens").get<int64_t>(),
-                         p.at("minutes").get<double>(), p.at("train_loss").get<double>(),
-                         p.at("heldout").get<double>(), p.at("lr").get<double>()});
+    if (done > o.steps)
+      throw FormatError(strprintf("'%s': a checkpoint at step %lld of a run of %lld steps",
+                                  o.checkpoint_path.c_str(), static_cast<long long>(done),
+                                  static_cast<long long>(o.steps)));
+    try {
+      r.train_seconds = extra.value("train_seconds", 0.0);
+      loss_since = extra.value("loss_since", 0.0);
+      steps_since = extra.value("steps_since", int64_t{0});
+      r.heldout_before = extra.value("heldout_before", 0.0);
+      for (const auto& p : extra.value("curve", json::array()))
+        r.curve.push_back({p.at("step").get<int64_t>(), p.at("tokens").get<int64_t>(),
+                           p.at("minutes").get<double>(), p.at("train_loss").get<double>(),
+                           p.at("heldout").get<double>(), p.at("lr").get<double>()});
+    } catch (const json::exception& e) {
+      throw FormatError("'" + o.checkpoint_path + "': the run's state in the checkpoint is malformed (" +
+                        e.what() + ")");
+    }
     r.resumed_at = done;
     log_info(strprintf("resuming '%s' at step %lld of %lld", o.checkpoint_path.c_str(),
                        static_cast<long long>(done), static_cast<long long>(o.steps)));

@@ -1,5 +1,6 @@
 #include "lib/train/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -7,11 +8,15 @@
 #include <numbers>
 
 #include "lib/core/error.h"
+#include "lib/core/hash.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::train {
 
 namespace {
-constexpr char kMagic[8] = {'D', 'S', 'Q', 'C', 'K', 'P', 'T', '1'};
+// Version 2 ends with an XXH64 of the header and data (chained: each array's hash seeds the
+// next), so a corrupt checkpoint is refused instead of trained on.
+constexpr char kMagic[8] = {'D', 'S', 'Q', 'C', 'K', 'P', 'T', '2'};
 }
 
 double lr_at(const AdamWOptions& o, int64_t step) {
@@ -77,12 +82,16 @@ void AdamW::save(const std::string& path, const std::vector<Param<float>>& param
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw IoError("cannot write checkpoint '" + tmp + "'");
     const uint64_t len = head.size();
+    uint64_t sum = xxh64(head.data(), head.size());
     f.write(kMagic, 8);
     f.write(reinterpret_cast<const char*>(&len), 8);
     f.write(head.data(), static_cast<std::streamsize>(head.size()));
     for (size_t i = 0; i < params.size(); ++i)
-      for (const std::vector<float>* v : {&params[i].w, &m_[i], &v_[i]})
+      for (const std::vector<float>* v : {&params[i].w, &m_[i], &v_[i]}) {
         f.write(reinterpret_cast<const char*>(v->data()), static_cast<std::streamsize>(v->size() * 4));
+        sum = xxh64(v->data(), v->size() * 4, sum);
+      }
+    f.write(reinterpret_cast<const char*>(&sum), 8);
     f.flush();
     if (!f) throw IoError("cannot write checkpoint '" + tmp + "' (disk full?)");
   }
@@ -95,28 +104,54 @@ nlohmann::json AdamW::load(const std::string& path, std::vector<Param<float>>& p
   const auto bad = [&](const std::string& why) {
     return FormatError("'" + path + "': not a checkpoint of this model: " + why);
   };
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
   char magic[8];
   uint64_t len = 0;
-  if (!f.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) throw bad("bad magic");
-  if (!f.read(reinterpret_cast<char*>(&len), 8) || len > (uint64_t{1} << 30)) throw bad("bad header");
+  if (ec || !f.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) throw bad("bad magic");
+  if (!f.read(reinterpret_cast<char*>(&len), 8) || len > size - 16) throw bad("bad header");
+  uint64_t data_bytes = 8;  // the checksum
+  for (const auto& p : params) data_bytes += 3 * 4 * p.w.size();
+  if (size - 16 - len != data_bytes) throw bad("truncated data, or not these parameters");
   std::string head(len, '\0');
   if (!f.read(head.data(), static_cast<std::streamsize>(len))) throw bad("truncated header");
-  const nlohmann::json h = nlohmann::json::parse(head, nullptr, false);
-  if (h.is_discarded() || !h.contains("params") || !h["params"].is_array() ||
-      h["params"].size() != params.size() || !h.contains("step") || !h["step"].is_number_integer())
+  uint64_t sum = xxh64(head.data(), head.size());
+  const nlohmann::json h = parse_json(head, path);
+  int64_t step = 0;
+  try {
+    if (!h.is_object() || !h.contains("params") || !h["params"].is_array() ||
+        h["params"].size() != params.size() || !h.contains("step") ||
+        !h["step"].is_number_integer() || (step = h["step"].get<int64_t>()) < 0)
+      throw bad("the parameter list differs");
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto& e = h["params"][i];
+      if (!e.is_object() || e.value("name", "") != params[i].name ||
+          e.value("n", uint64_t{0}) != params[i].w.size())
+        throw bad("parameter " + std::to_string(i) + " differs");
+    }
+  } catch (const nlohmann::json::exception&) {
     throw bad("the parameter list differs");
-  for (size_t i = 0; i < params.size(); ++i) {
-    const auto& e = h["params"][i];
-    if (!e.is_object() || e.value("name", "") != params[i].name ||
-        e.value("n", uint64_t{0}) != params[i].w.size())
-      throw bad("parameter " + std::to_string(i) + " differs");
   }
+  std::vector<std::vector<float>> w(params.size()), m(params.size()), v(params.size());
   for (size_t i = 0; i < params.size(); ++i)
-    for (std::vector<float>* v : {&params[i].w, &m_[i], &v_[i]})
-      if (!f.read(reinterpret_cast<char*>(v->data()), static_cast<std::streamsize>(v->size() * 4)))
+    for (std::vector<float>* a : {&w[i], &m[i], &v[i]}) {
+      a->resize(params[i].w.size());
+      if (!f.read(reinterpret_cast<char*>(a->data()), static_cast<std::streamsize>(a->size() * 4)))
         throw bad("truncated data");
-  t_ = h["step"].get<int64_t>();
-  return h.value("extra", nlohmann::json::object());
+      sum = xxh64(a->data(), a->size() * 4, sum);
+    }
+  uint64_t stored = 0;
+  if (!f.read(reinterpret_cast<char*>(&stored), 8)) throw bad("truncated data");
+  if (stored != sum) throw bad("checksum mismatch (a corrupt file)");
+  // Only a whole, verified checkpoint replaces the state (in place: the model may point into it).
+  for (size_t i = 0; i < params.size(); ++i) {
+    std::copy(w[i].begin(), w[i].end(), params[i].w.begin());
+    std::copy(m[i].begin(), m[i].end(), m_[i].begin());
+    std::copy(v[i].begin(), v[i].end(), v_[i].begin());
+  }
+  t_ = step;
+  const auto it = h.find("extra");
+  return it != h.end() && it->is_object() ? *it : nlohmann::json::object();
 }
 
 }  // namespace dsq::train

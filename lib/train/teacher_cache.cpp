@@ -1,10 +1,12 @@
 #include "lib/train/teacher_cache.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <vector>
 
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::train {
 
@@ -72,23 +74,36 @@ std::optional<TeacherCache> TeacherCache::open_if_matches(const std::string& pat
   if (size < 16 || std::memcmp(p, kMagic, 8) != 0) return std::nullopt;
   std::memcpy(&len, p + 8, 8);
   if (len > size - 16 || len % 8 != 0) return std::nullopt;
-  const auto h = nlohmann::json::parse(reinterpret_cast<const char*>(p + 16),
-                                       reinterpret_cast<const char*>(p + 16 + len), nullptr, false);
-  if (h.is_discarded() || !h.is_object() || h.value("key", nlohmann::json()) != key) return std::nullopt;
+  // Anything but the cache this run would write is a miss (the labels are recomputed), never an
+  // error: a header that does not parse or has other fields, sizes that do not add up, ids out of
+  // the vocabulary, log-probabilities that are not finite and <= 0.
+  nlohmann::json h;
+  try {
+    h = parse_json(std::string_view(reinterpret_cast<const char*>(p + 16), len), path);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (!h.is_object() || !h.contains("key") || h["key"] != key) return std::nullopt;
   for (const char* f : {"k", "vocab", "rows"})
     if (!h.contains(f) || !h[f].is_number_integer() || h[f].get<int64_t>() <= 0) return std::nullopt;
+  if (!h.contains("temperature") || !h["temperature"].is_number()) return std::nullopt;
   c.k_ = h["k"].get<int64_t>();
   c.vocab_ = h["vocab"].get<int64_t>();
   c.rows_ = h["rows"].get<int64_t>();
-  c.temperature_ = h.value("temperature", 1.0);
-  if (c.k_ > c.vocab_ || c.rows_ > static_cast<int64_t>(size) ||
-      static_cast<uint64_t>(c.rows_) * static_cast<uint64_t>(record_bytes(c.k_)) != size - 16 - len)
-    return std::nullopt;
+  c.temperature_ = h["temperature"].get<double>();
+  const uint64_t data_bytes = size - 16 - len;
+  if (c.k_ > c.vocab_ || static_cast<uint64_t>(c.k_) > data_bytes / 8) return std::nullopt;
+  const uint64_t rb = static_cast<uint64_t>(record_bytes(c.k_));
+  if (data_bytes % rb != 0 || data_bytes / rb != static_cast<uint64_t>(c.rows_)) return std::nullopt;
   c.data_ = p + 16 + len;
   for (int64_t r = 0; r < c.rows_; ++r) {  // ids index the student's logits: check them all
     const TeacherRow row = c.row(r);
-    for (int64_t i = 0; i < c.k_; ++i)
-      if (row.ids[i] < 0 || row.ids[i] >= c.vocab_) return std::nullopt;
+    for (int64_t i = 0; i < c.k_; ++i) {
+      float lp;
+      std::memcpy(&lp, row.logp + i, 4);
+      if (row.ids[i] < 0 || row.ids[i] >= c.vocab_ || !(lp <= 0.0f) || !std::isfinite(lp))
+        return std::nullopt;
+    }
     if (!(row.p_rest >= 0.0 && row.p_rest <= 1.0)) return std::nullopt;
   }
   return c;

@@ -269,6 +269,39 @@ TEST_F(CliRobustness, NoCommandOverwritesAnInput) {
                2, "is given as both", "two outputs");
 }
 
+// A work directory (OUT.partial/) that was edited or damaged: --resume refuses it in one line
+// naming the file, and leaves it for the user to inspect or delete.
+TEST_F(CliRobustness, DamagedWorkDirectoryIsAnErrorNamingTheFile) {
+  const std::string flags = " --method gptq --bits 4 --group 32 --sym" + calib(4);
+  const std::string out = tmp_.file("cut.dsq"), work = out + ".partial";
+  ::setenv("DSQ_PIPELINE_KILL", "during:2:TERM", 1);
+  const CliRun r = run_dsq(tmp_, "-q quantize " + hf_ + " -o " + out + flags);
+  ::unsetenv("DSQ_PIPELINE_KILL");
+  ASSERT_NE(r.code, 0);
+  ASSERT_TRUE(fs::exists(work + "/blk.0.dsq")) << r.err;
+  const std::string state = read_text(work + "/state.json"), blk0 = read_text(work + "/blk.0.dsq");
+  const std::string resume = "-q quantize " + hf_ + " -o " + out + flags + " --resume";
+  nlohmann::json s = nlohmann::json::parse(state);
+  s["completed"] = "two";
+  write_text(work + "/state.json", s.dump());
+  expect_error(run_dsq(tmp_, resume), 1, "state.json': not a pipeline state file", "completed");
+  write_text(work + "/state.json", state);
+  const std::string orig = tmp_.file("blk.0.orig");
+  write_text(orig, blk0);
+  nlohmann::json h = dsq_header(orig);
+  for (const auto& [field, value] : {std::pair<std::string, nlohmann::json>{"linears", nlohmann::json::object()},
+                                     {"layer", "0"}}) {
+    nlohmann::json edited = h;
+    edited["partial"][field] = value;
+    replace_dsq_header(orig, work + "/blk.0.dsq", edited.dump());
+    expect_error(run_dsq(tmp_, resume), 1, "blk.0.dsq': not the pipeline result of block 0", field);
+    EXPECT_FALSE(fs::exists(out)) << field;
+    EXPECT_TRUE(fs::exists(work)) << field;
+  }
+  write_text(work + "/blk.0.dsq", blk0);
+  EXPECT_EQ(run_dsq(tmp_, resume).code, 0);  // the undamaged directory resumes
+}
+
 // An interrupted run (Ctrl-C, SIGTERM from a scheduler or from mpirun) removes its temporary
 // output, keeps the work directory, says so in one line, dies by the signal, and --resume then
 // writes the same bytes as an uninterrupted run.

@@ -93,8 +93,41 @@ TEST(AdamW, CheckpointRestoresTheStateBitForBit) {
   other[1].name = "blk.0.ffn_norm.weight";
   AdamW oc(o, other);
   EXPECT_THROW(oc.load(path, other), FormatError);
+  // One flipped bit in the weights is caught by the checksum, and a refused checkpoint leaves
+  // the state as it was.
+  const auto before = b[0].w;
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(std::filesystem::file_size(path) - 12));
+    char c = 0;
+    f.read(&c, 1);
+    c ^= 0x10;
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) - 12));
+    f.write(&c, 1);
+  }
+  try {
+    ob.load(path, b);
+    ADD_FAILURE() << "a corrupt checkpoint was loaded";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(b[0].w, before);
+  EXPECT_EQ(ob.steps_done(), 2);
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);
   EXPECT_THROW(ob.load(path, b), FormatError);
+  // A header that is not the parameter list (nested, other types) is a FormatError too.
+  for (const std::string& head : {std::string(200, '[') + std::string(200, ']'),
+                                 std::string(R"({"step": "x", "params": []})"),
+                                 std::string(R"({"step": 1, "params": [{"name": 3, "n": "y"}, 1]})")}) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    const uint64_t len = head.size();
+    f.write("DSQCKPT2", 8);
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << head;
+    f.close();
+    std::filesystem::resize_file(path, 16 + len + 3 * 4 * (b[0].w.size() + b[1].w.size()) + 8);
+    EXPECT_THROW(ob.load(path, b), FormatError) << head.substr(0, 40);
+  }
 }
 
 TEST(TeacherCache, RoundTripAndAnythingElseIsRecomputed) {
@@ -129,6 +162,19 @@ TEST(TeacherCache, RoundTripAndAnythingElseIsRecomputed) {
   EXPECT_FALSE(TeacherCache::open_if_matches(path, key).has_value());
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);
   EXPECT_FALSE(TeacherCache::open_if_matches(path, key).has_value());
+  // A log-probability that is NaN or positive (a corrupt file) would poison the loss: recomputed.
+  for (const float bad : {std::nanf(""), 0.5f}) {
+    TeacherCacheWriter w2(path, 2, 4, 2, 1.0, key);
+    w2.add(logits.data(), 2);
+    w2.finish();
+    ASSERT_TRUE(TeacherCache::open_if_matches(path, key).has_value());
+    {
+      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) - 16));  // row 1, logp[0]
+      f.write(reinterpret_cast<const char*>(&bad), 4);
+    }
+    EXPECT_FALSE(TeacherCache::open_if_matches(path, key).has_value()) << bad;
+  }
 }
 
 }  // namespace
