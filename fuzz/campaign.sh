@@ -6,7 +6,7 @@
 #
 #   fuzz/campaign.sh [BUILD_DIR]            (after fuzz/run.sh built the harnesses and the seeds)
 #
-# Environment: HARNESSES (default: all nine), RUNS [10000000], SLICE [1800], MAX_LEN [131072]
+# Environment: HARNESSES (default: all ten), RUNS [10000000], SLICE [1800], MAX_LEN [131072]
 # (a long campaign stays on the small seeds of fuzz/tiny_seeds.py and the headers of the real
 # files), NICE [19] (the campaign uses the cycles other work leaves), TMPDIR [/dev/shm] (every
 # execution writes its input to a file; tmpfs keeps that off the disk).
@@ -28,7 +28,7 @@ mkdir -p "$build/campaign"
 # session's autogroup makes it take idle cycles only.
 [[ -w /proc/self/autogroup ]] && echo "${NICE:-19}" > /proc/self/autogroup 2>/dev/null
 total() { awk '{ s += $3 } END { print s + 0 }' "$1" 2>/dev/null || echo 0; }
-for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib}; do
+for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib resume}; do
   ledger=$build/campaign/$h.ledger
   touch "$ledger"
   mkdir -p "$build/findings/$h" "$build/work/$h"

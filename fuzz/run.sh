@@ -18,7 +18,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DDSQ_SANITIZE=address,undefined -DDSQ_BUILD_TESTS=OFF -DDSQ_BUILD_BENCH=OFF \
     > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 fi
-harnesses=${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib}
+harnesses=${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats report calib resume}
 targets=(--target)
 for h in $harnesses; do targets+=("fuzz_$h"); done
 cmake --build "$build" -j"$(nproc)" "${targets[@]}" > "$build.build.log" 2>&1 ||
@@ -31,6 +31,11 @@ if [ ! -d "$corpus/dsq" ]; then
   [ -x "$maker" ] || maker=$here/build-test/bin/dsq
   [ -x "$maker" ] || { bash scripts/build.sh > /dev/null; maker=$here/build/bin/dsq; }
   bash fuzz/make_corpus.sh "$maker" "$corpus"
+fi
+# The resume-state seeds come from the production writers, through the harness itself.
+if [[ " $harnesses " == *" resume "* && ! -d "$corpus/resume" ]]; then
+  DSQ_FUZZ_WRITE_SEEDS="$corpus/resume" "$build/bin/fuzz_resume" -runs=0 > /dev/null 2>&1 ||
+    { echo "fuzz_resume could not write its seeds"; exit 1; }
 fi
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0:malloc_limit_mb=2048
 export UBSAN_OPTIONS=print_stacktrace=1
