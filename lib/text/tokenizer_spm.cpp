@@ -530,7 +530,6 @@ class SpmTokenizer final : public Tokenizer {
   int32_t unk_id_ = -1;
   int32_t byte_ids_[256] = {};
   bool split_at_spaces_ = false;
-  friend std::unique_ptr<Tokenizer> make_spm_tokenizer(SpmModel);
 };
 
 }  // namespace
