@@ -147,8 +147,8 @@ CalibData load_calib_data(const CalibOptions& o, int64_t vocab, int32_t bos_id,
     n = n_slots;
   } else if (n_slots < n) {
     n = n_slots;
-    log_warn(strprintf("%s: %lld tokens hold only %lld windows of %lld: using %lld calibration "
-                       "samples instead of %lld",
+    log_warn(strprintf("%s: %lld tokens hold only %lld windows of %lld: using %lld windows "
+                       "instead of %lld",
                        what.c_str(), static_cast<long long>(total),
                        static_cast<long long>(n_slots), static_cast<long long>(len),
                        static_cast<long long>(n), static_cast<long long>(o.n_samples)));

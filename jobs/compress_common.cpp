@@ -12,12 +12,12 @@
 namespace dsq::jobs {
 
 CalibSplit load_calib_split(const WeightStore& ws, const calibration::CalibOptions& o,
-                            int64_t drift_samples) {
+                            int64_t drift_samples, const WindowFlags& flags) {
   if ((o.n_samples <= 0 && !o.all_windows) || drift_samples < 0)
-    throw UsageError("--calib-samples must be positive and --drift-samples not negative");
+    throw UsageError(strprintf("%s must be positive and %s not negative", flags.samples, flags.held));
   const std::unique_ptr<text::Tokenizer> tok = optional_tokenizer(ws);
   if (o.seq_len > ws.config.max_ctx)
-    throw UsageError(strprintf("--calib-len %lld exceeds the model's context length %lld",
+    throw UsageError(strprintf("%s %lld exceeds the model's context length %lld", flags.len,
                                static_cast<long long>(o.seq_len),
                                static_cast<long long>(ws.config.max_ctx)));
   calibration::CalibOptions all = o;

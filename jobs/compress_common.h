@@ -39,11 +39,19 @@ struct CalibSplit {
   nlohmann::json recipe;         // calibration recipe (file, sha256, samples, seed, ...)
 };
 
+// The flags that set the windows in a command, as its messages name them (prune and sparsify;
+// distill and train call them --samples, --seq-len and --heldout).
+struct WindowFlags {
+  const char* samples = "--calib-samples";
+  const char* len = "--calib-len";
+  const char* held = "--drift-samples";
+};
+
 // Draws o.n_samples + drift_samples distinct windows from o.path (tokenizer from the model's
 // metadata when the file is text) and splits them: every k-th window (in file order) is held out
 // for drift, so both sets span the file.
 CalibSplit load_calib_split(const WeightStore& ws, const calibration::CalibOptions& o,
-                            int64_t drift_samples);
+                            int64_t drift_samples, const WindowFlags& flags = {});
 
 // Runs `m` over every window of `d` (one window per forward pass) with observer `obs`.
 void run_windows(const model::Model& m, const calibration::CalibData& d, model::Observer* obs,

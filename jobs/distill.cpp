@@ -114,7 +114,8 @@ DistillReport run_distill(const DistillOptions& o) {
                                 "distillation needs the same tokenizer",
                                 o.teacher_path.c_str(), static_cast<long long>(teacher_ws.config.vocab_size),
                                 o.student_path.c_str(), static_cast<long long>(student.config.vocab_size)));
-  CalibSplit data = load_calib_split(student, o.data, o.heldout_paths.empty() ? o.heldout : 0);
+  CalibSplit data = load_calib_split(student, o.data, o.heldout_paths.empty() ? o.heldout : 0,
+                                     {"--samples", "--seq-len", "--heldout"});
   if (!o.heldout_paths.empty()) {
     calibration::CalibOptions h = o.data;
     h.paths = o.heldout_paths;

@@ -195,6 +195,9 @@ TEST(CliDistill, RefusesWhatItCannotTrainWithOneLine) {
                  "forward-kl");
   expect_refused("distill " + stories(shared) + " --teacher " + stories(shared) + data + " --beta 1.5 --loss jsd",
                  2, "--beta");
+  // Messages name distill's own flags, not the calibration flags of quantize and prune.
+  expect_refused("distill " + stories(shared) + " --teacher " + stories(shared) + data + " --seq-len 4096", 2,
+                 "--seq-len 4096 exceeds the model's context length 512");
   // -o onto the student.
   const std::string copy = tmp.file("s.dsq");
   ASSERT_EQ(run_cli(tmp, "-q convert " + stories(shared) + " -o " + copy).code, 0);
