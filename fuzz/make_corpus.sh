@@ -77,6 +77,22 @@ cp "$m/stories260K/llama2c/stories260K.bin" "$m/stories260K/llama2c/tok512.bin" 
 cp "$m/stories260K/tok512.model" "$out/tokenizer/"
 cp "$m/qwen2-tiny/tokenizer.json" "$out/tokenizer/qwen.json"
 cp "$m/deepseek-v3-tiny/tokenizer.json" "$out/tokenizer/deepseek.json"
+# A small Llama-3 shaped tokenizer.json (Sequence pre-tokenizer and post-processor, an added special
+# token, byte fallback): the fields real files have, in a seed of a few hundred bytes.
+cat > "$out/tokenizer/llama3-small.json" <<'JSON'
+{"added_tokens": [{"id": 4, "content": "<|begin_of_text|>", "special": true}],
+ "normalizer": null,
+ "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+   {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}| ?\\p{L}+|\\s+"}, "behavior": "Isolated", "invert": false},
+   {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]},
+ "post_processor": {"type": "Sequence", "processors": [
+   {"type": "ByteLevel", "trim_offsets": false},
+   {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                                              {"Sequence": {"id": "A", "type_id": 0}}]}]},
+ "decoder": {"type": "ByteLevel"},
+ "model": {"type": "BPE", "byte_fallback": false, "ignore_merges": true,
+           "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 3}, "merges": ["a b"]}}
+JSON
 for method in gptq awq; do
   "$dsq" -q quantize "$m/stories260K/hf" -o "$tmp/q.dsq" --method $method --bits 4 --group 32 \
     --calib "$shared/data/tinystories-calib.stories260K.u32" --calib-samples 2 --calib-len 32 \

@@ -11,6 +11,10 @@ namespace dsq {
 
 using nlohmann::json;
 
+std::string dump_json(const json& j, int indent) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 json parse_json(std::string_view text, const std::string& where) {
   // One set of keys per open object; a repeated key would silently win in nlohmann::json.
   std::vector<std::set<std::string>> open_objects;

@@ -9,9 +9,13 @@
 //   - Errors are one line naming `where`, with at most a short excerpt of the input.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +26,52 @@ inline constexpr int kMaxJsonDepth = 64;
 // Parses `text`; throws FormatError "'<where>': ..." for a syntax error, a duplicate key or
 // nesting deeper than kMaxJsonDepth.
 nlohmann::json parse_json(std::string_view text, const std::string& where);
+
+// j.dump(indent) for files and reports dsq writes: strings that are not valid UTF-8 (a file name,
+// a tensor name from a GGUF file) are written with U+FFFD in place of the bad bytes, where
+// nlohmann's dump would throw.
+std::string dump_json(const nlohmann::json& j, int indent = -1);
+
+// Reads `v` as a T when it holds one: for an integral T only an integer in T's range (a float
+// such as 1e300 is refused: converting it is undefined behaviour), for float and double any
+// number within the type's finite range, otherwise whatever v.get<T>() accepts. False leaves
+// *out unchanged, for the caller's error naming the file and field.
+template <class T>
+bool json_get(const nlohmann::json& v, T* out) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) return false;
+    *out = v.get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (v.is_number_unsigned()) {
+      const uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+      *out = static_cast<T>(u);
+    } else if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      if constexpr (std::is_signed_v<T>) {
+        if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max()) return false;
+      } else {
+        if (i < 0 || static_cast<uint64_t>(i) > std::numeric_limits<T>::max()) return false;
+      }
+      *out = static_cast<T>(i);
+    } else {
+      return false;
+    }
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number()) return false;
+    const double d = v.get<double>();
+    if (std::isfinite(d) && std::fabs(d) > static_cast<double>(std::numeric_limits<T>::max()))
+      return false;
+    *out = static_cast<T>(d);
+  } else {
+    try {
+      *out = v.get<T>();
+    } catch (const nlohmann::json::exception&) {
+      return false;
+    }
+  }
+  return true;
+}
 
 // A value as it may be quoted in an error message: its serialization, cut to `max` characters
 // ("..." appended when cut).

@@ -47,10 +47,11 @@ std::vector<T> gguf_array(const json& md, const std::string& key, const std::str
     throw FormatError("'" + path + "': metadata key '" + key + "' is not an array");
   std::vector<T> v;
   v.reserve(it->size());
-  try {
-    for (const auto& e : *it) v.push_back(e.get<T>());
-  } catch (const json::exception&) {
-    throw FormatError("'" + path + "': metadata key '" + key + "' has elements of the wrong type");
+  for (const auto& e : *it) {
+    T x{};
+    if (!json_get(e, &x))
+      throw FormatError("'" + path + "': metadata key '" + key + "' has elements of the wrong type");
+    v.push_back(std::move(x));
   }
   return v;
 }
@@ -253,6 +254,9 @@ std::pair<std::string, std::string> hf_bos_eos(const std::optional<std::string>&
   return {get("bos_token"), get("eos_token")};
 }
 
+TokenizerModel hf_json_model(const json& j, const std::string& path,
+                             const std::optional<std::string>& config, const std::string& cfg_name);
+
 TokenizerModel load_hf_json(const std::string& text, const std::string& path,
                             const std::optional<std::string>& config, const std::string& cfg_name) {
   json j;
@@ -261,6 +265,18 @@ TokenizerModel load_hf_json(const std::string& text, const std::string& path,
   } catch (const json::exception& e) {
     throw FormatError("'" + path + "': invalid JSON: " + e.what());
   }
+  if (!j.is_object()) throw FormatError("'" + path + "': not a tokenizer.json (not a JSON object)");
+  // The fields are checked where they are read; a value of another type than tokenizers writes
+  // (e.g. "byte_fallback": 0) that a check does not name is still this file's FormatError.
+  try {
+    return hf_json_model(j, path, config, cfg_name);
+  } catch (const json::exception& e) {
+    throw FormatError("'" + path + "': a field has an unexpected type (" + std::string(e.what()) + ")");
+  }
+}
+
+TokenizerModel hf_json_model(const json& j, const std::string& path,
+                             const std::optional<std::string>& config, const std::string& cfg_name) {
   const json& model = j.value("model", json::object());
   const std::string type = json_str(model, "type", model.contains("merges") ? "BPE" : "");
   if (type != "BPE")
@@ -289,6 +305,11 @@ TokenizerModel load_hf_json(const std::string& text, const std::string& path,
     added.emplace_back(a["id"].get<int64_t>(), &a);
     max_id = std::max(max_id, a["id"].get<int64_t>());
   }
+  // Every id in [0, max_id] must appear (checked below): bound the table by the entries first.
+  if (static_cast<uint64_t>(max_id + 1) > entries.size() + added.size())
+    throw FormatError(strprintf("'%s': token ids go up to %lld but there are %zu tokens: ids are missing",
+                                path.c_str(), static_cast<long long>(max_id),
+                                entries.size() + added.size()));
   m.tokens.assign(static_cast<size_t>(max_id + 1), std::string());
   m.kinds.assign(m.tokens.size(), BpeTokenKind::kNormal);
   std::vector<bool> seen(m.tokens.size(), false);
@@ -343,9 +364,12 @@ TokenizerModel load_hf_json(const std::string& text, const std::string& path,
   // a Sequence) whose single-sequence template starts with a special token.
   const json& post = j.value("post_processor", json());
   std::vector<const json*> procs;
-  if (post.is_object() && json_str(post, "type") == "Sequence") {
-    for (const auto& p : post.value("processors", json::array())) procs.push_back(&p);
-  } else if (post.is_object()) {
+  const json seq = post.is_object() && json_str(post, "type") == "Sequence"  // procs point into it
+                       ? post.value("processors", json::array())
+                       : json::array();
+  if (!seq.empty()) {
+    for (const auto& p : seq) procs.push_back(&p);
+  } else if (post.is_object() && json_str(post, "type") != "Sequence") {
     procs.push_back(&post);
   }
   for (const json* p : procs) {

@@ -418,6 +418,60 @@ TEST(HfJson, MissingMergeTokenAndUnknownPreTokenizerAreNamed) {
   }
 }
 
+// Llama-3's post-processor is a Sequence (ByteLevel, then TemplateProcessing with the BOS token):
+// the BOS comes from the template inside it. (The template was once read through pointers into a
+// destroyed copy of the list: ASan saw a use after free.)
+TEST(HfJson, BosFromATemplateInsideASequencePostProcessor) {
+  TempDir dir;
+  nlohmann::json j = {
+      {"added_tokens", {{{"id", 3}, {"content", "<|begin_of_text|>"}, {"special", true}}}},
+      {"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}}},
+      {"post_processor",
+       {{"type", "Sequence"},
+        {"processors",
+         {{{"type", "ByteLevel"}, {"trim_offsets", false}},
+          {{"type", "TemplateProcessing"},
+           {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                       {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}}}}}};
+  write_file(dir.file("tokenizer.json"), j.dump());
+  const auto tok = load_tokenizer_file(dir.file("tokenizer.json"));
+  EXPECT_EQ(tok->bos_id(), 3);
+  EXPECT_EQ(tok->encode("ab", true), (std::vector<int32_t>{3, 2}));
+}
+
+// Fields of another type than tokenizers writes, and ids that would size a huge table, are
+// FormatErrors naming the file (not nlohmann's exceptions, not a 64 GiB allocation).
+TEST(HfJson, FieldsOfTheWrongTypeAndHugeIdsAreFormatErrors) {
+  TempDir dir;
+  const nlohmann::json ok = {
+      {"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}}}};
+  std::vector<std::pair<std::string, nlohmann::json>> cases;
+  cases.emplace_back("top level", nlohmann::json::array({1}));
+  nlohmann::json j = ok;
+  j["model"]["byte_fallback"] = 0;
+  cases.emplace_back("byte_fallback", j);
+  j = ok;
+  j["added_tokens"] = {{{"id", 3}, {"content", "x"}, {"special", 1}}};
+  cases.emplace_back("special", j);
+  j = ok;
+  j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", "yes"}};
+  cases.emplace_back("add_prefix_space", j);
+  j = ok;
+  j["model"]["vocab"]["c"] = 2147483647;
+  cases.emplace_back("huge id", j);
+  for (const auto& [what, c] : cases) {
+    write_file(dir.file("tokenizer.json"), c.dump());
+    try {
+      load_tokenizer_file(dir.file("tokenizer.json"));
+      ADD_FAILURE() << what << ": no error";
+    } catch (const FormatError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(dir.file("tokenizer.json")), std::string::npos) << what << ": " << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << what << ": " << m;
+    }
+  }
+}
+
 TEST(Performance, EncodesAMegabyteWellUnderASecond) {
   DSQ_REQUIRE_SHARED(shared);
   const auto spm = load_tokenizer_file(shared + "/models/stories260K/tok512.model");
