@@ -29,13 +29,31 @@ void write_json_atomic(const std::string& path, const json& j) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(1) << "\n";
+    f << dump_json(j, 1) << "\n";
     f.flush();
     if (!f) throw IoError("'" + tmp + "': cannot write (disk full?)");
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) throw IoError("'" + path + "': cannot rename from '" + tmp + "': " + ec.message());
+}
+
+// A probe's per-linear costs, when present, as the sensitivity table reads them
+// (jobs/quantize_mixed.cpp add_linear_costs; the statistics file's table): {"options": [{"scheme":
+// S, "cost": C}...], "rtn": {"scheme": S, "cost": C}}.
+bool sensitivity_record_ok(const json& extra) {
+  const auto it = extra.find("sensitivity");
+  if (it == extra.end()) return true;
+  const auto entry_ok = [](const json& e) {
+    return e.is_object() && e.contains("scheme") && e["scheme"].is_string() && e.contains("cost") &&
+           e["cost"].is_number();
+  };
+  if (!it->is_object() || !it->contains("options") || !(*it)["options"].is_array() ||
+      !it->contains("rtn") || !entry_ok((*it)["rtn"]))
+    return false;
+  for (const auto& o : (*it)["options"])
+    if (!entry_ok(o)) return false;
+  return true;
 }
 
 // A block's result from its file's tensors and header; json exceptions for malformed fields.
@@ -125,6 +143,9 @@ BlockResult block_result(const WeightStore& ws, const json& h, int64_t layer, co
     l.error.err_sq = rep.at("err_sq").get<double>();
     l.error.norm_sq = rep.at("norm_sq").get<double>();
     l.extra = rep.at("extra");
+    if (!l.extra.is_object() || !sensitivity_record_ok(l.extra))
+      throw FormatError("'" + p + "': not the pipeline result of block " + std::to_string(layer) +
+                        ": linear " + quoted_excerpt(name) + " has a malformed 'extra'");
     r.linears.push_back(std::move(l));
   }
   return r;

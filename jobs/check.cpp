@@ -13,7 +13,12 @@ namespace {
 
 // The evaluation step: one call producing an eval report (keys as `dsq eval --json`).
 nlohmann::json evaluate(CheckOptions& o) {
-  if (!o.from_report.empty()) return report::read_json_file(o.from_report);
+  if (!o.from_report.empty()) {
+    nlohmann::json j = report::read_json_file(o.from_report);
+    if (!j.is_object())
+      throw FormatError("'" + o.from_report + "': not an eval report (expected a JSON object)");
+    return j;
+  }
   if (o.eval.model.empty() || o.eval.ref.empty())
     throw UsageError("MODEL and --ref are required (or --from-report EVAL.json)");
   if (o.eval.text_file.empty() == o.eval.tokens_file.empty())

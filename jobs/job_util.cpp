@@ -11,6 +11,7 @@
 #include "formats/gguf/gguf_writer.h"
 #include "formats/sinks.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/log.h"
 #include "lib/text/gguf_vocab.h"
 
@@ -18,14 +19,14 @@ namespace dsq::jobs {
 
 void write_json_file(const std::string& path, const nlohmann::json& j) {
   if (path == "-") {
-    std::fputs((j.dump(2) + "\n").c_str(), stdout);
+    std::fputs((dump_json(j, 2) + "\n").c_str(), stdout);
     return;
   }
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw IoError("'" + tmp + "': cannot open for writing");
-    f << j.dump(2) << "\n";
+    f << dump_json(j, 2) << "\n";
     if (!f.flush()) throw IoError("'" + tmp + "': write failed");
   }
   std::error_code ec;

@@ -107,7 +107,7 @@ Sensitivity probe_sensitivity(const QuantizeOptions& opts, const std::vector<Cho
   const bool resume = opts.method_runtime.value("resume", false);
   if (resume && std::filesystem::exists(sidecar)) {
     const json j = report::read_json_file(sidecar);
-    if (j.value("recipe", json()) == recipe) {
+    if (j.is_object() && j.value("recipe", json()) == recipe) {
       Sensitivity s = read_table(j.value("linears", json()), sidecar);
       log_info("sensitivity: reusing '" + sidecar + "'");
       return s;

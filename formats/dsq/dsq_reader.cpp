@@ -304,6 +304,17 @@ WeightStore open_dsq(const std::string& path, const OpenOptions& opts) {
     if (h.contains(key)) ws.metadata[key] = h[key];
   if (auto it = h.find("metadata"); it != h.end() && it->is_object())
     for (auto& [k, v] : it->items()) ws.metadata[k] = v;
+  // The tokenizer reference that commands follow and writers copy (load_tokenizer, the .dsq and
+  // Hugging Face writers): an object whose kind and path are strings, add_bos_token a boolean.
+  if (const auto t = ws.metadata.find("tokenizer"); t != ws.metadata.end()) {
+    const auto wrong = [&](const char* key, bool boolean) {
+      const auto f = t->find(key);
+      return f != t->end() && !(boolean ? f->is_boolean() : f->is_string());
+    };
+    if (!t->is_object() || wrong("kind", false) || wrong("path", false) || wrong("add_bos_token", true))
+      throw FormatError(where + ": JSON header: 'tokenizer' must be an object whose 'kind' and "
+                                "'path' are strings and 'add_bos_token' a boolean");
+  }
   ws.metadata["source_format"] = "dsq";
   ws.sources.push_back({path, idx.file_bytes, ""});
   if (auto it = h.find("config"); it != h.end()) {

@@ -39,7 +39,7 @@ void write_stats_header(Writer& w, const StatsHeader& h) {
   w.set_attr("/", "kind", h.kind);
   w.set_attr("/", "n_layers", h.n_layers);
   w.set_attr("/", "model", h.model);
-  w.set_attr("/", "recipe", h.recipe.dump());
+  w.set_attr("/", "recipe", dump_json(h.recipe));
 }
 
 void write_input_stats(Writer& w, const InputStats& s) {
@@ -76,6 +76,13 @@ StatsHeader read_stats_header(const Reader& r) {
   h.recipe = parse_json(recipe, r.path() + " (attribute recipe)");
   if (!h.recipe.is_object())
     throw FormatError("'" + r.path() + "': attribute 'recipe' is not a JSON object");
+  // What the pipeline compares with its own recipe (calibration/pipeline.cpp) must be objects.
+  if (const auto q = h.recipe.find("quantize"); q != h.recipe.end()) {
+    const auto mo = q->is_object() ? q->find("method_options") : q->end();
+    if (!q->is_object() || (mo != q->end() && !mo->is_object()))
+      throw FormatError("'" + r.path() + "': attribute 'recipe': 'quantize' and its "
+                        "'method_options' must be JSON objects");
+  }
   if (h.n_layers < 0) throw FormatError("'" + r.path() + "': missing attribute 'n_layers'");
   return h;
 }
@@ -146,7 +153,7 @@ std::optional<AwqSearch> read_awq_search(const Reader& r, int64_t layer, const s
 
 void write_sensitivity(Writer& w, const SensitivityTable& t) {
   w.set_attr("/", "sensitivity",
-             nlohmann::json{{"candidates", t.candidates}, {"method", t.method}}.dump());
+             dump_json(nlohmann::json{{"candidates", t.candidates}, {"method", t.method}}));
   const size_t k = t.candidates.size() + 1;
   std::map<int64_t, std::vector<const SensitivityTable::Linear*>> by_layer;
   for (const auto& l : t.linears) {

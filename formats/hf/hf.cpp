@@ -481,9 +481,10 @@ int64_t hf_fp8_block_size(const json& j, const std::string& where) {
   };
   if (!it->is_object()) fail("", "expected an object");
   const json& q = *it;
-  const std::string method = q.value("quant_method", std::string());
+  const auto m = q.find("quant_method");
+  const std::string method = m == q.end() ? "" : m->is_string() ? m->get<std::string>() : json_excerpt(*m);
   if (method != "fp8")
-    fail("quant_method", "'" + method + "' checkpoints are not supported as input (only fp8 block "
+    fail("quant_method", quoted_excerpt(method) + " checkpoints are not supported as input (only fp8 block "
          "scales, as DeepSeek-V3/R1 release them; dequantize to bf16 first)");
   if (auto f = q.find("fmt"); f != q.end() && !(f->is_string() && f->get<std::string>() == "e4m3"))
     fail("fmt", json_excerpt(*f) + " is not supported (only e4m3)");

@@ -41,6 +41,7 @@
 #include "formats/safetensors/safetensors_writer.h"
 #include "formats/write_util.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 #include "lib/core/interrupt.h"
 #include "lib/core/log.h"
 #include "lib/core/quant_view.h"
@@ -490,7 +491,7 @@ class HfSink final : public ModelSink {
     return n;
   }
 
-  void emit(const std::string& name, const json& j) { write_file(tmp_ / name, j.dump(2) + "\n"); }
+  void emit(const std::string& name, const json& j) { write_file(tmp_ / name, dump_json(j, 2) + "\n"); }
 
   json quantization_config() const {
     std::vector<std::string> skip(unconverted_.begin(), unconverted_.end());

@@ -8,6 +8,7 @@
 
 #include "formats/write_util.h"
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq::formats {
 
@@ -45,7 +46,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<SafetensorsDe
     slots_.push_back(std::move(s));
   }
   data_bytes_ = offset;
-  std::string text = header.dump();
+  std::string text = dump_json(header);
   text.append((8 - text.size() % 8) % 8, ' ');  // data section 8-aligned
   data_start_ = 8 + text.size();
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lib/core/error.h"
+#include "lib/core/json_io.h"
 
 namespace dsq {
 
@@ -87,11 +88,9 @@ void get_field(const json& j, const char* key, T& out, bool required, const char
     if (required) throw ConfigError(strprintf("model config: missing field '%s%s'", parent, key));
     return;
   }
-  try {
-    out = it->get<T>();
-  } catch (const json::exception&) {
-    throw ConfigError(strprintf("model config: field '%s%s' has the wrong type", parent, key));
-  }
+  if (!json_get(*it, &out))  // also an integer field given 1e300: out of range, not converted
+    throw ConfigError(strprintf("model config: field '%s%s' has the wrong type or is out of range",
+                                parent, key));
 }
 
 const json* sub_object(const json& j, const char* key) {

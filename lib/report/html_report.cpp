@@ -28,6 +28,12 @@ double num(const nlohmann::json& j, std::initializer_list<const char*> keys) {
   return kNaN;
 }
 
+// A boolean field; false when absent or of another type (reports are drawn, not validated).
+bool flag(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
 std::string str(const nlohmann::json& j, std::initializer_list<const char*> keys) {
   if (!j.is_object()) return "";
   for (const char* k : keys) {
@@ -202,7 +208,7 @@ void merge_report(Run& run, const nlohmann::json& j, const std::string& source) 
   if (j.contains("check") && j["check"].is_object() && !run.has_check) {
     const auto& c = j["check"];
     run.has_check = true;
-    run.check_passed = c.value("passed", false);
+    run.check_passed = flag(c, "passed");
     if (c.contains("limits") && c["limits"].is_array()) {
       for (const auto& l : c["limits"]) {
         if (!l.is_object()) continue;
@@ -212,7 +218,7 @@ void merge_report(Run& run, const nlohmann::json& j, const std::string& source) 
         cl.message = str(l, {"message"});
         cl.budget = num(l, {"budget"});
         cl.measured = num(l, {"measured"});
-        cl.passed = l.value("passed", false);
+        cl.passed = flag(l, "passed");
         run.check.push_back(std::move(cl));
       }
     }

@@ -76,7 +76,7 @@ void AdamW::save(const std::string& path, const std::vector<Param<float>>& param
                  const nlohmann::json& extra) const {
   nlohmann::json h = {{"step", t_}, {"extra", extra}, {"params", nlohmann::json::array()}};
   for (const auto& p : params) h["params"].push_back({{"name", p.name}, {"n", p.w.size()}});
-  const std::string head = h.dump();
+  const std::string head = dump_json(h);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

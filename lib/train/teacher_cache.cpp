@@ -24,9 +24,8 @@ TeacherCacheWriter::TeacherCacheWriter(std::string path, int64_t k, int64_t voca
       temperature_(temperature) {
   f_.open(path_ + ".tmp", std::ios::binary | std::ios::trunc);
   if (!f_) throw IoError("cannot write '" + path_ + ".tmp'");
-  std::string head = nlohmann::json{{"k", k_}, {"vocab", vocab_}, {"rows", rows_},
-                                    {"temperature", temperature_}, {"key", key}}
-                         .dump();
+  std::string head = dump_json(nlohmann::json{{"k", k_}, {"vocab", vocab_}, {"rows", rows_},
+                                              {"temperature", temperature_}, {"key", key}});
   head.append((8 - head.size() % 8) % 8, ' ');
   const uint64_t len = head.size();
   f_.write(kMagic, 8);

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "lib/core/arch.h"
 #include "lib/core/json_io.h"
 
 namespace dsq {
@@ -42,6 +43,48 @@ TEST(ErrorMessage, QuotedExcerptCutsLongNames) {
   EXPECT_EQ(e.size(), 1 + 59 + 4u);  // the quote, 'a' + 29 characters, "...'"
   EXPECT_NO_THROW((void)nlohmann::json(e).dump());
   EXPECT_NO_THROW((void)nlohmann::json(json_excerpt(nlohmann::json(s))).dump());
+}
+
+// json_get reads a field only as the type it holds: an integer field given 1e300 or 2^40 is
+// refused rather than converted (float-to-int overflow is undefined behaviour; UBSan reports it).
+TEST(JsonGet, IntegersOnlyInRangeAndNoFloatConversions) {
+  int32_t i = 7;
+  EXPECT_TRUE(json_get(nlohmann::json(-5), &i));
+  EXPECT_EQ(i, -5);
+  EXPECT_FALSE(json_get(nlohmann::json(1e300), &i));
+  EXPECT_FALSE(json_get(nlohmann::json(2.0), &i));
+  EXPECT_FALSE(json_get(nlohmann::json(int64_t{1} << 40), &i));
+  EXPECT_FALSE(json_get(nlohmann::json("3"), &i));
+  EXPECT_EQ(i, -5);
+  uint32_t u = 0;
+  EXPECT_FALSE(json_get(nlohmann::json(-1), &u));
+  EXPECT_TRUE(json_get(nlohmann::json(uint64_t{4000000000}), &u));
+  EXPECT_EQ(u, 4000000000u);
+  float f = 0;
+  EXPECT_FALSE(json_get(nlohmann::json(1e300), &f));
+  EXPECT_TRUE(json_get(nlohmann::json(3), &f));
+  EXPECT_EQ(f, 3.0f);
+  bool b = false;
+  EXPECT_FALSE(json_get(nlohmann::json(1), &b));
+  std::string s;
+  EXPECT_FALSE(json_get(nlohmann::json(1), &s));
+  EXPECT_TRUE(json_get(nlohmann::json("x"), &s));
+  // A model config with such a field is a ConfigError naming the field.
+  nlohmann::json c = {{"arch", "llama"}, {"n_layers", 1e300}};
+  try {
+    (void)c.get<ModelConfig>();
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'n_layers'"), std::string::npos) << e.what();
+  }
+}
+
+// Files and reports dsq writes carry names it did not choose (a file name, a GGUF tensor name):
+// bytes that are not UTF-8 become U+FFFD instead of an exception from the JSON writer.
+TEST(DumpJson, InvalidUtf8IsReplacedNotThrown) {
+  const nlohmann::json j = {{"file", std::string("calib-\xff.txt")}};
+  EXPECT_THROW((void)j.dump(), nlohmann::json::exception);
+  EXPECT_EQ(dump_json(j), "{\"file\":\"calib-\xef\xbf\xbd.txt\"}");
 }
 
 }  // namespace

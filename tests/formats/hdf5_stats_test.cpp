@@ -237,6 +237,29 @@ TEST(Hdf5Stats, MalformedFilesAreRejected) {
   EXPECT_THROW(read_input_stats(r, 4, "attn_in", 5), FormatError);
 }
 
+// The recipe the pipeline compares with its own (--load-stats): its 'quantize' and that one's
+// 'method_options' must be objects, or the file is refused on open (not an nlohmann exception
+// from the comparison, in the child that reads the file first or in the run).
+TEST(Hdf5Stats, RecipeOfTheWrongShapeIsRefused) {
+  for (const nlohmann::json& recipe :
+       {nlohmann::json{{"quantize", 5}}, nlohmann::json{{"quantize", {{"method_options", "x"}}}}}) {
+    testing::TempDir tmp;
+    const std::string path = tmp.file("s.h5");
+    {
+      Writer w(path);
+      write_stats_header(w, StatsHeader{"sequential", 1, "m", recipe});
+      w.commit();
+    }
+    try {
+      const Reader r(path);
+      read_stats_header(r);
+      ADD_FAILURE() << recipe.dump() << ": no error";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("must be JSON objects"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Hdf5Stats, ShapeMismatchNamesDataset) {
   testing::TempDir tmp;
   const std::string path = corrupt(tmp, Corruption::kWrongShape);

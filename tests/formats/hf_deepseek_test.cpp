@@ -236,6 +236,8 @@ TEST(HfDeepseek, UnimplementedConfigValuesAreRefusedByField) {
       {"attention_bias", true, "attention_bias"},
       {"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}, "rope_scaling"},
       {"quantization_config", {{"quant_method", "gptq"}}, "quantization_config.quant_method"},
+      {"quantization_config", {{"quant_method", 1}}, "quantization_config.quant_method"},
+      {"quantization_config", {{"quant_method", nullptr}}, "quantization_config.quant_method"},
       {"quantization_config", {{"quant_method", "fp8"}, {"weight_block_size", {128, 64}}},
        "weight_block_size"},
       {"routed_scaling_factor", -1.0, "routed_scaling_factor"},

@@ -93,6 +93,15 @@ TEST(HtmlReport, MergesEvalAndQuantizeReports) {
     EXPECT_NE(std::string(e.what()).find("'other.json': not a dsq eval, check, quantize or distill report"),
               std::string::npos);
   }
+  // A check section whose "passed" fields are not booleans is drawn as failed, not an exception.
+  report::Run odd;
+  json ev = testing::eval_fixture_for("rtn");
+  ev["check"] = {{"passed", 1}, {"limits", json::array({{{"name", "kld_mean"}, {"passed", "yes"}}})}};
+  merge_report(odd, ev, "odd.json");
+  EXPECT_TRUE(odd.has_check);
+  EXPECT_FALSE(odd.check_passed);
+  ASSERT_EQ(odd.check.size(), 1u);
+  EXPECT_FALSE(odd.check[0].passed);
 }
 
 // A mixed-precision run (several schemes, linears kept in f16) gets the bits-per-block chart

@@ -136,6 +136,27 @@ TEST_F(CliRobustness, DeeplyNestedJsonIsRejected) {
   EXPECT_LT(r.err.size(), 300u);
 }
 
+// Well-formed JSON with values of another type than dsq writes, in inputs that commands follow:
+// a FormatError naming the file, not the JSON library's exception without a file name.
+TEST_F(CliRobustness, JsonFieldsOfTheWrongTypeNameTheFile) {
+  // A .dsq whose tokenizer reference has the wrong types: refused on open by every command.
+  nlohmann::json h = dsq_header(base_);
+  h["tokenizer"]["kind"] = 5;
+  replace_dsq_header(base_, tmp_.file("tok.dsq"), h.dump());
+  for (const std::string& args : {"inspect " + tmp_.file("tok.dsq"),
+                                 "convert " + tmp_.file("tok.dsq") + " -o " + tmp_.file("c.dsq")})
+    expect_error(run_dsq(tmp_, args), 1, "tok.dsq': JSON header: 'tokenizer' must be an object", args);
+  EXPECT_FALSE(fs::exists(tmp_.file("c.dsq")));
+  // check --from-report of something that is not a report object.
+  const std::string budget = tmp_.file("b.json"), rep = tmp_.file("r.json");
+  write_text(budget, R"({"limits": {"max_kld_mean": 1.0}})");
+  write_text(rep, "[1]");
+  expect_error(run_dsq(tmp_, "check --from-report " + rep + " --budget " + budget + " --json " +
+                                 tmp_.file("o.json")),
+               1, "r.json': not an eval report", "from-report");
+  EXPECT_FALSE(fs::exists(tmp_.file("o.json")));
+}
+
 // Class 2: a .dsq without a config is refused at open by every command, with the same message.
 TEST_F(CliRobustness, DsqWithoutConfigIsRefusedByEveryCommand) {
   nlohmann::json h = dsq_header(base_);
@@ -289,8 +310,10 @@ TEST_F(CliRobustness, DamagedWorkDirectoryIsAnErrorNamingTheFile) {
   const std::string orig = tmp_.file("blk.0.orig");
   write_text(orig, blk0);
   nlohmann::json h = dsq_header(orig);
+  nlohmann::json bad_extra = h["partial"]["linears"];
+  for (auto& [name, rep] : bad_extra.items()) rep["extra"]["sensitivity"] = {{"options", 5}};
   for (const auto& [field, value] : {std::pair<std::string, nlohmann::json>{"linears", nlohmann::json::object()},
-                                     {"layer", "0"}}) {
+                                     {"layer", "0"}, {"linears", bad_extra}}) {
     nlohmann::json edited = h;
     edited["partial"][field] = value;
     replace_dsq_header(orig, work + "/blk.0.dsq", edited.dump());
