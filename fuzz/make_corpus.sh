@@ -101,6 +101,9 @@ done
 "$dsq" -q eval "$tmp/q.dsq" --ref "$m/stories260K/hf" --tokens "$shared/data/tinystories-eval.stories260K.u32" \
   --ctx 64 --max-tokens 512 --json "$out/report/eval.json" > /dev/null
 cp "$here/examples/budget.json" "$out/report/budget.json"
+# A check report (the eval report with its "check" section; the check fails: exit 1 is expected).
+"$dsq" -q check --from-report "$out/report/eval.json" --budget "$here/examples/budget.json" \
+  --json "$out/report/check.json" > /dev/null || [ -s "$out/report/check.json" ]
 head -c 4096 "$shared/data/tinystories-calib.stories260K.u32" > "$out/calib/ids.u32"
 head -c 4096 "$shared/data/wikitext-2-valid.tokens.txt" > "$out/calib/wiki.txt"
 head -c 2048 "$shared/data/fortunes-zh-eval.txt" > "$out/calib/zh.txt"
