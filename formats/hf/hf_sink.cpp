@@ -41,8 +41,8 @@
 #include "formats/safetensors/safetensors_writer.h"
 #include "formats/write_util.h"
 #include "lib/core/error.h"
-#include "lib/core/json_io.h"
 #include "lib/core/interrupt.h"
+#include "lib/core/json_io.h"
 #include "lib/core/log.h"
 #include "lib/core/quant_view.h"
 
