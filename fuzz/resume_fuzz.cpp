@@ -10,6 +10,7 @@
 
 #include "calibration/pipeline_workdir.h"
 #include "fuzz/fuzz_util.h"
+#include "lib/text/tokenizer.h"
 #include "lib/train/adamw.h"
 #include "lib/train/teacher_cache.h"
 #include "lib/train/train_model.h"
@@ -37,13 +38,8 @@ std::vector<train::Param<float>> params() {
   return p;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
-}
-
 void write_seed(const std::string& dir, char kind, const std::string& file) {
-  std::ofstream(dir + "/" + std::string(1, kind) + ".seed", std::ios::binary) << kind << slurp(file);
+  std::ofstream(dir + "/" + std::string(1, kind) + ".seed", std::ios::binary) << kind << text::load_text_file(file);
 }
 
 void write_seeds(const std::string& dir) {

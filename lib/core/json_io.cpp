@@ -70,7 +70,7 @@ std::string quoted_excerpt(std::string_view s, size_t max) {
 }
 
 std::string json_excerpt(const json& v, size_t max) {
-  const std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string s = dump_json(v);
   return s.size() > max ? std::string(utf8_prefix(s, max)) + "..." : s;
 }
 
