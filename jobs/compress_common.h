@@ -46,6 +46,7 @@ struct WindowFlags {
   const char* len = "--calib-len";
   const char* held = "--drift-samples";
 };
+inline constexpr WindowFlags kTrainingWindowFlags = {"--samples", "--seq-len", "--heldout"};
 
 // Draws o.n_samples + drift_samples distinct windows from o.path (tokenizer from the model's
 // metadata when the file is text) and splits them: every k-th window (in file order) is held out

@@ -115,7 +115,7 @@ DistillReport run_distill(const DistillOptions& o) {
                                 o.teacher_path.c_str(), static_cast<long long>(teacher_ws.config.vocab_size),
                                 o.student_path.c_str(), static_cast<long long>(student.config.vocab_size)));
   CalibSplit data = load_calib_split(student, o.data, o.heldout_paths.empty() ? o.heldout : 0,
-                                     {"--samples", "--seq-len", "--heldout"});
+                                     kTrainingWindowFlags);
   if (!o.heldout_paths.empty()) {
     calibration::CalibOptions h = o.data;
     h.paths = o.heldout_paths;

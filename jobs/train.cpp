@@ -243,7 +243,7 @@ TrainReport run_train(const TrainOptions& o) {
   co.all_windows = true;
   co.seq_len = o.seq_len;
   co.seed = o.seed;
-  const CalibSplit data = load_calib_split(ws, co, o.heldout, {"--samples", "--seq-len", "--heldout"});
+  const CalibSplit data = load_calib_split(ws, co, o.heldout, kTrainingWindowFlags);
   const int64_t L = data.fit.seq_len, n_fit = data.fit.n_samples;
   if (data.drift.n_samples == 0) throw UsageError("the text is too short for held-out windows");
   r.run.train_windows = n_fit;

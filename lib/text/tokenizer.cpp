@@ -364,12 +364,11 @@ TokenizerModel hf_json_model(const json& j, const std::string& path,
   // a Sequence) whose single-sequence template starts with a special token.
   const json& post = j.value("post_processor", json());
   std::vector<const json*> procs;
-  const json seq = post.is_object() && json_str(post, "type") == "Sequence"  // procs point into it
-                       ? post.value("processors", json::array())
-                       : json::array();
-  if (!seq.empty()) {
+  const bool sequence = post.is_object() && json_str(post, "type") == "Sequence";
+  const json seq = sequence ? post.value("processors", json::array()) : json();  // procs point into it
+  if (sequence) {
     for (const auto& p : seq) procs.push_back(&p);
-  } else if (post.is_object() && json_str(post, "type") != "Sequence") {
+  } else if (post.is_object()) {
     procs.push_back(&post);
   }
   for (const json* p : procs) {

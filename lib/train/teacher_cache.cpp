@@ -97,12 +97,10 @@ std::optional<TeacherCache> TeacherCache::open_if_matches(const std::string& pat
   c.data_ = p + 16 + len;
   for (int64_t r = 0; r < c.rows_; ++r) {  // ids index the student's logits: check them all
     const TeacherRow row = c.row(r);
-    for (int64_t i = 0; i < c.k_; ++i) {
-      float lp;
-      std::memcpy(&lp, row.logp + i, 4);
-      if (row.ids[i] < 0 || row.ids[i] >= c.vocab_ || !(lp <= 0.0f) || !std::isfinite(lp))
+    for (int64_t i = 0; i < c.k_; ++i)
+      if (row.ids[i] < 0 || row.ids[i] >= c.vocab_ || !(row.logp[i] <= 0.0f) ||
+          !std::isfinite(row.logp[i]))
         return std::nullopt;
-    }
     if (!(row.p_rest >= 0.0 && row.p_rest <= 1.0)) return std::nullopt;
   }
   return c;
