@@ -3,6 +3,8 @@
 #include <bit>
 #include <cstring>
 #include <set>
+#include <string>
+#include <type_traits>
 
 #include "formats/gguf/gguf.h"
 #include "lib/core/error.h"
@@ -48,6 +50,17 @@ uint64_t min_value_bytes(GgufValueType t) {
 
 bool valid_value_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueType::kF64); }
 
+// What a read is of, for its error message: a string, or a callable that makes one only when
+// the read fails (a vocabulary array holds 10^5 strings; building a message for each read cost
+// more than reading them).
+template <class What>
+std::string describe(const What& what) {
+  if constexpr (std::is_invocable_v<const What&>)
+    return what();
+  else
+    return std::string(what);
+}
+
 // A cursor over the mapped bytes; every read checks the bytes left and names what it was reading.
 class Cursor {
  public:
@@ -60,25 +73,27 @@ class Cursor {
   [[noreturn]] void fail(const std::string& what) const {
     throw FormatError("'" + path_ + "': " + what);
   }
-  void need(uint64_t n, const std::string& what) const {
+  template <class What>
+  void need(uint64_t n, const What& what) const {
     if (n > left())
-      fail(strprintf("truncated: %s needs %llu bytes at offset %zu, only %llu left", what.c_str(),
-                     static_cast<unsigned long long>(n), pos_,
+      fail(strprintf("truncated: %s needs %llu bytes at offset %zu, only %llu left",
+                     describe(what).c_str(), static_cast<unsigned long long>(n), pos_,
                      static_cast<unsigned long long>(left())));
   }
-  template <class T>
-  T read(const std::string& what) {
+  template <class T, class What>
+  T read(const What& what) {
     need(sizeof(T), what);
     T v;
     std::memcpy(&v, data_ + pos_, sizeof(T));
     pos_ += sizeof(T);
     return v;
   }
-  std::string read_string(const std::string& what) {
-    const uint64_t n = read<uint64_t>(what + " length");
+  template <class What>
+  std::string read_string(const What& what) {
+    const uint64_t n = read<uint64_t>([&] { return describe(what) + " length"; });
     if (n > left())
       fail(strprintf("%s: string length %llu exceeds the %llu bytes left in the file",
-                     what.c_str(), static_cast<unsigned long long>(n),
+                     describe(what).c_str(), static_cast<unsigned long long>(n),
                      static_cast<unsigned long long>(left())));
     std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(n));
     pos_ += static_cast<size_t>(n);
@@ -98,12 +113,12 @@ json read_array(Cursor& c, const std::string& what, int depth, GgufValueType* el
   if (depth >= kMaxArrayNesting)
     c.fail(strprintf("metadata key '%s': arrays nested deeper than %d levels", what.c_str(),
                      kMaxArrayNesting));
-  const uint32_t et = c.read<uint32_t>("metadata key '" + what + "' array type");
+  const uint32_t et = c.read<uint32_t>([&] { return "metadata key '" + what + "' array type"; });
   if (!valid_value_type(et))
     c.fail(strprintf("metadata key '%s': unknown array element type %u", what.c_str(), et));
   const auto elem = static_cast<GgufValueType>(et);
   if (elem_out) *elem_out = elem;
-  const uint64_t n = c.read<uint64_t>("metadata key '" + what + "' array length");
+  const uint64_t n = c.read<uint64_t>([&] { return "metadata key '" + what + "' array length"; });
   const uint64_t min = min_value_bytes(elem);
   if (n > c.left() / min)
     c.fail(strprintf("metadata key '%s': array of %llu %s elements cannot fit in the %llu bytes "
@@ -118,7 +133,7 @@ json read_array(Cursor& c, const std::string& what, int depth, GgufValueType* el
 }
 
 json read_value(Cursor& c, GgufValueType t, const std::string& what, int depth) {
-  const std::string w = "metadata key '" + what + "'";
+  const auto w = [&] { return "metadata key '" + what + "'"; };
   switch (t) {
     case GgufValueType::kU8: return c.read<uint8_t>(w);
     case GgufValueType::kI8: return c.read<int8_t>(w);
@@ -132,13 +147,13 @@ json read_value(Cursor& c, GgufValueType t, const std::string& what, int depth) 
     case GgufValueType::kF64: return c.read<double>(w);
     case GgufValueType::kBool: {
       const uint8_t b = c.read<uint8_t>(w);
-      if (b > 1) c.fail(strprintf("%s: bool value %u is not 0 or 1", w.c_str(), b));
+      if (b > 1) c.fail(strprintf("%s: bool value %u is not 0 or 1", w().c_str(), b));
       return b != 0;
     }
     case GgufValueType::kString: return c.read_string(w);
     case GgufValueType::kArray: return read_array(c, what, depth, nullptr);
   }
-  c.fail(w + ": unknown value type");
+  c.fail(w() + ": unknown value type");
 }
 
 }  // namespace
@@ -209,9 +224,10 @@ GgufFile GgufFile::open(const std::string& path) {
                      static_cast<unsigned long long>(c.left())));
 
   for (uint64_t i = 0; i < n_kv; ++i) {
-    const std::string key = c.read_string(strprintf("metadata key #%llu", (unsigned long long)i));
+    const std::string key =
+        c.read_string([&] { return strprintf("metadata key #%llu", (unsigned long long)i); });
     if (f.metadata_.contains(key)) c.fail("duplicate metadata key '" + key + "'");
-    const uint32_t t = c.read<uint32_t>("metadata key '" + key + "' type");
+    const uint32_t t = c.read<uint32_t>([&] { return "metadata key '" + key + "' type"; });
     if (!valid_value_type(t))
       c.fail(strprintf("metadata key '%s': unknown value type %u", key.c_str(), t));
     GgufKeyType kt{static_cast<GgufValueType>(t), GgufValueType::kU8};
@@ -239,23 +255,23 @@ GgufFile GgufFile::open(const std::string& path) {
   f.tensors_.reserve(static_cast<size_t>(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
-    t.name = c.read_string(strprintf("tensor #%llu name", (unsigned long long)i));
+    t.name = c.read_string([&] { return strprintf("tensor #%llu name", (unsigned long long)i); });
     const std::string w = "tensor '" + t.name + "'";
     if (f.tensor_index_.count(t.name)) c.fail("duplicate tensor '" + t.name + "'");
-    const uint32_t nd = c.read<uint32_t>(w + " dimension count");
+    const uint32_t nd = c.read<uint32_t>([&] { return w + " dimension count"; });
     if (nd > kMaxDims) c.fail(strprintf("%s: %u dimensions (at most %u)", w.c_str(), nd, kMaxDims));
     for (uint32_t d = 0; d < nd; ++d) {
-      const uint64_t ne = c.read<uint64_t>(w + " dimensions");
+      const uint64_t ne = c.read<uint64_t>([&] { return w + " dimensions"; });
       if (ne > static_cast<uint64_t>(INT64_MAX))
         c.fail(strprintf("%s: dimension %u is %llu, beyond int64", w.c_str(), d,
                          static_cast<unsigned long long>(ne)));
       t.ne.push_back(static_cast<int64_t>(ne));
     }
-    const uint32_t type = c.read<uint32_t>(w + " type");
+    const uint32_t type = c.read<uint32_t>([&] { return w + " type"; });
     const GgmlTypeTraits* tr = ggml_type_traits(type);
     if (!tr) c.fail(strprintf("%s: unknown ggml type %u", w.c_str(), type));
     t.type = tr->type;
-    t.offset = c.read<uint64_t>(w + " offset");
+    t.offset = c.read<uint64_t>([&] { return w + " offset"; });
     try {
       (void)shape_numel(t.ne, w);  // negative dims, element count beyond int64: named errors
     } catch (const ShapeError& e) {
