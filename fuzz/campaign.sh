@@ -6,10 +6,11 @@
 #
 #   fuzz/campaign.sh [BUILD_DIR]            (after fuzz/run.sh built the harnesses and the seeds)
 #
-# Environment: HARNESSES (default: all ten), RUNS [10000000], SLICE [1800], MAX_LEN [131072]
-# (a long campaign stays on the small seeds of fuzz/tiny_seeds.py and the headers of the real
-# files), NICE [19] (the campaign uses the cycles other work leaves), TMPDIR [/dev/shm] (every
-# execution writes its input to a file; tmpfs keeps that off the disk).
+# Environment: HARNESSES (default: all ten), RUNS [10000000], SLICE [1800], MAX_LEN [131072;
+# 16384 for tokenizer] (a long campaign stays on the small seeds of fuzz/tiny_seeds.py, the cut
+# tokenizer files and the headers of the real files), NICE [19] (the campaign uses the cycles
+# other work leaves), TMPDIR [/dev/shm] (every execution writes its input to a file; tmpfs keeps
+# that off the disk).
 # Ledger: BUILD_DIR/campaign/<harness>.ledger, one line per slice: date, seconds, executions, cov.
 # Do not SIGSTOP a running harness: libFuzzer's -timeout is wall-clock time, so a stopped
 # process reports a false timeout.
@@ -32,12 +33,14 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
   ledger=$build/campaign/$h.ledger
   touch "$ledger"
   mkdir -p "$build/findings/$h" "$build/work/$h"
+  max_len=${MAX_LEN:-131072}
+  [[ -z ${MAX_LEN:-} && $h == tokenizer ]] && max_len=16384
   while (( $(total "$ledger") < runs )); do
     left=$((runs - $(total "$ledger")))
     log=$build/campaign/$h.$(date +%s).log
     start=$(date +%s)
     nice -n "${NICE:-19}" "$build/bin/fuzz_$h" "$build/work/$h" -runs="$left" -max_total_time="$slice" \
-      -timeout=20 -rss_limit_mb=2560 -max_len="${MAX_LEN:-131072}" -print_final_stats=1 \
+      -timeout=20 -rss_limit_mb=2560 -max_len="$max_len" -print_final_stats=1 \
       -artifact_prefix="$build/findings/$h/" > "$log" 2>&1
     rc=$?
     # Executions of the slice: the final stats, or the last status line of an interrupted run.

@@ -77,6 +77,20 @@ cp "$m/stories260K/llama2c/stories260K.bin" "$m/stories260K/llama2c/tok512.bin" 
 cp "$m/stories260K/tok512.model" "$out/tokenizer/"
 cp "$m/qwen2-tiny/tokenizer.json" "$out/tokenizer/qwen.json"
 cp "$m/deepseek-v3-tiny/tokenizer.json" "$out/tokenizer/deepseek.json"
+# The same two files cut to their first 300 tokens and the merges among them, compact (4-5 KB
+# instead of 110 KB: the campaign's tokenizer runs parse a seed per execution).
+python3 - "$out/tokenizer" <<'PY'
+import json, sys
+for name in ["qwen", "deepseek"]:
+    j = json.load(open(f"{sys.argv[1]}/{name}.json", encoding="utf-8"))
+    m = j["model"]
+    m["vocab"] = {t: i for t, i in m["vocab"].items() if i < 300}
+    pair = lambda mg: mg.split(" ", 1) if isinstance(mg, str) else mg
+    m["merges"] = [mg for mg in m["merges"]
+                   if all(p in m["vocab"] for p in pair(mg)) and "".join(pair(mg)) in m["vocab"]]
+    with open(f"{sys.argv[1]}/{name}-300.json", "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False, separators=(",", ":"))
+PY
 # A small Llama-3 shaped tokenizer.json (Sequence pre-tokenizer and post-processor, an added special
 # token, byte fallback): the fields real files have, in a seed of a few hundred bytes.
 cat > "$out/tokenizer/llama3-small.json" <<'JSON'
