@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "lib/core/error.h"
 
@@ -29,6 +30,23 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   m->path_ = path;
   m->size_ = static_cast<size_t>(st.st_size);
   if (m->size_ > 0) {
+#ifdef DSQ_FUZZ_READ_FILES
+    // Fuzz builds (CMakeLists.txt): a heap copy of exactly the file's bytes, page-aligned like a
+    // mapping, so that AddressSanitizer reports a read past the end of the file; a mapping stays
+    // readable to the end of its last page.
+    auto* buf = static_cast<std::byte*>(::operator new(m->size_, std::align_val_t{4096}));
+    for (size_t done = 0; done < m->size_;) {
+      const ssize_t n = ::pread(fd, buf + done, m->size_ - done, static_cast<off_t>(done));
+      if (n <= 0) {
+        const int e = n < 0 ? errno : EIO;
+        ::operator delete(buf, std::align_val_t{4096});
+        ::close(fd);
+        throw IoError("'" + path + "': cannot read: " + std::strerror(e));
+      }
+      done += static_cast<size_t>(n);
+    }
+    m->data_ = buf;
+#else
     void* p = ::mmap(nullptr, m->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int e = errno;
@@ -36,13 +54,18 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
       throw IoError("'" + path + "': cannot mmap: " + std::strerror(e));
     }
     m->data_ = static_cast<const std::byte*>(p);
+#endif
   }
   ::close(fd);
   return m;
 }
 
 MappedFile::~MappedFile() {
+#ifdef DSQ_FUZZ_READ_FILES
+  if (data_) ::operator delete(const_cast<std::byte*>(data_), std::align_val_t{4096});
+#else
   if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+#endif
 }
 
 void WeightStore::add(Entry e) {
