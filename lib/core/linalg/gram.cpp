@@ -12,8 +12,9 @@ void gram_accumulate_f32(const float* x, int64_t rows, int64_t n, double alpha, 
   if (rows <= 0 || n <= 0) return;
   // Square tiles of the upper triangle; the grid depends only on n. Below 1024 inputs the tiles
   // are 64 wide, so that both threads have tiles to work on (one 256-wide tile of a 256-input
-  // linear kept the other core waiting, bench/RESULTS.md, issue 19). Each element of a tile is the
-  // same K-long BLAS dot product whatever the tile's size.
+  // linear kept the other core waiting, bench/RESULTS.md, issue 19). Each element of a tile is a
+  // K-long BLAS dot product; its last bits may depend on the tile's size (OpenBLAS's kernels on an
+  // AVX-512 CPU), never on the thread count.
   const int64_t kTile = n < 1024 ? 64 : 256;
   const int64_t nt = (n + kTile - 1) / kTile;
   std::vector<std::pair<int64_t, int64_t>> tiles;

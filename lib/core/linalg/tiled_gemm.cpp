@@ -72,8 +72,10 @@ int64_t decoded_tile_rows(int64_t k, int64_t n_out, int64_t m) {
 // too, so that both threads work (one thread did all of them while the other idled for 40% of a
 // GPTQ run on qwen2-tiny, bench/RESULTS.md, issue 19). Blocks of at least 256 rows, up to 8
 // tasks, and every product keeps at least 2^21 multiply-adds (`smallest` is the narrowest tile),
-// so that BLAS never switches to a small-matrix kernel, which may sum in another order: each
-// element is the same K-long dot product as without the split. A function of the shapes only.
+// so that BLAS does not switch to a small-matrix kernel, which may sum in another order (with
+// OpenBLAS's SkylakeX kernels each element is then the dot product an unsplit call gives, bit for
+// bit; on an AVX-512 CPU running its Haswell kernels only up to rounding). A function of the
+// shapes only, so the bytes do not depend on the thread count.
 int64_t decoded_row_block(int64_t m, int64_t k, int64_t smallest, int64_t n_tiles) {
   if (n_tiles >= 8 || m < 512) return m;
   int64_t blocks = std::min<int64_t>((8 + n_tiles - 1) / n_tiles, m / 256);
