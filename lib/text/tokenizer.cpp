@@ -363,11 +363,10 @@ TokenizerModel hf_json_model(const json& j, const std::string& path,
   // BOS is added by the post-processor in a fast tokenizer: a TemplateProcessing (possibly inside
   // a Sequence) whose single-sequence template starts with a special token.
   const json& post = j.value("post_processor", json());
-  std::vector<const json*> procs;
-  const bool sequence = post.is_object() && json_str(post, "type") == "Sequence";
-  const json seq = sequence ? post.value("processors", json::array()) : json();  // procs point into it
-  if (sequence) {
-    for (const auto& p : seq) procs.push_back(&p);
+  std::vector<const json*> procs;  // point into `post`, which outlives them
+  if (post.is_object() && json_str(post, "type") == "Sequence") {
+    if (const auto it = post.find("processors"); it != post.end())
+      for (const auto& p : *it) procs.push_back(&p);
   } else if (post.is_object()) {
     procs.push_back(&post);
   }
