@@ -86,6 +86,12 @@ void run_isolated(const std::string& path, const std::function<void()>& fn) {
   throw FormatError(text);
 }
 
+int64_t open_object_count() {
+  return static_cast<int64_t>(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL));
+}
+
+void keep_freed_memory() { H5set_free_list_limits(-1, -1, -1, -1, -1, -1); }
+
 namespace {
 
 static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t is stored as int64_t in the header");

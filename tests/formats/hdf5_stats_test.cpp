@@ -275,6 +275,35 @@ TEST(Hdf5Stats, ShapeMismatchNamesDataset) {
   }
 }
 
+// Every handle a Reader or Writer opens is closed again, also when a read of a malformed file
+// throws halfway (the fuzz harness checks the same after every input).
+TEST(Hdf5Stats, NoObjectStaysOpen) {
+  ASSERT_EQ(open_object_count(), 0);
+  testing::TempDir tmp;
+  const std::string path = tmp.file("s.h5");
+  {
+    Writer w(path);
+    write_stats_header(w, StatsHeader{"sequential", 1, "m", nlohmann::json::object()});
+    write_input_stats(w, make_stats(0, "attn_in", 5));
+    EXPECT_GE(open_object_count(), 1);
+    w.commit();
+  }
+  EXPECT_EQ(open_object_count(), 0);
+  {
+    const Reader r(path);
+    EXPECT_EQ(open_object_count(), 1);  // the file
+    (void)read_input_stats(r, 0, "attn_in", 5);
+    EXPECT_EQ(open_object_count(), 1);
+  }
+  EXPECT_EQ(open_object_count(), 0);
+  for (const Corruption c : {Corruption::kBadMagic, Corruption::kTruncated, Corruption::kNoVersion,
+                             Corruption::kWrongVersion, Corruption::kWrongShape}) {
+    testing::TempDir t;
+    EXPECT_FALSE(load_error(corrupt(t, c)).empty());
+    EXPECT_EQ(open_object_count(), 0) << static_cast<int>(c);
+  }
+}
+
 TEST(Hdf5Stats, MissingFileIsIoError) {
   EXPECT_THROW(Reader("/nonexistent/dir/s.h5"), IoError);
 }
