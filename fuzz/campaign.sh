@@ -38,11 +38,12 @@ total() { awk '{ s += $3 } END { print s + 0 }' "$1" 2>/dev/null || echo 0; }
 # contained BIN INPUT: INPUT crashes the in-process stats harness (or makes an allocation beyond
 # the fuzzer's limit) inside libhdf5, and the production path (the harness's default mode, libhdf5
 # in a forked child) reads it cleanly. The first frame of the report's stack that is not the
-# allocator, the sanitizer, libFuzzer or libc must be libhdf5's.
+# allocator, the sanitizer, libFuzzer or libc must be libhdf5's. The input is replayed up to 100
+# times in one process: some crash only once libhdf5 has freed and reused blocks of earlier reads.
 contained() {
   "$1" "$2" > /dev/null 2>&1 || return 1
   local report
-  report=$(DSQ_FUZZ_STATS_DIRECT=1 "$1" "$2" 2>&1 | sed -n '/ERROR: /,$p')
+  report=$(DSQ_FUZZ_STATS_DIRECT=1 "$1" -runs=100 "$2" 2>&1 | sed -n '/ERROR: /,$p')
   # Memory in use beyond the limit has no one culprit frame: not classified, a finding.
   [[ $report == *'out-of-memory (used:'* ]] && return 1
   grep -E '^ +#[0-9]+ 0x' <<< "$report" |
