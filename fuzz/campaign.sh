@@ -40,10 +40,13 @@ total() { awk '{ s += $3 } END { print s + 0 }' "$1" 2>/dev/null || echo 0; }
 # in a forked child) reads it cleanly. The first frame of the report's stack that is not the
 # allocator, the sanitizer, libFuzzer or libc must be libhdf5's. The input is replayed up to 100
 # times in one process: some crash only once libhdf5 has freed and reused blocks of earlier reads.
+# The replay's memory limit is above the campaign's: libhdf5 can hold 2 GB before it asks for 16,
+# and the report of the oversized allocation must not race the one of the memory in use.
 contained() {
   "$1" "$2" > /dev/null 2>&1 || return 1
   local report
-  report=$(DSQ_FUZZ_STATS_DIRECT=1 "$1" -runs=100 "$2" 2>&1 | sed -n '/ERROR: /,$p')
+  report=$(DSQ_FUZZ_STATS_DIRECT=1 "$1" -runs=100 -malloc_limit_mb=2560 -rss_limit_mb=8192 "$2" 2>&1 |
+           sed -n '/ERROR: /,$p')
   # Memory in use beyond the limit has no one culprit frame: not classified, a finding.
   [[ $report == *'out-of-memory (used:'* ]] && return 1
   grep -E '^ +#[0-9]+ 0x' <<< "$report" |
