@@ -79,13 +79,21 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
     fi
     rc=$?
     if [[ $h == stats ]]; then
+      # Only contained crashes and allocations: the campaign goes on. Anything else ends it. (A
+      # second campaign beside this one may triage the same files: one that vanished midway was
+      # moved by the other.)
       mkdir -p "$build/findings/$h/libhdf5"
+      bad=0
       for f in "$build/findings/$h"/crash-* "$build/findings/$h"/oom-*; do
-        [[ -f $f ]] && contained "$build/bin/fuzz_$h" "$f" && mv "$f" "$build/findings/$h/libhdf5/"
+        [[ -f $f ]] || continue
+        if contained "$build/bin/fuzz_$h" "$f"; then
+          mv "$f" "$build/findings/$h/libhdf5/" 2> /dev/null
+        elif [[ -f $f ]]; then
+          bad=1
+        fi
       done
-      # Only contained crashes and allocations: the campaign goes on. Anything else ends it.
-      [[ -z $(find "$build/findings/$h" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' \
-        -o -name 'timeout-*' -o -name 'oom-*' \)) ]] && rc=0
+      ((bad == 0)) && [[ -z $(find "$build/findings/$h" -maxdepth 1 -type f \( -name 'leak-*' \
+        -o -name 'timeout-*' \)) ]] && rc=0
     fi
     # Executions of the slice: the final stats, or the last status line of an interrupted run.
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
