@@ -95,6 +95,11 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
       ((bad == 0)) && [[ -z $(find "$build/findings/$h" -maxdepth 1 -type f \( -name 'leak-*' \
         -o -name 'timeout-*' \)) ]] && rc=0
     fi
+    # Every harness process keeps its input in $TMPDIR/dsq-fuzz-PID (fuzz_util.h); stats' -fork
+    # jobs leave hundreds, in memory on tmpfs: those of processes gone are removed.
+    for d in "$TMPDIR"/dsq-fuzz-*; do
+      [[ -d $d ]] && ! kill -0 "${d##*-}" 2> /dev/null && rm -rf "$d"
+    done
     # Executions of the slice: the final stats, or the last status line of an interrupted run.
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [[ -z $n ]] && n=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
