@@ -59,24 +59,22 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
   mkdir -p "$build/findings/$h" "$build/work/$h"
   max_len=${MAX_LEN:-131072}
   [[ -z ${MAX_LEN:-} && $h == tokenizer ]] && max_len=16384
-  mode=()
-  [[ $h == stats ]] && mode=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=0)
+  # The environment and flags of stats' in-process mode (above). libhdf5 gets malloc returning
+  # NULL for a size read from a corrupt file, as in production; dsq's own allocations use
+  # operator new, which still reports and aborts.
+  vars=() mode=()
+  if [[ $h == stats ]]; then
+    vars=(DSQ_FUZZ_STATS_DIRECT=1
+          "ASAN_OPTIONS=${ASAN_OPTIONS/allocator_may_return_null=0/allocator_may_return_null=1}")
+    mode=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=0)
+  fi
   while (( $(total "$ledger") < runs )); do
     left=$((runs - $(total "$ledger")))
     log=$build/campaign/$h.$(date +%s).log
     start=$(date +%s)
-    if [[ $h == stats ]]; then
-      # libhdf5 handles malloc returning NULL for a size read from a corrupt file, as it gets in
-      # production; dsq's own allocations use operator new, which still reports and aborts.
-      DSQ_FUZZ_STATS_DIRECT=1 ASAN_OPTIONS=${ASAN_OPTIONS/allocator_may_return_null=0/allocator_may_return_null=1} \
-        nice -n "${NICE:-19}" "$build/bin/fuzz_$h" "$build/work/$h" "${mode[@]}" -runs="$left" \
-        -max_total_time="$slice" -timeout=20 -rss_limit_mb=2560 -max_len="$max_len" \
-        -print_final_stats=1 -artifact_prefix="$build/findings/$h/" > "$log" 2>&1
-    else
-      nice -n "${NICE:-19}" "$build/bin/fuzz_$h" "$build/work/$h" -runs="$left" -max_total_time="$slice" \
-        -timeout=20 -rss_limit_mb=2560 -max_len="$max_len" -print_final_stats=1 \
-        -artifact_prefix="$build/findings/$h/" > "$log" 2>&1
-    fi
+    env "${vars[@]}" nice -n "${NICE:-19}" "$build/bin/fuzz_$h" "$build/work/$h" "${mode[@]}" \
+      -runs="$left" -max_total_time="$slice" -timeout=20 -rss_limit_mb=2560 -max_len="$max_len" \
+      -print_final_stats=1 -artifact_prefix="$build/findings/$h/" > "$log" 2>&1
     rc=$?
     if [[ $h == stats ]]; then
       # Only contained crashes and allocations: the campaign goes on. Anything else ends it. (A
