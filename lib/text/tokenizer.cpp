@@ -150,6 +150,15 @@ TokenizerModel load_gguf_metadata(const json& md, const std::string& path) {
 
 // ---- Hugging Face tokenizer.json -------------------------------------------------------------
 
+// `j[key]` when `j` is an object holding it, else null: a reference, where `j.value(key, json())`
+// would copy the whole sub-object.
+const json& json_member(const json& j, const char* key) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  const auto it = j.find(key);
+  return it != j.end() ? *it : kNull;
+}
+
 std::string json_str(const json& j, const char* key, const std::string& fallback = "") {
   const auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
@@ -175,7 +184,7 @@ void apply_normalizer(const json& n, HfParseState* st) {
   if (n.is_null()) return;
   const std::string type = json_str(n, "type");
   if (type == "Sequence") {
-    for (const auto& sub : n.value("normalizers", json::array())) apply_normalizer(sub, st);
+    for (const auto& sub : json_member(n, "normalizers")) apply_normalizer(sub, st);
   } else if (type == "Prepend" && json_str(n, "prepend") == "\xE2\x96\x81") {
     st->m->prepend_space_symbol = true;
   } else if (type == "Replace" && n.contains("pattern") &&
@@ -193,7 +202,7 @@ void apply_pre_tokenizer(const json& p, HfParseState* st) {
   if (p.is_null()) return;
   const std::string type = json_str(p, "type");
   if (type == "Sequence") {
-    for (const auto& sub : p.value("pretokenizers", json::array())) apply_pre_tokenizer(sub, st);
+    for (const auto& sub : json_member(p, "pretokenizers")) apply_pre_tokenizer(sub, st);
   } else if (type == "ByteLevel") {
     st->byte_level = true;
     st->m->add_prefix_space = p.value("add_prefix_space", false);
@@ -202,7 +211,7 @@ void apply_pre_tokenizer(const json& p, HfParseState* st) {
   } else if (type == "Split") {
     if (p.value("invert", false))
       throw ConfigError("'" + st->path + "': Split pre-tokenizer with invert is not supported");
-    const json& pat = p.value("pattern", json::object());
+    const json& pat = json_member(p, "pattern");
     std::string regex;
     if (pat.contains("Regex"))
       regex = json_str(pat, "Regex");
@@ -277,7 +286,7 @@ TokenizerModel load_hf_json(const std::string& text, const std::string& path,
 
 TokenizerModel hf_json_model(const json& j, const std::string& path,
                              const std::optional<std::string>& config, const std::string& cfg_name) {
-  const json& model = j.value("model", json::object());
+  const json& model = json_member(j, "model");
   const std::string type = json_str(model, "type", model.contains("merges") ? "BPE" : "");
   if (type != "BPE")
     throw ConfigError("'" + path + "': tokenizer model type '" + type +
@@ -297,7 +306,7 @@ TokenizerModel hf_json_model(const json& j, const std::string& path,
     entries.emplace_back(id.get<int64_t>(), text);
     max_id = std::max(max_id, id.get<int64_t>());
   }
-  const json added_tokens = j.value("added_tokens", json::array());  // `added` points into it
+  const json& added_tokens = json_member(j, "added_tokens");  // `added` points into it
   for (const auto& a : added_tokens) {
     if (!a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
         a["id"].get<int64_t>() > INT32_MAX || !a.contains("content") || !a["content"].is_string())
@@ -343,9 +352,9 @@ TokenizerModel hf_json_model(const json& j, const std::string& path,
   m.byte_fallback = model.value("byte_fallback", false);
   m.ignore_merges = model.value("ignore_merges", false);
   HfParseState st{path, &m};
-  apply_normalizer(j.value("normalizer", json()), &st);
-  apply_pre_tokenizer(j.value("pre_tokenizer", json()), &st);
-  const json& dec = j.value("decoder", json());
+  apply_normalizer(json_member(j, "normalizer"), &st);
+  apply_pre_tokenizer(json_member(j, "pre_tokenizer"), &st);
+  const json& dec = json_member(j, "decoder");
   m.byte_level = st.byte_level || (dec.is_object() && json_str(dec, "type") == "ByteLevel");
   auto id_of = [&](const std::string& text) -> int32_t {
     if (text.empty()) return -1;
@@ -362,8 +371,8 @@ TokenizerModel hf_json_model(const json& j, const std::string& path,
   m.eos_id = id_of(eos);
   // BOS is added by the post-processor in a fast tokenizer: a TemplateProcessing (possibly inside
   // a Sequence) whose single-sequence template starts with a special token.
-  const json& post = j.value("post_processor", json());
-  std::vector<const json*> procs;  // point into `post`, which outlives them
+  const json& post = json_member(j, "post_processor");
+  std::vector<const json*> procs;  // point into `j`
   if (post.is_object() && json_str(post, "type") == "Sequence") {
     if (const auto it = post.find("processors"); it != post.end())
       for (const auto& p : *it) procs.push_back(&p);
@@ -372,7 +381,7 @@ TokenizerModel hf_json_model(const json& j, const std::string& path,
   }
   for (const json* p : procs) {
     if (json_str(*p, "type") != "TemplateProcessing") continue;
-    const json& single = p->value("single", json::array());
+    const json& single = json_member(*p, "single");
     if (!single.is_array() || single.empty() || !single[0].is_object() ||
         !single[0].contains("SpecialToken"))
       continue;
