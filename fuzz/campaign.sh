@@ -18,7 +18,8 @@
 # stack must start in libhdf5 (allocator and libc frames aside): such an input goes to
 # findings/stats/libhdf5/ and counts as contained; any other is a finding. Allocations beyond the
 # fuzzer's limit (-ignore_ooms=1) are treated alike; a timeout ends the campaign.
-# Do not SIGSTOP a running harness: libFuzzer's -timeout is wall-clock time, so a stopped
+# To stop a campaign, interrupt its harness (`pkill -INT -x fuzz_gguf`): the slice's executions
+# go into the ledger and the campaign ends. Do not SIGSTOP a running harness: libFuzzer's -timeout is wall-clock time, so a stopped
 # process reports a false timeout.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -104,7 +105,10 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
     [[ -z $n ]] && n=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
     echo "$(date -u +%FT%TZ) $(( $(date +%s) - start )) ${n:-0} $cov" >> "$ledger"
-    if ((rc != 0)); then
+    if ((rc == 72)) && grep -q 'libFuzzer: run interrupted' "$log"; then
+      echo "$h: interrupted (SIGINT); the slice's executions are in the ledger" >&2
+      break
+    elif ((rc != 0)); then
       echo "$h: FINDING or failure (exit $rc), see $log" >&2
       grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$log" | head -5 >&2
       break
