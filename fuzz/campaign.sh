@@ -19,8 +19,8 @@
 # findings/stats/libhdf5/ and counts as contained; any other is a finding. Allocations beyond the
 # fuzzer's limit (-ignore_ooms=1) are treated alike; a timeout ends the campaign.
 # To stop a campaign, interrupt its harness (`pkill -INT -x fuzz_gguf`): the slice's executions
-# go into the ledger and the campaign ends. Do not SIGSTOP a running harness: libFuzzer's -timeout is wall-clock time, so a stopped
-# process reports a false timeout.
+# go into the ledger and the campaign ends. Do not SIGSTOP a running harness: libFuzzer's
+# -timeout is wall-clock time, so a stopped process reports a false timeout.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build-fuzz}
