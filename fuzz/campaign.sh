@@ -77,6 +77,10 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
       -runs="$left" -max_total_time="$slice" -timeout=20 -rss_limit_mb=2560 -max_len="$max_len" \
       -print_final_stats=1 -artifact_prefix="$build/findings/$h/" > "$log" 2>&1
     rc=$?
+    # Stopped by SIGINT: libFuzzer exits 72 ("run interrupted", or under -fork "a child was
+    # interrupted"). Not a failure in itself; the slice is counted and the campaign ends.
+    interrupted=0
+    ((rc == 72)) && grep -qE 'libFuzzer: (run|a child was) interrupted' "$log" && interrupted=1 rc=0
     if [[ $h == stats ]]; then
       # Only contained crashes and allocations: the campaign goes on. Anything else ends it. (A
       # second campaign beside this one may triage the same files: one that vanished midway was
@@ -91,9 +95,14 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
           bad=1
         fi
       done
+      [[ -n $(find "$build/findings/$h" -maxdepth 1 -type f \( -name 'leak-*' \
+        -o -name 'timeout-*' \)) ]] && bad=1
       # (A slice that ran nothing, e.g. a harness that does not start, keeps its exit status.)
-      ((bad == 0)) && [[ -z $(find "$build/findings/$h" -maxdepth 1 -type f \( -name 'leak-*' \
-        -o -name 'timeout-*' \)) ]] && grep -qE '^#[0-9]+' "$log" && rc=0
+      if ((bad)); then
+        ((rc)) || rc=1
+      elif grep -qE '^#[0-9]+' "$log"; then
+        rc=0
+      fi
     fi
     # Every harness process keeps its input in $TMPDIR/dsq-fuzz-PID (fuzz_util.h); stats' -fork
     # jobs leave hundreds, in memory on tmpfs: those of processes gone are removed.
@@ -105,12 +114,12 @@ for h in ${HARNESSES:-dsq gguf safetensors hf_config llama2c tokenizer stats rep
     [[ -z $n ]] && n=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
     echo "$(date -u +%FT%TZ) $(( $(date +%s) - start )) ${n:-0} $cov" >> "$ledger"
-    if ((rc == 72)) && grep -q 'libFuzzer: run interrupted' "$log"; then
-      echo "$h: interrupted (SIGINT); the slice's executions are in the ledger" >&2
-      break
-    elif ((rc != 0)); then
+    if ((rc != 0)); then
       echo "$h: FINDING or failure (exit $rc), see $log" >&2
       grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$log" | head -5 >&2
+      break
+    elif ((interrupted)); then
+      echo "$h: interrupted (SIGINT); the slice's executions are in the ledger" >&2
       break
     fi
   done
