@@ -284,7 +284,7 @@ WeightStore open_dsq(const std::string& path, const OpenOptions& opts) {
   const std::string where = "'" + path + "'";
   WeightStore ws;
   const json& h = idx.header;
-  const json extras = h.value("tensors", json::object());
+  const json& extras = json_member(h, "tensors");
   for (const auto& t : idx.tensors) {
     WeightStore::Entry e;
     e.name = t.name;

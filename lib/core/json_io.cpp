@@ -69,6 +69,13 @@ std::string quoted_excerpt(std::string_view s, size_t max) {
   return "'" + std::string(utf8_prefix(s, max)) + (s.size() > max ? "...'" : "'");
 }
 
+const json& json_member(const json& j, const char* key) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  const auto it = j.find(key);
+  return it != j.end() ? *it : kNull;
+}
+
 std::string json_excerpt(const json& v, size_t max) {
   const std::string s = dump_json(v);
   return s.size() > max ? std::string(utf8_prefix(s, max)) + "..." : s;

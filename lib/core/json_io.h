@@ -73,6 +73,11 @@ bool json_get(const nlohmann::json& v, T* out) {
   return true;
 }
 
+// `j[key]` when `j` is an object holding `key`, else a null value: a reference into `j`, where
+// `j.value(key, json())` copies the whole member (a .dsq header's tensor table, a tokenizer's
+// vocabulary).
+const nlohmann::json& json_member(const nlohmann::json& j, const char* key);
+
 // A value as it may be quoted in an error message: its serialization, cut to `max` characters
 // ("..." appended when cut).
 std::string json_excerpt(const nlohmann::json& v, size_t max = 60);

@@ -150,15 +150,6 @@ TokenizerModel load_gguf_metadata(const json& md, const std::string& path) {
 
 // ---- Hugging Face tokenizer.json -------------------------------------------------------------
 
-// `j[key]` when `j` is an object holding it, else null: a reference, where `j.value(key, json())`
-// would copy the whole sub-object.
-const json& json_member(const json& j, const char* key) {
-  static const json kNull;
-  if (!j.is_object()) return kNull;
-  const auto it = j.find(key);
-  return it != j.end() ? *it : kNull;
-}
-
 std::string json_str(const json& j, const char* key, const std::string& fallback = "") {
   const auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;

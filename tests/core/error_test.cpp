@@ -87,5 +87,14 @@ TEST(DumpJson, InvalidUtf8IsReplacedNotThrown) {
   EXPECT_EQ(dump_json(j), "{\"file\":\"calib-\xef\xbf\xbd.txt\"}");
 }
 
+TEST(JsonMember, AReferenceIntoTheObjectOrNull) {
+  const nlohmann::json j = {{"tensors", {{"a", {{"attrs", 1}}}}}, {"n", 3}};
+  EXPECT_EQ(&json_member(j, "tensors"), &j["tensors"]);  // not a copy
+  EXPECT_EQ(json_member(j, "n"), 3);
+  EXPECT_TRUE(json_member(j, "missing").is_null());
+  EXPECT_TRUE(json_member(nlohmann::json::array({1, 2}), "n").is_null());
+  EXPECT_TRUE(json_member(nlohmann::json(), "n").is_null());
+}
+
 }  // namespace
 }  // namespace dsq
